@@ -1,0 +1,26 @@
+"""scgan_cluster: ClusterGAN (Mukherjee et al., AAAI 2019) for single-cell data, as a scanpy plugin."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import adapters, datasets, metrics, nn, pl, pp, tl, train
+from ._settings import settings
+from .model import ClusterGAN
+
+try:
+    __version__ = version("scgan-cluster")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ClusterGAN",
+    "__version__",
+    "adapters",
+    "datasets",
+    "metrics",
+    "nn",
+    "pl",
+    "pp",
+    "settings",
+    "tl",
+    "train",
+]

@@ -1,0 +1,93 @@
+"""Shared docstring fragments, filled in with :func:`doc_params`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+doc_adata = """\
+adata
+    Annotated data matrix of shape ``n_obs`` x ``n_vars`` (cells x genes)."""
+
+doc_layer = """\
+layer
+    Key of ``adata.layers`` to read instead of ``adata.X``."""
+
+doc_copy = """\
+copy
+    Return a modified copy instead of writing into ``adata``."""
+
+doc_random_state = """\
+random_state
+    Seed of the run: network initialisation, latent noise, minibatch order and KMeans.
+    Recorded in ``uns[key_added]["params"]``. No global random state is touched."""
+
+doc_device = """\
+device
+    ``"auto"`` (cuda, then mps, then cpu; see :attr:`scgan_cluster.settings.device`),
+    or any torch device such as ``"cpu"`` or ``"cuda:0"``."""
+
+doc_model_params = """\
+n_clusters
+    K, the number of clusters: the dimension of the one-hot code zc.
+n_latent
+    Dimension of the continuous latent zn (the paper uses 30 for 10x_73k).
+architecture
+    Name of an entry of :data:`scgan_cluster.nn.ARCHITECTURES` (``"mlp"`` is the paper's 10x_73k model).
+hidden
+    Widths of the hidden layers of generator, encoder and critic (paper: ``(256, 256)``).
+sigma
+    Standard deviation of the prior zn ~ N(0, sigma^2 I) (paper: 0.1).
+beta_n
+    Weight of the zn cycle loss ||zn - E(G(z))_n||^2 (paper: 10).
+beta_c
+    Weight of the zc cross-entropy H(zc, E(G(z))_c) (paper: 10).
+gp_weight
+    Gradient-penalty coefficient of WGAN-GP (paper: 10).
+n_critic
+    Critic updates per generator/encoder update (paper: 5).
+lr
+    Adam learning rate of all three networks (paper: 1e-4).
+betas
+    Adam betas (paper: ``(0.5, 0.9)``).
+batch_size
+    Minibatch size (paper: 64).
+max_iter
+    Number of generator iterations (each after ``n_critic`` critic steps). The paper trained for
+    100,000; the default of 5,000 is a CPU-friendly budget, see the Notes.
+assign
+    How cells become clusters: ``"kmeans"`` (the paper's rule: KMeans with K clusters on the
+    encoder's full latent, zn joined with softmax(zc)) or ``"argmax"`` (the encoder's zc mode)."""
+
+_FRAGMENTS = {
+    "doc_adata": doc_adata,
+    "doc_layer": doc_layer,
+    "doc_copy": doc_copy,
+    "doc_random_state": doc_random_state,
+    "doc_device": doc_device,
+    "doc_model_params": doc_model_params,
+}
+
+
+def _indent(text: str, prefix: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([lines[0]] + [prefix + line if line else line for line in lines[1:]])
+
+
+def doc_params(func: F) -> F:
+    """Fill ``{doc_adata}``-style placeholders of ``func.__doc__`` (indented like the placeholder)."""
+    doc = func.__doc__
+    if doc is None:
+        return func
+    out = []
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("{") and stripped.endswith("}") and stripped[1:-1] in _FRAGMENTS:
+            prefix = line[: len(line) - len(line.lstrip())]
+            out.append(prefix + _indent(_FRAGMENTS[stripped[1:-1]], prefix))
+        else:
+            out.append(line)
+    func.__doc__ = "\n".join(out)
+    return func

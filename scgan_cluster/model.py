@@ -1,0 +1,474 @@
+"""The user-facing model class, in the manner of scvi-tools: fit, latent, predict, generate, save/load."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from anndata import AnnData
+from sklearn.cluster import KMeans
+
+from ._docs import doc_params
+from ._settings import logger
+from ._validation import check_n_clusters, resolve_device
+from .adapters import Prepared, as_source, prepare_fit, prepare_predict
+from .nn import ARCHITECTURES, MixedPrior, build_networks, init_normal_
+from .train import TrainConfig, encode, train_clustergan
+
+__all__ = ["ClusterGAN", "DEFAULT_MAX_ITER"]
+
+DEFAULT_MAX_ITER = 5000
+"""Default generator iterations: a CPU-friendly budget (the paper trained 100,000); see ``tl.clustergan``."""
+
+_ASSIGN = ("kmeans", "argmax")
+_REPRESENTATIONS = ("zn", "full", "proba")
+_FILES = {"weights": "model.pt", "config": "config.json", "var_names": "var_names.json"}
+
+
+def _package_version() -> str:
+    try:
+        return version("scgan-cluster")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def _seed(random_state: int | None) -> int:
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, numbers.Integral)
+        or random_state < 0
+    ):
+        raise TypeError(f"random_state must be a non-negative int or None, got {random_state!r}.")
+    return int(random_state)
+
+
+class ClusterGAN:
+    """ClusterGAN (Mukherjee et al., AAAI 2019): a WGAN-GP with a one-hot + Gaussian prior and an encoder.
+
+    Clusters are read from the encoder's latent: by default KMeans on (zn, softmax(zc)).
+    Every hyperparameter defaults to the paper's value for 10x_73k, except ``max_iter``.
+
+    Parameters
+    ----------
+    {doc_model_params}
+    architecture_options
+        Options of the architecture entry, overriding its defaults (for ``"mlp"``: ``hidden``,
+        ``leak``, ``batch_norm``, ``output``).
+    random_state
+        Seed of initialisation, noise, minibatch order and KMeans; ``None`` draws one (then
+        recorded in :attr:`params`). No global random state is touched.
+    {doc_device}
+
+    Examples
+    --------
+    >>> model = ClusterGAN(n_clusters=8).fit(adata)  # raw counts: the paper's preprocessing is applied
+    >>> adata.obs["cluster"] = model.labels_.astype(str)
+    >>> latent = model.get_latent_representation(adata)
+    >>> new_labels = model.predict(new_adata)  # aligned by var_names, on the training scale
+    >>> model.save("my_model/")
+    >>> model = ClusterGAN.load("my_model/")
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        n_latent: int = 30,
+        architecture: str = "mlp",
+        architecture_options: dict[str, Any] | None = None,
+        sigma: float = 0.1,
+        beta_n: float = 10.0,
+        beta_c: float = 10.0,
+        gp_weight: float = 10.0,
+        n_critic: int = 5,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        batch_size: int = 64,
+        max_iter: int = DEFAULT_MAX_ITER,
+        assign: Literal["kmeans", "argmax"] = "kmeans",
+        random_state: int | None = 0,
+        device: str | torch.device = "auto",
+    ) -> None:
+        check_n_clusters(n_clusters, np.iinfo(np.int64).max)
+        if isinstance(n_latent, bool) or not isinstance(n_latent, numbers.Integral) or n_latent < 1:
+            raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}."
+            )
+        options = dict(architecture_options or {})
+        unknown = set(options) - set(ARCHITECTURES[architecture].defaults)
+        if unknown:
+            raise ValueError(
+                f"Architecture {architecture!r} takes the options "
+                f"{sorted(ARCHITECTURES[architecture].defaults)}, not {sorted(unknown)}."
+            )
+        if not isinstance(sigma, numbers.Real) or not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a positive number, got {sigma!r}.")
+        if assign not in _ASSIGN:
+            raise ValueError(f"assign must be one of {_ASSIGN}, got {assign!r}.")
+        self.train_config = TrainConfig(
+            max_iter=max_iter,
+            batch_size=batch_size,
+            n_critic=n_critic,
+            lr=lr,
+            betas=tuple(betas),
+            gp_weight=gp_weight,
+            beta_n=beta_n,
+            beta_c=beta_c,
+        )
+        self.n_clusters = int(n_clusters)
+        self.n_latent = int(n_latent)
+        self.architecture = architecture
+        self.architecture_options = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in {**ARCHITECTURES[architecture].defaults, **options}.items()
+        }
+        self.sigma = float(sigma)
+        self.assign = assign
+        self.random_state = _seed(random_state)
+        self.device = resolve_device(device)
+        # fitted state
+        self.generator: torch.nn.Module | None = None
+        self.encoder: torch.nn.Module | None = None
+        self.critic: torch.nn.Module | None = None
+        self.prior: MixedPrior | None = None
+        self.var_names: np.ndarray | None = None
+        self.transform: dict | None = None
+        self.cluster_centers_: np.ndarray | None = None
+        self.history_: dict[str, list[float]] = {}
+        self.train_seconds_: float | None = None
+        self.labels_: np.ndarray | None = None
+        self.latent_: np.ndarray | None = None
+        self.proba_: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def params(self) -> dict[str, Any]:
+        """All settings as a JSON-friendly dict (what :meth:`save` writes and :meth:`load` reads)."""
+        cfg = self.train_config.to_dict()
+        cfg.pop("log_every")
+        return {
+            "n_clusters": self.n_clusters,
+            "n_latent": self.n_latent,
+            "architecture": self.architecture,
+            "architecture_options": self.architecture_options,
+            "sigma": self.sigma,
+            **cfg,
+            "assign": self.assign,
+            "random_state": self.random_state,
+        }
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether the networks have been trained (or loaded)."""
+        return self.encoder is not None
+
+    @property
+    def scale(self) -> float | None:
+        """The divisor of the paper's transform used in training (``None`` if the input was used as is)."""
+        return None if self.transform is None else float(self.transform["scale"])
+
+    def _check_trained(self) -> None:
+        if not self.is_trained:
+            raise RuntimeError(
+                "This ClusterGAN is not trained yet: call fit() first, or ClusterGAN.load()."
+            )
+
+    def _build(self, n_features: int) -> None:
+        opts = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in self.architecture_options.items()
+        }
+        # torch's layer constructors draw a default init from the global RNG; ours is re-drawn
+        # from a seeded generator below, and fork_rng leaves the user's global state as it was
+        with torch.random.fork_rng(devices=[]):
+            gen, enc, crit = build_networks(
+                self.architecture, n_features, self.n_latent, self.n_clusters, **opts
+            )
+        init = torch.Generator().manual_seed(self.random_state)
+        for net in (gen, enc, crit):
+            init_normal_(net, 0.02, generator=init)
+        self.generator = gen.to(self.device)
+        self.encoder = enc.to(self.device)
+        self.critic = crit.to(self.device)
+        self.prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        data: AnnData | np.ndarray | Any,
+        *,
+        layer: str | None = None,
+        preprocess: bool = True,
+        n_top_genes: int = 720,
+    ) -> ClusterGAN:
+        """Train on ``data`` and cluster it.
+
+        Parameters
+        ----------
+        data
+            AnnData (cells x genes), or a numpy / scipy sparse / torch matrix.
+        layer
+            For AnnData: the layer to read instead of ``X``.
+        preprocess
+            ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` are used as they are,
+            anything else must be raw counts and gets the paper's preprocessing (on a copy).
+            ``False``: the values are used as they are (they should lie roughly in [0, 1]).
+        n_top_genes
+            Genes kept when the paper's preprocessing is applied here.
+
+        Returns
+        -------
+        ``self``, with ``labels_`` (int cluster of each training cell), ``latent_`` (zn),
+        ``proba_`` (softmax of zc), ``history_`` and ``cluster_centers_`` (KMeans) set.
+        """
+        prepared = prepare_fit(data, layer=layer, preprocess=preprocess, n_top_genes=n_top_genes)
+        n_obs = prepared.x.shape[0]
+        check_n_clusters(self.n_clusters, n_obs)
+        if self.train_config.batch_size > n_obs:
+            raise ValueError(
+                f"There are fewer cells ({n_obs}) than one batch (batch_size={self.train_config.batch_size}). "
+                f"Pass batch_size={n_obs} or smaller."
+            )
+        self._build(prepared.x.shape[1])
+        self.var_names = np.asarray(prepared.var_names, dtype=str)
+        self.transform = prepared.transform
+        source = as_source(prepared.x, self.device)
+        noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
+        index_gen = torch.Generator().manual_seed(self.random_state + 2)
+        logger.info(
+            "training ClusterGAN on %d cells x %d features, K=%d, %d iterations on %s",
+            n_obs,
+            prepared.x.shape[1],
+            self.n_clusters,
+            self.train_config.max_iter,
+            self.device,
+        )
+        start = time.perf_counter()
+        self.history_ = train_clustergan(
+            self.generator,
+            self.encoder,
+            self.critic,
+            self.prior,
+            source,
+            self.train_config,
+            noise_generator=noise_gen,
+            index_generator=index_gen,
+        )
+        self.train_seconds_ = time.perf_counter() - start
+        zn, proba = self._encode(prepared)
+        if self.assign == "kmeans":
+            km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
+            self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
+                np.int64
+            )
+            self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        else:
+            self.labels_ = proba.argmax(axis=1).astype(np.int64)
+            self.cluster_centers_ = None
+        self.latent_, self.proba_ = zn, proba
+        return self
+
+    def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        zn, logits = encode(self.encoder, as_source(prepared.x, self.device))
+        return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
+            np.float32
+        )
+
+    # ------------------------------------------------------------------ inference
+    def get_latent_representation(
+        self,
+        data: AnnData | np.ndarray | Any,
+        *,
+        layer: str | None = None,
+        representation: Literal["zn", "full", "proba"] = "zn",
+    ) -> np.ndarray:
+        """Encode cells.
+
+        Parameters
+        ----------
+        data
+            AnnData (genes aligned by ``var_names``; raw counts are transformed with the training
+            genes and scale) or a matrix with the model's features in order.
+        layer
+            For AnnData: the layer to read instead of ``X``.
+        representation
+            ``"zn"`` (continuous latent, ``n_latent`` columns), ``"proba"`` (softmax of zc, K
+            columns) or ``"full"`` (both joined: what KMeans clusters).
+
+        Returns
+        -------
+        float32 array with one row per cell.
+        """
+        self._check_trained()
+        if representation not in _REPRESENTATIONS:
+            raise ValueError(
+                f"representation must be one of {_REPRESENTATIONS}, got {representation!r}."
+            )
+        zn, proba = self._encode(prepare_predict(data, self.var_names, self.transform, layer=layer))
+        if representation == "zn":
+            return zn
+        if representation == "proba":
+            return proba
+        return np.hstack([zn, proba])
+
+    def predict(
+        self,
+        data: AnnData | np.ndarray | Any,
+        *,
+        layer: str | None = None,
+        assign: Literal["kmeans", "argmax"] | None = None,
+    ) -> np.ndarray:
+        """Cluster labels (int, 0..K-1) of cells, new or old.
+
+        Parameters
+        ----------
+        data
+            AnnData (genes aligned by ``var_names``; raw counts are transformed with the training
+            genes and scale) or a matrix with the model's features in order.
+        layer
+            For AnnData: the layer to read instead of ``X``.
+        assign
+            ``"kmeans"`` puts each cell in the nearest KMeans centre found in training;
+            ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``.
+        """
+        self._check_trained()
+        assign = self.assign if assign is None else assign
+        if assign not in _ASSIGN:
+            raise ValueError(f"assign must be one of {_ASSIGN}, got {assign!r}.")
+        full = self.get_latent_representation(data, layer=layer, representation="full")
+        if assign == "argmax":
+            return full[:, self.n_latent :].argmax(axis=1).astype(np.int64)
+        if self.cluster_centers_ is None:
+            raise ValueError(
+                "This model was trained with assign='argmax' and has no KMeans centres; pass assign='argmax'."
+            )
+        d = ((full[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(-1)
+        return d.argmin(axis=1).astype(np.int64)
+
+    @torch.no_grad()
+    def generate(
+        self, n: int, *, cluster: int | None = None, random_state: int | None = None
+    ) -> np.ndarray:
+        """Sample ``n`` cells from the generator, from zc mode ``cluster`` (or from all modes).
+
+        Parameters
+        ----------
+        n
+            Number of samples.
+        cluster
+            The zc mode to sample from; ``None`` draws modes from the prior.
+        random_state
+            Seed of the latent draw (``None``: a fresh one).
+
+        Returns
+        -------
+        float32 array ``(n, n_features)`` on the training scale (for counts: ``log2(1 + C) / scale``).
+        """
+        self._check_trained()
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}.")
+        if cluster is not None and (
+            isinstance(cluster, bool)
+            or not isinstance(cluster, numbers.Integral)
+            or not 0 <= cluster < self.n_clusters
+        ):
+            raise ValueError(
+                f"cluster must be an integer in [0, {self.n_clusters - 1}] or None, got {cluster!r}."
+            )
+        gen = torch.Generator(device=self.device).manual_seed(_seed(random_state))
+        self.generator.eval()
+        z, _, _ = self.prior.sample(int(n), generator=gen, cluster=cluster)
+        return self.generator(z).float().cpu().numpy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write the model to directory ``path``: ``model.pt`` (state dicts), ``config.json``, ``var_names.json``.
+
+        Parameters
+        ----------
+        path
+            A directory (created if needed).
+        overwrite
+            Replace a model already saved there; otherwise a non-empty directory is an error.
+        """
+        self._check_trained()
+        path = Path(path)
+        if path.exists() and not overwrite and any(path.iterdir()):
+            raise FileExistsError(
+                f"{path} exists and is not empty; pass overwrite=True to replace the model there."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            "generator": self.generator.state_dict(),
+            "encoder": self.encoder.state_dict(),
+            "critic": self.critic.state_dict(),
+            "prior": self.prior.state_dict(),
+        }
+        if self.cluster_centers_ is not None:
+            state["cluster_centers"] = torch.from_numpy(self.cluster_centers_)
+        config = {
+            "scgan_cluster_version": _package_version(),
+            "params": self.params,
+            "n_features": len(self.var_names),
+            "transform": None
+            if self.transform is None
+            else {k: v for k, v in self.transform.items() if k != "genes"},
+            "history": self.history_,
+            "train_seconds": self.train_seconds_,
+        }
+        (path / _FILES["config"]).write_text(json.dumps(config, indent=1))
+        (path / _FILES["var_names"]).write_text(json.dumps(self.var_names.tolist()))
+        torch.save(state, path / _FILES["weights"])
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "auto") -> ClusterGAN:
+        """Load a model written by :meth:`save` (weights read with ``torch.load(weights_only=True)``).
+
+        Parameters
+        ----------
+        path
+            The directory given to :meth:`save`.
+        device
+            Where to put the networks (``"auto"``: cuda, then mps, then cpu).
+        """
+        path = Path(path)
+        missing = [f for f in _FILES.values() if not (path / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path} is not a saved ClusterGAN: missing {missing}.")
+        config = json.loads((path / _FILES["config"]).read_text())
+        var_names = np.asarray(json.loads((path / _FILES["var_names"]).read_text()), dtype=str)
+        params = dict(config["params"])
+        params["betas"] = tuple(params["betas"])
+        model = cls(**params, device=device)
+        model._build(int(config["n_features"]))
+        state = torch.load(path / _FILES["weights"], map_location=model.device, weights_only=True)
+        model.generator.load_state_dict(state["generator"])
+        model.encoder.load_state_dict(state["encoder"])
+        model.critic.load_state_dict(state["critic"])
+        model.prior.load_state_dict(state["prior"])
+        for net in (model.generator, model.encoder, model.critic):
+            net.eval()
+        if "cluster_centers" in state:
+            model.cluster_centers_ = state["cluster_centers"].cpu().numpy()
+        model.var_names = var_names
+        if config["transform"] is not None:
+            model.transform = {**config["transform"], "genes": var_names.tolist()}
+        model.history_ = config.get("history", {})
+        model.train_seconds_ = config.get("train_seconds")
+        return model
+
+    def __repr__(self) -> str:
+        state = f"trained on {len(self.var_names)} features" if self.is_trained else "not trained"
+        return f"ClusterGAN(n_clusters={self.n_clusters}, n_latent={self.n_latent}, architecture={self.architecture!r}; {state})"
+
+
+ClusterGAN = doc_params(ClusterGAN)

@@ -1,0 +1,17 @@
+"""Pure torch modules: the ClusterGAN prior and the generator / encoder / critic architectures."""
+
+from ._mlp import MLPCritic, MLPEncoder, MLPGenerator, init_normal_
+from ._prior import MixedPrior
+from ._registry import ARCHITECTURES, Architecture, build_networks, register_architecture
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "MLPCritic",
+    "MLPEncoder",
+    "MLPGenerator",
+    "MixedPrior",
+    "build_networks",
+    "init_normal_",
+    "register_architecture",
+]

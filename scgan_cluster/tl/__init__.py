@@ -1,0 +1,5 @@
+"""Tools: ClusterGAN clustering of AnnData."""
+
+from ._clustergan import clustergan
+
+__all__ = ["clustergan"]

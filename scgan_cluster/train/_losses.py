@@ -1,0 +1,103 @@
+"""Losses of ClusterGAN: the WGAN-GP critic objective and the generator/encoder objective (eq. 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["gradient_penalty", "critic_loss", "generator_encoder_loss"]
+
+
+def gradient_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
+    """WGAN-GP penalty E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake.
+
+    Parameters
+    ----------
+    critic
+        D.
+    real
+        A batch of data.
+    fake
+        A batch of generated data of the same shape.
+    eps
+        One U(0, 1) draw per sample, shaped to broadcast against ``real``.
+    """
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def critic_loss(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor, gp_weight: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Critic objective ``D(fake) - D(real) + gp_weight * GP`` (minimised).
+
+    Parameters
+    ----------
+    critic
+        D.
+    real
+        A batch of data.
+    fake
+        A batch of generated data.
+    eps
+        Interpolation weights of the penalty (see :func:`gradient_penalty`).
+    gp_weight
+        Penalty coefficient (the paper: 10).
+
+    Returns
+    -------
+    The loss, the Wasserstein estimate ``E D(real) - E D(fake)`` (detached) and the penalty (detached).
+    """
+    wasserstein = critic(real).mean() - critic(fake).mean()
+    gp = gradient_penalty(critic, real, fake, eps)
+    return -wasserstein + gp_weight * gp, wasserstein.detach(), gp.detach()
+
+
+def generator_encoder_loss(
+    critic: nn.Module,
+    fake: torch.Tensor,
+    zn: torch.Tensor,
+    k: torch.Tensor,
+    zn_hat: torch.Tensor,
+    zc_logits: torch.Tensor,
+    beta_n: float,
+    beta_c: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Joint objective of G and E (Algorithm 2 of the paper).
+
+    ``-E D(G(z)) + beta_n * E ||zn - E(G(z))_n||_2^2 + beta_c * E H(zc, softmax(E(G(z))_c))``,
+    where the squared norm sums over the zn dimensions and every expectation is a batch mean.
+
+    Parameters
+    ----------
+    critic
+        D.
+    fake
+        ``G(z)``.
+    zn
+        The continuous part of z.
+    k
+        The cluster index of each z (zc = one-hot of k).
+    zn_hat
+        The encoder's zn of ``fake``.
+    zc_logits
+        The encoder's zc logits of ``fake``.
+    beta_n
+        Weight of the zn term.
+    beta_c
+        Weight of the zc term.
+
+    Returns
+    -------
+    The total loss and its three parts (detached): adversarial, zn and zc terms.
+    """
+    adversarial = -critic(fake).mean()
+    zn_loss = (zn - zn_hat).pow(2).sum(dim=1).mean()
+    zc_loss = F.cross_entropy(zc_logits, k)
+    total = adversarial + beta_n * zn_loss + beta_c * zc_loss
+    return total, adversarial.detach(), zn_loss.detach(), zc_loss.detach()

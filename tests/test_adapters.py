@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+from _helpers import make_counts
+from scipy import sparse
+
+import scgan_cluster as scg
+from scgan_cluster.adapters import (
+    DenseSource,
+    SparseSource,
+    as_source,
+    prepare_fit,
+    prepare_predict,
+)
+
+
+def test_dense_and_sparse_sources_give_the_same_rows():
+    x = np.arange(20, dtype=np.float64).reshape(5, 4)
+    idx = torch.tensor([4, 0, 2])
+    d = as_source(x, torch.device("cpu"))
+    s = as_source(sparse.csr_matrix(x), torch.device("cpu"))
+    assert isinstance(d, DenseSource)
+    assert isinstance(s, SparseSource)
+    for src in (d, s):
+        out = src.take(idx)
+        assert out.dtype == torch.float32
+        np.testing.assert_array_equal(out.numpy(), x[[4, 0, 2]])
+    assert isinstance(d, scg.train.BatchSource)
+    assert isinstance(s, scg.train.BatchSource)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "sparse", "torch", "anndata"])
+def test_prepare_fit_on_each_input_kind(kind):
+    a = make_counts()
+    data = {
+        "numpy": a.X,
+        "sparse": sparse.csr_matrix(a.X),
+        "torch": torch.from_numpy(a.X),
+        "anndata": a,
+    }[kind]
+    p = prepare_fit(data, n_top_genes=10)
+    dense = p.x.toarray() if sparse.issparse(p.x) else p.x
+    assert dense.shape == (a.n_obs, 10)
+    assert dense.max() == pytest.approx(1.0)
+    assert p.transform["scale"] > 0
+    if kind == "anndata":
+        assert all(n.startswith("g") for n in p.var_names)
+    else:
+        assert p.transform["n_input_features"] == a.n_vars
+    q = prepare_fit(data, preprocess=False)
+    assert q.transform is None
+    assert q.x.shape == a.shape
+
+
+def test_prepared_anndata_is_used_as_is():
+    a = make_counts()
+    scg.pp.preprocess(a, 10)
+    p = prepare_fit(a)
+    np.testing.assert_array_equal(p.x, a.X)
+    assert p.transform["scale"] == a.uns["clustergan_preprocess"]["scale"]
+    b = make_counts()
+    scg.pp.preprocess(b, 10, subset=False)
+    p = prepare_fit(b)
+    assert p.x.shape == (b.n_obs, 10)
+    np.testing.assert_array_equal(p.var_names, b.var_names[b.var["clustergan_selected"]])
+
+
+def test_prepare_predict_aligns_and_uses_training_scale():
+    train = make_counts(seed=0)
+    p = prepare_fit(train, n_top_genes=10)
+    new = make_counts(seed=5)
+    new = new[:, new.var_names[::-1]].copy()  # other gene order
+    q = prepare_predict(new, p.var_names, p.transform)
+    expected = np.log2(1 + new[:, list(p.var_names)].X) / p.transform["scale"]
+    np.testing.assert_allclose(q.x, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="missing from adata.var_names"):
+        prepare_predict(new[:, :5], p.var_names, p.transform)
+
+
+def test_bad_array_inputs():
+    with pytest.raises(TypeError, match="Expected an AnnData, numpy array"):
+        prepare_fit("not data")
+    with pytest.raises(ValueError, match="2-D"):
+        prepare_fit(np.zeros(5))
+    with pytest.raises(ValueError, match="empty"):
+        prepare_fit(np.zeros((0, 5)))
+    with pytest.raises(ValueError, match="layer= only applies"):
+        prepare_fit(np.zeros((3, 3)), layer="x")

@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from _helpers import make_counts
+from scipy import sparse
+
+import scgan_cluster as scg
+
+FAST = {"max_iter": 40, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    a = make_counts()
+    return scg.ClusterGAN(3, n_latent=5, **FAST).fit(a, n_top_genes=30), a
+
+
+def test_fit_sets_results(trained):
+    model, a = trained
+    assert model.is_trained
+    assert model.labels_.shape == (a.n_obs,)
+    assert set(model.labels_) <= {0, 1, 2}
+    assert model.latent_.shape == (a.n_obs, 5)
+    assert model.latent_.dtype == np.float32
+    np.testing.assert_allclose(model.proba_.sum(1), 1.0, rtol=1e-5)
+    assert model.cluster_centers_.shape == (3, 8)
+    assert len(model.var_names) == 30
+    assert model.history_["iteration"][-1] == 40
+    assert model.scale == pytest.approx(np.log2(1 + a[:, list(model.var_names)].X.max()))
+
+
+def test_latent_and_predict_on_training_cells_match_fit(trained):
+    model, a = trained
+    np.testing.assert_allclose(model.get_latent_representation(a), model.latent_, atol=1e-6)
+    full = model.get_latent_representation(a, representation="full")
+    assert full.shape == (a.n_obs, 8)
+    np.testing.assert_allclose(
+        model.get_latent_representation(a, representation="proba"), model.proba_, atol=1e-6
+    )
+    # nearest KMeans centre == the KMeans labels of training (KMeans converged)
+    np.testing.assert_array_equal(model.predict(a), model.labels_)
+    np.testing.assert_array_equal(model.predict(a, assign="argmax"), model.proba_.argmax(1))
+
+
+def test_predict_aligns_genes_by_name(trained):
+    model, a = trained
+    shuffled = a[:, a.var_names[::-1]].copy()
+    shuffled.var_names = list(shuffled.var_names)
+    np.testing.assert_array_equal(model.predict(shuffled), model.labels_)
+    sp = shuffled.copy()
+    sp.X = sparse.csr_matrix(sp.X)
+    np.testing.assert_array_equal(model.predict(sp), model.labels_)
+    with pytest.raises(ValueError, match="missing from adata.var_names"):
+        model.predict(a[:, : a.n_vars // 2])
+    with pytest.raises(ValueError, match="representation must be"):
+        model.get_latent_representation(a, representation="z")
+
+
+def test_predict_on_prepared_new_data(trained):
+    model, a = trained
+    b = a.copy()
+    scg.pp.preprocess(b, genes=model.var_names, scale=model.scale)
+    np.testing.assert_array_equal(model.predict(b), model.labels_)
+    c = a.copy()
+    c.X = c.X * 3  # deeper sequencing: its own maximum gives another scale, which is warned about
+    scg.pp.preprocess(c, genes=model.var_names)
+    with pytest.warns(UserWarning, match="not on the training scale"):
+        model.predict(c)
+
+
+def test_generate(trained):
+    model, _ = trained
+    x = model.generate(12, cluster=1, random_state=3)
+    assert x.shape == (12, 30)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, model.generate(12, cluster=1, random_state=3))
+    assert not np.array_equal(x, model.generate(12, cluster=2, random_state=3))
+    assert model.generate(4).shape == (4, 30)
+    with pytest.raises(ValueError, match="cluster must be"):
+        model.generate(3, cluster=3)
+    with pytest.raises(ValueError, match="n must be"):
+        model.generate(0)
+
+
+def test_save_load_roundtrip(trained, tmp_path):
+    model, a = trained
+    model.save(tmp_path / "m")
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["config.json", "model.pt", "var_names.json"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["params"]["sigma"] == 0.1
+    assert config["params"]["betas"] == [0.5, 0.9]
+    loaded = scg.ClusterGAN.load(tmp_path / "m", device="cpu")
+    assert loaded.params == model.params
+    np.testing.assert_array_equal(loaded.var_names, model.var_names)
+    assert loaded.scale == model.scale
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(a), model.get_latent_representation(a)
+    )
+    np.testing.assert_array_equal(
+        loaded.generate(5, random_state=1), model.generate(5, random_state=1)
+    )
+    assert loaded.history_ == model.history_
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        model.save(tmp_path / "m")
+    model.save(tmp_path / "m", overwrite=True)
+    with pytest.raises(FileNotFoundError, match="not a saved ClusterGAN"):
+        scg.ClusterGAN.load(tmp_path)
+
+
+def test_weights_load_with_weights_only(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert set(state) == {"generator", "encoder", "critic", "prior", "cluster_centers"}
+
+
+def test_array_input_model_roundtrip(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=4, **FAST).fit(a.X, n_top_genes=20)
+    np.testing.assert_array_equal(model.predict(a.X), model.labels_)
+    model.save(tmp_path)
+    loaded = scg.ClusterGAN.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict(sparse.csr_matrix(a.X)), model.labels_)
+    with pytest.raises(ValueError, match="trained on 60 columns"):
+        loaded.predict(a.X[:, :10])
+
+
+def test_argmax_model_and_unfitted_errors():
+    a = make_counts()
+    model = scg.ClusterGAN(3, assign="argmax", **FAST)
+    with pytest.raises(RuntimeError, match="not trained"):
+        model.predict(a)
+    model.fit(a, n_top_genes=20)
+    assert model.cluster_centers_ is None
+    np.testing.assert_array_equal(model.labels_, model.proba_.argmax(1))
+    with pytest.raises(ValueError, match="no KMeans centres"):
+        model.predict(a, assign="kmeans")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "msg"),
+    [
+        ({"n_clusters": 1}, ValueError, "at least 2"),
+        ({"n_clusters": 2.5}, TypeError, "integer"),
+        ({"n_latent": 0}, ValueError, "n_latent"),
+        ({"architecture": "conv"}, ValueError, "Unknown architecture"),
+        ({"architecture_options": {"depth": 2}}, ValueError, "takes the options"),
+        ({"sigma": -1}, ValueError, "sigma"),
+        ({"assign": "hdbscan"}, ValueError, "assign"),
+        ({"device": "tpu"}, ValueError, "device"),
+        ({"random_state": -3}, TypeError, "random_state"),
+    ],
+)
+def test_bad_settings(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        scg.ClusterGAN(**{"n_clusters": 3, **kwargs})
+
+
+def test_device_auto_is_cpu_here():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert scg.ClusterGAN(3).device == torch.device("cpu")
+    assert scg.ClusterGAN(3, device="cpu").device.type == "cpu"

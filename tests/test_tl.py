@@ -1,0 +1,237 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from _helpers import assert_unchanged, snapshot
+from scipy import sparse
+
+import scgan_cluster as scg
+
+FAST = {"max_iter": 40, "batch_size": 32, "n_latent": 5, "n_top_genes": 30}
+
+
+def test_writes_results_like_leiden(counts):
+    before_x = counts.X.copy()
+    assert scg.tl.clustergan(counts, 3, **FAST) is None
+    np.testing.assert_array_equal(
+        counts.X, before_x
+    )  # raw counts untouched, preprocessing on a copy
+    labels = counts.obs["clustergan"]
+    assert isinstance(labels.dtype, pd.CategoricalDtype)
+    assert set(labels.cat.categories) <= {"0", "1", "2"}
+    assert list(labels.cat.categories) == sorted(labels.cat.categories, key=int)
+    assert counts.obsm["X_clustergan"].shape == (counts.n_obs, 5)
+    assert counts.obsm["X_clustergan"].dtype == np.float32
+    proba = counts.obsm["clustergan_proba"]
+    assert proba.shape == (counts.n_obs, 3)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    uns = counts.uns["clustergan"]
+    p = uns["params"]
+    assert p["n_clusters"] == 3
+    assert p["random_state"] == 0
+    assert p["sigma"] == 0.1
+    assert p["beta_n"] == 10
+    assert p["beta_c"] == 10
+    assert p["gp_weight"] == 10
+    assert p["n_critic"] == 5
+    assert p["lr"] == 1e-4
+    assert list(p["betas"]) == [0.5, 0.9]
+    assert p["assign"] == "kmeans"
+    assert p["device"] == "cpu"
+    assert p["scale"] > 0
+    hist = uns["history"]
+    for key in scg.train.HISTORY_KEYS:
+        assert len(hist[key]) == len(hist["iteration"]) > 1
+    assert hist["iteration"][-1] == 40
+    assert len(uns["var_names"]) == 30
+
+
+def test_same_seed_same_labels_other_seed_other_latent(counts):
+    a, b, c = counts.copy(), counts.copy(), counts.copy()
+    for x, seed in ((a, 0), (b, 0), (c, 1)):
+        scg.tl.clustergan(x, 3, random_state=seed, **FAST)
+    np.testing.assert_array_equal(a.obs["clustergan"], b.obs["clustergan"])
+    np.testing.assert_array_equal(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
+    assert not np.allclose(a.obsm["X_clustergan"], c.obsm["X_clustergan"])
+
+
+def test_copy_key_added_layer_and_argmax(counts):
+    counts.layers["counts"] = counts.X.copy()
+    counts.X = np.log1p(counts.X)
+    before = snapshot(counts)
+    out = scg.tl.clustergan(
+        counts, 3, layer="counts", key_added="gan", assign="argmax", copy=True, **FAST
+    )
+    assert_unchanged(counts, before)
+    assert "gan" in out.obs
+    assert "X_gan" in out.obsm
+    assert "gan_proba" in out.obsm
+    np.testing.assert_array_equal(
+        out.obs["gan"].astype(int).to_numpy(), out.obsm["gan_proba"].argmax(1)
+    )
+    assert out.uns["gan"]["params"]["layer"] == "counts"
+
+
+def test_prepared_input_is_used_as_is(counts):
+    scg.pp.preprocess(counts, 30)
+    x = counts.X.copy()
+    scg.tl.clustergan(counts, 3, **FAST)
+    np.testing.assert_array_equal(counts.X, x)
+    np.testing.assert_array_equal(counts.uns["clustergan"]["var_names"], counts.var_names)
+    assert (
+        counts.uns["clustergan"]["params"]["scale"] == counts.uns["clustergan_preprocess"]["scale"]
+    )
+
+
+def test_sparse_input(counts_sparse):
+    scg.tl.clustergan(counts_sparse, 3, **FAST)
+    assert sparse.issparse(counts_sparse.X)
+    assert counts_sparse.obs["clustergan"].notna().all()
+
+
+def test_preprocess_false_takes_values_as_is():
+    a = scg.datasets.synthetic(n_per_cluster=50)
+    scg.tl.clustergan(a, 4, preprocess=False, max_iter=20, batch_size=32, n_latent=4)
+    assert "scale" not in a.uns["clustergan"]["params"]
+    assert len(a.uns["clustergan"]["var_names"]) == a.n_vars
+
+
+def test_h5ad_roundtrip(counts, tmp_path):
+    scg.tl.clustergan(counts, 3, **FAST)
+    path = tmp_path / "a.h5ad"
+    counts.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    pd.testing.assert_series_equal(back.obs["clustergan"], counts.obs["clustergan"])
+    np.testing.assert_array_equal(back.obsm["X_clustergan"], counts.obsm["X_clustergan"])
+    assert back.uns["clustergan"]["params"]["n_clusters"] == 3
+    np.testing.assert_allclose(
+        back.uns["clustergan"]["history"]["wasserstein"],
+        counts.uns["clustergan"]["history"]["wasserstein"],
+    )
+
+
+def test_scanpy_downstream_on_the_latent(counts):
+    scg.tl.clustergan(counts, 3, **FAST)
+    sc.pp.neighbors(counts, use_rep="X_clustergan")
+    sc.tl.umap(counts)
+    assert counts.obsm["X_umap"].shape == (counts.n_obs, 2)
+    ax = sc.pl.umap(counts, color="clustergan", show=False)
+    assert ax is not None
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_neighbors_on_a_large_latent():
+    """scanpy takes the pynndescent path from 8,192 cells (pynndescent 0.7 + scipy >= 1.14 broke it)."""
+    rng = np.random.default_rng(0)
+    a = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(9000)]))
+    centers = rng.normal(size=(8, 30))
+    labels = rng.integers(0, 8, 9000)
+    a.obsm["X_clustergan"] = (centers[labels] + 0.1 * rng.normal(size=(9000, 30))).astype(
+        np.float32
+    )
+    sc.pp.neighbors(a, use_rep="X_clustergan", n_neighbors=10)
+    assert a.obsp["connectivities"].shape == (9000, 9000)
+    # the neighbours recover the planted groups
+    dist = a.obsp["distances"].tocsr()
+    rows = np.repeat(np.arange(9000), np.diff(dist.indptr))
+    assert (labels[rows] == labels[dist.indices]).mean() > 0.99
+    b = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(5000)]))
+    b.obsm["X_clustergan"] = a.obsm["X_clustergan"][:5000]
+    sc.pp.neighbors(b, use_rep="X_clustergan", transformer="pynndescent")
+    assert b.obsp["distances"].shape == (5000, 5000)
+
+
+BAD = [
+    ("n_clusters < 2", lambda a: scg.tl.clustergan(a, 1, **FAST), ValueError, "at least 2"),
+    (
+        "n_clusters > n_obs",
+        lambda a: scg.tl.clustergan(a[:40].copy(), 41, **{**FAST, "batch_size": 8}),
+        ValueError,
+        "exceeds the number of cells",
+    ),
+    (
+        "fewer cells than a batch",
+        lambda a: scg.tl.clustergan(a, 3, **{**FAST, "batch_size": 500}),
+        ValueError,
+        "fewer cells .* than one batch",
+    ),
+    (
+        "unknown layer",
+        lambda a: scg.tl.clustergan(a, 3, layer="spliced", **FAST),
+        ValueError,
+        "Layer 'spliced' not found",
+    ),
+    ("bad key", lambda a: scg.tl.clustergan(a, 3, key_added="", **FAST), TypeError, "key_added"),
+    (
+        "bad assign",
+        lambda a: scg.tl.clustergan(a, 3, assign="leiden", **FAST),
+        ValueError,
+        "assign",
+    ),
+    (
+        "too many genes",
+        lambda a: scg.tl.clustergan(a, 3, **{**FAST, "n_top_genes": 720}),
+        ValueError,
+        r"n_top_genes=720 .*\(60\)",
+    ),
+    ("not AnnData", lambda a: scg.tl.clustergan(a.X, 3, **FAST), TypeError, "AnnData"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "exc", "msg"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_leaves_adata_untouched(counts, name, call, exc, msg):
+    before = snapshot(counts)
+    with pytest.raises(exc, match=msg):
+        call(counts)
+    assert_unchanged(counts, before)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "msg"),
+    [
+        (lambda a: a.X.__setitem__((3, 3), np.nan), "NaN or infinite"),
+        (lambda a: a.X.__setitem__((3, 3), -np.inf), "NaN or infinite"),
+        (lambda a: a.X.__setitem__((3, 3), -2), "negative values"),
+        (lambda a: a.X.__setitem__((3, 3), 2.5), "non-integer values"),
+    ],
+)
+def test_bad_values_leave_adata_untouched(counts, mutate, msg):
+    mutate(counts)
+    before = snapshot(counts)
+    with pytest.raises(ValueError, match=msg):
+        scg.tl.clustergan(counts, 3, **FAST)
+    assert_unchanged(counts, before)
+
+
+def test_nan_rejected_even_without_preprocessing(counts):
+    counts.X[0, 0] = np.nan
+    before = snapshot(counts)
+    with pytest.raises(ValueError, match="NaN"):
+        scg.tl.clustergan(counts, 3, preprocess=False, **FAST)
+    assert_unchanged(counts, before)
+
+
+def test_empty_duplicates_and_view(counts):
+    empty = ad.AnnData(np.zeros((0, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        scg.tl.clustergan(empty, 3)
+    no_genes = ad.AnnData(np.zeros((10, 0), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        scg.tl.clustergan(no_genes, 3)
+    dup = counts.copy()
+    dup.var_names = ["g"] * dup.n_vars
+    before = snapshot(dup)
+    with pytest.raises(ValueError, match="var_names_make_unique"):
+        scg.tl.clustergan(dup, 3, **FAST)
+    assert_unchanged(dup, before)
+    view = counts[:100]
+    with pytest.raises(ValueError, match="view"):
+        scg.tl.clustergan(view, 3, **FAST)
+    assert view.is_view
+    assert "clustergan" not in view.obs
+    out = scg.tl.clustergan(view, 3, copy=True, **FAST)
+    assert not out.is_view
+    assert out.n_obs == 100
