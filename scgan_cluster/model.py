@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import numbers
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
@@ -209,6 +210,7 @@ class ClusterGAN:
         layer: str | None = None,
         preprocess: bool = True,
         n_top_genes: int = 720,
+        callback: Callable[[ClusterGAN, int], None] | None = None,
     ) -> ClusterGAN:
         """Train on ``data`` and cluster it.
 
@@ -224,6 +226,10 @@ class ClusterGAN:
             ``False``: the values are used as they are (they should lie roughly in [0, 1]).
         n_top_genes
             Genes kept when the paper's preprocessing is applied here.
+        callback
+            Called as ``callback(model, iteration)`` every ``max_iter // 100`` generator
+            iterations during training, e.g. to evaluate the clustering along the run
+            (``model.get_latent_representation`` works inside it) or to save checkpoints.
 
         Returns
         -------
@@ -262,6 +268,7 @@ class ClusterGAN:
             self.train_config,
             noise_generator=noise_gen,
             index_generator=index_gen,
+            callback=None if callback is None else (lambda it, record: callback(self, it)),
         )
         self.train_seconds_ = time.perf_counter() - start
         zn, proba = self._encode(prepared)

@@ -165,3 +165,18 @@ def test_device_auto_is_cpu_here():
         pytest.skip("a GPU is present")
     assert scg.ClusterGAN(3).device == torch.device("cpu")
     assert scg.ClusterGAN(3, device="cpu").device.type == "cpu"
+
+
+def test_fit_callback_sees_the_model_during_training():
+    a = make_counts()
+    seen = []
+
+    def cb(model, it):
+        seen.append((it, model.get_latent_representation(a).shape))
+
+    model = scg.ClusterGAN(3, n_latent=4, max_iter=20, batch_size=32).fit(
+        a, n_top_genes=20, callback=cb
+    )
+    assert [s[0] for s in seen] == list(range(1, 21))
+    assert all(s[1] == (a.n_obs, 4) for s in seen)
+    assert model.encoder.training is False

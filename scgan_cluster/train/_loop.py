@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from scgan_cluster._settings import logger, settings
 from scgan_cluster.nn import MixedPrior
@@ -139,6 +139,7 @@ def train_clustergan(
     noise_generator: torch.Generator,
     index_generator: torch.Generator,
     progress: bool | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
@@ -162,6 +163,10 @@ def train_clustergan(
         CPU random generator for the minibatch order.
     progress
         Show a tqdm bar; ``None`` follows :attr:`scgan_cluster.settings.progress_bar`.
+    callback
+        Called as ``callback(iteration, record)`` after each history record (every
+        ``config.log_every`` iterations), e.g. to evaluate or checkpoint; the networks are put
+        back in training mode afterwards.
 
     Returns
     -------
@@ -180,7 +185,14 @@ def train_clustergan(
     acc = torch.zeros(6, device=device)
     n_acc = 0
     show = settings.progress_bar if progress is None else progress
-    bar = tqdm(total=cfg.max_iter, desc="ClusterGAN", unit="it", disable=not show, leave=False)
+    bar = tqdm(
+        total=cfg.max_iter,
+        desc="ClusterGAN",
+        unit="it",
+        disable=not show,
+        leave=False,
+        mininterval=1.0,
+    )
     batch = cfg.batch_size
     eps_shape: tuple[int, ...] | None = None
     generator.train()
@@ -248,6 +260,11 @@ def train_clustergan(
                     it,
                     *values,
                 )
+                if callback is not None:
+                    callback(it, record)
+                    generator.train()
+                    encoder.train()
+                    critic.train()
             bar.update(1)
     finally:
         bar.close()

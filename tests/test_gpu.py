@@ -1,0 +1,41 @@
+"""GPU checks: run with ``python -m pytest -m gpu`` on a machine with CUDA."""
+
+import numpy as np
+import pytest
+import torch
+from _helpers import make_counts
+
+import scgan_cluster as scg
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def test_auto_picks_cuda_and_training_runs_there():
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, max_iter=50, batch_size=32)
+    assert model.device.type == "cuda"
+    model.fit(a, n_top_genes=30)
+    assert next(model.encoder.parameters()).device.type == "cuda"
+    assert model.labels_.shape == (a.n_obs,)
+
+
+def test_same_seed_same_labels_on_cuda():
+    a = make_counts()
+    runs = [
+        scg.ClusterGAN(3, max_iter=50, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+
+
+def test_model_saved_on_cuda_loads_on_cpu(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, max_iter=20, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+    model.save(tmp_path)
+    cpu = scg.ClusterGAN.load(tmp_path, device="cpu")
+    np.testing.assert_allclose(
+        cpu.get_latent_representation(a), model.get_latent_representation(a), atol=1e-4
+    )
