@@ -61,7 +61,22 @@ assign
     How cells become clusters: ``"kmeans"`` (the paper's rule: KMeans with K clusters on the
     encoder's full latent, zn joined with softmax(zc)) or ``"argmax"`` (the encoder's zc mode)."""
 
+doc_labels = """\
+labels_true
+    Reference labels, one per cell (any hashable values: ints, strings, a categorical).
+labels_pred
+    Cluster labels, one per cell."""
+
+doc_new_data = """\
+data
+    AnnData (genes aligned by ``var_names``; raw counts are transformed with the training
+    genes and scale) or a matrix with the model's features in order.
+layer
+    For AnnData: the layer to read instead of ``X``."""
+
 _FRAGMENTS = {
+    "doc_labels": doc_labels,
+    "doc_new_data": doc_new_data,
     "doc_adata": doc_adata,
     "doc_layer": doc_layer,
     "doc_copy": doc_copy,

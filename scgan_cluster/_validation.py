@@ -15,6 +15,7 @@ __all__ = [
     "check_finite",
     "check_counts",
     "check_n_clusters",
+    "check_positive_int",
     "resolve_device",
     "where_text",
 ]
@@ -63,7 +64,8 @@ def get_matrix(adata: AnnData, layer: str | None):
         x = adata.layers[layer]
     if not (isinstance(x, np.ndarray) or sparse.issparse(x)):
         raise TypeError(
-            f"{where_text(layer)} is a {type(x).__name__}; expected a numpy array or a scipy sparse matrix."
+            f"{where_text(layer)} is a {type(x).__name__}; expected a numpy array or a scipy sparse matrix. "
+            "For a backed AnnData, load it with adata.to_memory() first."
         )
     if x.ndim != 2:
         raise ValueError(f"{where_text(layer)} must be 2-D, got shape {x.shape}.")
@@ -108,6 +110,15 @@ def check_counts(
         )
     if np.issubdtype(v.dtype, np.floating) and v.size and not np.array_equal(v, np.round(v)):
         raise ValueError(f"{what} has non-integer values, so it does not hold raw counts.{hint}")
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """An integer >= 1 (bools rejected): TypeError for a non-integer, ValueError below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}.")
+    return int(value)
 
 
 def check_n_clusters(n_clusters: object, n_obs: int) -> int:

@@ -17,7 +17,7 @@ from sklearn.cluster import KMeans
 
 from ._docs import doc_params
 from ._settings import logger
-from ._validation import check_n_clusters, resolve_device
+from ._validation import check_n_clusters, check_positive_int, resolve_device
 from .adapters import Prepared, as_source, prepare_fit, prepare_predict
 from .nn import ARCHITECTURES, MixedPrior, build_networks, init_normal_
 from .train import TrainConfig, encode, train_clustergan
@@ -99,8 +99,7 @@ class ClusterGAN:
         device: str | torch.device = "auto",
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
-        if isinstance(n_latent, bool) or not isinstance(n_latent, numbers.Integral) or n_latent < 1:
-            raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
+        check_positive_int(n_latent, "n_latent")
         if architecture not in ARCHITECTURES:
             raise ValueError(
                 f"Unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}."
@@ -291,6 +290,7 @@ class ClusterGAN:
         )
 
     # ------------------------------------------------------------------ inference
+    @doc_params
     def get_latent_representation(
         self,
         data: AnnData | np.ndarray | Any,
@@ -302,11 +302,7 @@ class ClusterGAN:
 
         Parameters
         ----------
-        data
-            AnnData (genes aligned by ``var_names``; raw counts are transformed with the training
-            genes and scale) or a matrix with the model's features in order.
-        layer
-            For AnnData: the layer to read instead of ``X``.
+        {doc_new_data}
         representation
             ``"zn"`` (continuous latent, ``n_latent`` columns), ``"proba"`` (softmax of zc, K
             columns) or ``"full"`` (both joined: what KMeans clusters).
@@ -327,6 +323,7 @@ class ClusterGAN:
             return proba
         return np.hstack([zn, proba])
 
+    @doc_params
     def predict(
         self,
         data: AnnData | np.ndarray | Any,
@@ -338,11 +335,7 @@ class ClusterGAN:
 
         Parameters
         ----------
-        data
-            AnnData (genes aligned by ``var_names``; raw counts are transformed with the training
-            genes and scale) or a matrix with the model's features in order.
-        layer
-            For AnnData: the layer to read instead of ``X``.
+        {doc_new_data}
         assign
             ``"kmeans"`` puts each cell in the nearest KMeans centre found in training;
             ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``.
@@ -381,8 +374,7 @@ class ClusterGAN:
         float32 array ``(n, n_features)`` on the training scale (for counts: ``log2(1 + C) / scale``).
         """
         self._check_trained()
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}.")
+        check_positive_int(n, "n")
         if cluster is not None and (
             isinstance(cluster, bool)
             or not isinstance(cluster, numbers.Integral)

@@ -147,3 +147,20 @@ def test_unknown_layer_view_and_duplicates():
         scg.pp.preprocess(a, 10)
     with pytest.raises(TypeError, match="AnnData"):
         scg.pp.preprocess(np.zeros((3, 3)), 2)
+
+
+@pytest.mark.parametrize("kind", ["int64", "csr_array_int32", "csr_matrix_float64"])
+def test_integer_dtypes_and_sparse_arrays(kind):
+    a = make_counts()
+    x = a.X.astype(np.float64)
+    if kind == "int64":
+        a.X = x.astype(np.int64)
+    elif kind == "csr_array_int32":
+        a.X = sparse.csr_array(x.astype(np.int32))
+    else:
+        a.X = sparse.csr_matrix(x)
+    keep, expected = _expected(x, 12)
+    scg.pp.preprocess(a, 12)
+    got = a.X.toarray() if sparse.issparse(a.X) else a.X
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from _helpers import assert_unchanged, snapshot
+from _helpers import assert_unchanged, make_counts, snapshot
 from scipy import sparse
 
 import scgan_cluster as scg
@@ -235,3 +235,11 @@ def test_empty_duplicates_and_view(counts):
     out = scg.tl.clustergan(view, 3, copy=True, **FAST)
     assert not out.is_view
     assert out.n_obs == 100
+
+
+def test_sparse_array_and_integer_input():
+    a = make_counts()
+    a.X = sparse.csr_array(a.X.astype(np.int32))
+    scg.tl.clustergan(a, 3, **FAST)
+    assert a.obs["clustergan"].notna().all()
+    assert a.X.dtype == np.int32

@@ -147,7 +147,7 @@ def test_divergence_is_reported():
     ],
 )
 def test_config_validation(kwargs, msg):
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises((ValueError, TypeError), match=msg):
         train.TrainConfig(**kwargs)
 
 

@@ -15,6 +15,7 @@ from scgan_cluster._validation import (
     check_adata,
     check_counts,
     check_finite,
+    check_positive_int,
     get_matrix,
     where_text,
 )
@@ -148,12 +149,7 @@ def prepare_fit(
         adata,
         extra_hint=" Or pass preprocess=False to use the values as they are (they should lie in [0, 1]).",
     )
-    if (
-        isinstance(n_top_genes, bool)
-        or not isinstance(n_top_genes, (int, np.integer))
-        or n_top_genes < 1
-    ):
-        raise ValueError(f"n_top_genes must be a positive integer, got {n_top_genes!r}.")
+    check_positive_int(n_top_genes, "n_top_genes")
     if n_top_genes > x.shape[1]:
         raise ValueError(
             f"n_top_genes={n_top_genes} is larger than the number of genes ({x.shape[1]}). "

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from scgan_cluster._validation import check_positive_int
+
 __all__ = ["synthetic"]
 
 
@@ -60,8 +62,7 @@ def synthetic(
         ("n_features", n_features),
         ("n_hidden", n_hidden),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_positive_int(value, name)
     if radius < 0 or cluster_std <= 0:
         raise ValueError("radius must be >= 0 and cluster_std > 0.")
     rng = np.random.default_rng(random_state)

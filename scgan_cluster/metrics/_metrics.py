@@ -6,6 +6,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
 
+from scgan_cluster._docs import doc_params
+
 __all__ = ["contingency", "hungarian_accuracy", "purity", "nmi", "ari", "cluster_metrics"]
 
 
@@ -22,15 +24,13 @@ def _encode(labels, name: str) -> np.ndarray:
     ].ravel()
 
 
+@doc_params
 def contingency(labels_true, labels_pred) -> np.ndarray:
     """Counts matrix ``C[i, j]`` = cells of true class i put in cluster j (classes, clusters sorted).
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     """
     t = _encode(labels_true, "labels_true")
     p = _encode(labels_pred, "labels_pred")
@@ -43,6 +43,7 @@ def contingency(labels_true, labels_pred) -> np.ndarray:
     return c
 
 
+@doc_params
 def hungarian_accuracy(labels_true, labels_pred) -> float:
     """Accuracy under the best one-to-one matching of clusters to classes (Hungarian algorithm).
 
@@ -50,16 +51,14 @@ def hungarian_accuracy(labels_true, labels_pred) -> float:
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     """
     c = contingency(labels_true, labels_pred)
     rows, cols = linear_sum_assignment(-c)
     return float(c[rows, cols].sum() / c.sum())
 
 
+@doc_params
 def purity(labels_true, labels_pred) -> float:
     """Purity: every cluster is mapped to its majority class (several clusters may share a class).
 
@@ -67,15 +66,13 @@ def purity(labels_true, labels_pred) -> float:
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     """
     c = contingency(labels_true, labels_pred)
     return float(c.max(axis=0).sum() / c.sum())
 
 
+@doc_params
 def nmi(labels_true, labels_pred, *, average_method: str = "arithmetic") -> float:
     """Normalised mutual information, ``I(T; P) / mean(H(T), H(P))``.
 
@@ -84,10 +81,7 @@ def nmi(labels_true, labels_pred, *, average_method: str = "arithmetic") -> floa
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     average_method
         How the two entropies are averaged in the denominator.
     """
@@ -101,15 +95,13 @@ def nmi(labels_true, labels_pred, *, average_method: str = "arithmetic") -> floa
     )
 
 
+@doc_params
 def ari(labels_true, labels_pred) -> float:
     """Adjusted Rand index (Hubert & Arabie).
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     """
     contingency(labels_true, labels_pred)
     return float(
@@ -119,6 +111,7 @@ def ari(labels_true, labels_pred) -> float:
     )
 
 
+@doc_params
 def cluster_metrics(
     labels_true, labels_pred, *, average_method: str = "arithmetic"
 ) -> dict[str, float]:
@@ -126,10 +119,7 @@ def cluster_metrics(
 
     Parameters
     ----------
-    labels_true
-        Reference labels, one per cell (any hashable values: ints, strings, a categorical).
-    labels_pred
-        Cluster labels, one per cell.
+    {doc_labels}
     average_method
         Passed to :func:`nmi`.
     """

@@ -15,7 +15,13 @@ from scipy import sparse
 
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
-from scgan_cluster._validation import check_adata, check_counts, get_matrix, where_text
+from scgan_cluster._validation import (
+    check_adata,
+    check_counts,
+    check_positive_int,
+    get_matrix,
+    where_text,
+)
 
 __all__ = [
     "preprocess",
@@ -133,10 +139,7 @@ def preprocess(
     x = get_matrix(adata, layer)
     check_counts(x, layer, adata)
     if genes is None:
-        if isinstance(n_top_genes, bool) or not isinstance(n_top_genes, (int, np.integer)):
-            raise TypeError(f"n_top_genes must be an integer, got {n_top_genes!r}.")
-        if n_top_genes < 1:
-            raise ValueError(f"n_top_genes must be at least 1, got {n_top_genes}.")
+        check_positive_int(n_top_genes, "n_top_genes")
         if n_top_genes > adata.n_vars:
             raise ValueError(
                 f"n_top_genes={n_top_genes} is larger than the number of genes ({adata.n_vars}). "

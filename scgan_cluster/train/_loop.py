@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from scgan_cluster._settings import logger, settings
+from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
 from ._losses import critic_loss, generator_encoder_loss
@@ -70,9 +70,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_iter", "batch_size", "n_critic"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            setattr(self, name, check_positive_int(getattr(self, name), name))
         for name in ("lr", "gp_weight", "beta_n", "beta_c"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
