@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from anndata import AnnData
 from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
 
 from ._docs import doc_params
 from ._settings import logger
@@ -30,6 +31,20 @@ DEFAULT_MAX_ITER = 5000
 _ASSIGN = ("kmeans", "argmax")
 _REPRESENTATIONS = ("zn", "full", "proba")
 _FILES = {"weights": "model.pt", "config": "config.json", "var_names": "var_names.json"}
+_FITTED = (
+    "generator",
+    "encoder",
+    "critic",
+    "prior",
+    "var_names",
+    "transform",
+    "cluster_centers_",
+    "history_",
+    "train_seconds_",
+    "labels_",
+    "latent_",
+    "proba_",
+)
 
 
 def _package_version() -> str:
@@ -243,44 +258,51 @@ class ClusterGAN:
                 f"There are fewer cells ({n_obs}) than one batch (batch_size={self.train_config.batch_size}). "
                 f"Pass batch_size={n_obs} or smaller."
             )
-        self._build(prepared.x.shape[1])
-        self.var_names = np.asarray(prepared.var_names, dtype=str)
-        self.transform = prepared.transform
-        source = as_source(prepared.x, self.device)
-        noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
-        index_gen = torch.Generator().manual_seed(self.random_state + 2)
-        logger.info(
-            "training ClusterGAN on %d cells x %d features, K=%d, %d iterations on %s",
-            n_obs,
-            prepared.x.shape[1],
-            self.n_clusters,
-            self.train_config.max_iter,
-            self.device,
-        )
-        start = time.perf_counter()
-        self.history_ = train_clustergan(
-            self.generator,
-            self.encoder,
-            self.critic,
-            self.prior,
-            source,
-            self.train_config,
-            noise_generator=noise_gen,
-            index_generator=index_gen,
-            callback=None if callback is None else (lambda it, record: callback(self, it)),
-        )
-        self.train_seconds_ = time.perf_counter() - start
-        zn, proba = self._encode(prepared)
-        if self.assign == "kmeans":
-            km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
-            self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
-                np.int64
+        # a failed or interrupted fit leaves the model as it was before the call
+        previous = {name: getattr(self, name) for name in _FITTED}
+        try:
+            self._build(prepared.x.shape[1])
+            self.var_names = np.asarray(prepared.var_names, dtype=str)
+            self.transform = prepared.transform
+            source = as_source(prepared.x, self.device)
+            noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
+            index_gen = torch.Generator().manual_seed(self.random_state + 2)
+            logger.info(
+                "training ClusterGAN on %d cells x %d features, K=%d, %d iterations on %s",
+                n_obs,
+                prepared.x.shape[1],
+                self.n_clusters,
+                self.train_config.max_iter,
+                self.device,
             )
-            self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        else:
-            self.labels_ = proba.argmax(axis=1).astype(np.int64)
-            self.cluster_centers_ = None
-        self.latent_, self.proba_ = zn, proba
+            start = time.perf_counter()
+            self.history_ = train_clustergan(
+                self.generator,
+                self.encoder,
+                self.critic,
+                self.prior,
+                source,
+                self.train_config,
+                noise_generator=noise_gen,
+                index_generator=index_gen,
+                callback=None if callback is None else (lambda it, record: callback(self, it)),
+            )
+            self.train_seconds_ = time.perf_counter() - start
+            zn, proba = self._encode(prepared)
+            if self.assign == "kmeans":
+                km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
+                self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
+                    np.int64
+                )
+                self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+            else:
+                self.labels_ = proba.argmax(axis=1).astype(np.int64)
+                self.cluster_centers_ = None
+            self.latent_, self.proba_ = zn, proba
+        except BaseException:
+            for name, value in previous.items():
+                setattr(self, name, value)
+            raise
         return self
 
     def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -351,8 +373,8 @@ class ClusterGAN:
             raise ValueError(
                 "This model was trained with assign='argmax' and has no KMeans centres; pass assign='argmax'."
             )
-        d = ((full[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(-1)
-        return d.argmin(axis=1).astype(np.int64)
+        # nearest centre, computed in chunks (no n x K x d array)
+        return pairwise_distances_argmin(full, self.cluster_centers_).astype(np.int64)
 
     @torch.no_grad()
     def generate(

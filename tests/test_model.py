@@ -180,3 +180,24 @@ def test_fit_callback_sees_the_model_during_training():
     assert [s[0] for s in seen] == list(range(1, 21))
     assert all(s[1] == (a.n_obs, 4) for s in seen)
     assert model.encoder.training is False
+
+
+def test_failed_refit_keeps_the_trained_model():
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=4, max_iter=20, batch_size=32).fit(a, n_top_genes=20)
+    labels, encoder, genes = model.labels_.copy(), model.encoder, model.var_names.copy()
+
+    def interrupt(m, it):
+        if it == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(a, n_top_genes=30, callback=interrupt)
+    assert model.encoder is encoder
+    np.testing.assert_array_equal(model.labels_, labels)
+    np.testing.assert_array_equal(model.var_names, genes)
+    np.testing.assert_array_equal(model.predict(a), labels)
+    fresh = scg.ClusterGAN(3, max_iter=20, batch_size=32)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(a, n_top_genes=20, callback=interrupt)
+    assert not fresh.is_trained

@@ -164,3 +164,20 @@ def test_integer_dtypes_and_sparse_arrays(kind):
     got = a.X.toarray() if sparse.issparse(a.X) else a.X
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_preprocessed_file_roundtrip_is_still_recognised(tmp_path):
+    import anndata as ad
+
+    from scgan_cluster.adapters import is_prepared
+
+    a = make_counts()
+    scg.pp.preprocess(a, 15, subset=False)
+    a.write_h5ad(tmp_path / "p.h5ad")
+    b = ad.read_h5ad(tmp_path / "p.h5ad")
+    assert is_prepared(b, None)
+    np.testing.assert_array_equal(
+        b.uns["clustergan_preprocess"]["genes"], a.uns["clustergan_preprocess"]["genes"]
+    )
+    scg.tl.clustergan(b, 3, max_iter=10, batch_size=32, n_latent=3)
+    assert list(b.uns["clustergan"]["var_names"]) == list(a.var_names[a.var["clustergan_selected"]])
