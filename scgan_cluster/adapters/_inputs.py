@@ -15,16 +15,15 @@ from scgan_cluster._validation import (
     check_adata,
     check_counts,
     check_finite,
-    check_positive_int,
     get_matrix,
     where_text,
 )
 from scgan_cluster.pp._prepare import (
     UNS_KEY,
     align_genes,
-    count_scale,
+    choose_genes,
+    fitted_scale,
     log2_scale,
-    top_variance_genes,
 )
 
 __all__ = ["Prepared", "prepare_fit", "prepare_predict", "is_prepared"]
@@ -149,17 +148,9 @@ def prepare_fit(
         adata,
         extra_hint=" Or pass preprocess=False to use the values as they are (they should lie in [0, 1]).",
     )
-    check_positive_int(n_top_genes, "n_top_genes")
-    if n_top_genes > x.shape[1]:
-        raise ValueError(
-            f"n_top_genes={n_top_genes} is larger than the number of genes ({x.shape[1]}). "
-            f"Pass n_top_genes={x.shape[1]} or fewer."
-        )
-    cols = top_variance_genes(x, int(n_top_genes))
+    cols = choose_genes(x, n_top_genes)
     x_sel = x[:, cols]
-    scale = count_scale(x_sel)
-    if scale <= 0:
-        raise ValueError("All selected genes are zero in every cell; there is nothing to cluster.")
+    scale = fitted_scale(x_sel, where_text(layer) if adata is not None else "the input")
     transform = {"genes": names[cols].tolist(), "scale": scale}
     if adata is None:
         transform["n_input_features"] = int(x.shape[1])

@@ -24,12 +24,14 @@ from scgan_cluster._validation import (
 )
 
 __all__ = [
-    "preprocess",
     "UNS_KEY",
-    "top_variance_genes",
-    "count_scale",
-    "log2_scale",
     "align_genes",
+    "choose_genes",
+    "count_scale",
+    "fitted_scale",
+    "log2_scale",
+    "preprocess",
+    "top_variance_genes",
 ]
 
 UNS_KEY = "clustergan_preprocess"
@@ -50,6 +52,27 @@ def top_variance_genes(x, n_top: int) -> np.ndarray:
         return np.arange(n_vars)
     order = np.argsort(-var, kind="stable")
     return np.sort(order[:n_top])
+
+
+def choose_genes(x, n_top_genes: int) -> np.ndarray:
+    """Validate ``n_top_genes`` against the matrix and return the columns of highest count variance."""
+    n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
+    if n_top_genes > x.shape[1]:
+        raise ValueError(
+            f"n_top_genes={n_top_genes} is larger than the number of genes ({x.shape[1]}). "
+            f"Pass n_top_genes={x.shape[1]} or fewer."
+        )
+    return top_variance_genes(x, n_top_genes)
+
+
+def fitted_scale(x_selected, what: str) -> float:
+    """The paper's divisor for these counts; an error when every selected value is zero."""
+    scale = count_scale(x_selected)
+    if scale <= 0:
+        raise ValueError(
+            f"All selected genes are zero in every cell of {what}; there is nothing to scale."
+        )
+    return scale
 
 
 def count_scale(x) -> float:
@@ -139,24 +162,14 @@ def preprocess(
     x = get_matrix(adata, layer)
     check_counts(x, layer, adata)
     if genes is None:
-        check_positive_int(n_top_genes, "n_top_genes")
-        if n_top_genes > adata.n_vars:
-            raise ValueError(
-                f"n_top_genes={n_top_genes} is larger than the number of genes ({adata.n_vars}). "
-                f"Pass n_top_genes={adata.n_vars} or fewer."
-            )
-        idx = top_variance_genes(x, int(n_top_genes))
+        idx = choose_genes(x, n_top_genes)
     else:
         idx = np.sort(align_genes(adata.var_names, genes))
         if len(set(idx.tolist())) != len(idx):
             raise ValueError("genes contains duplicates.")
     x_sel = x[:, idx]
     if scale is None:
-        scale = count_scale(x_sel)
-        if scale <= 0:
-            raise ValueError(
-                f"All selected genes are zero in every cell of {where_text(layer)}; there is nothing to scale."
-            )
+        scale = fitted_scale(x_sel, where_text(layer))
     else:
         scale = float(scale)
         if not np.isfinite(scale) or scale <= 0:
