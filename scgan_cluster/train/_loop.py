@@ -121,6 +121,11 @@ class EpochSampler:
         return idx
 
 
+def _set_training(modules: tuple[nn.Module, ...], training: bool) -> None:
+    for module in modules:
+        module.train(training)
+
+
 def _set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -193,9 +198,8 @@ def train_clustergan(
     )
     batch = cfg.batch_size
     eps_shape: tuple[int, ...] | None = None
-    generator.train()
-    encoder.train()
-    critic.train()
+    networks = (generator, encoder, critic)
+    _set_training(networks, True)
     start = time.perf_counter()
     try:
         for it in range(1, cfg.max_iter + 1):
@@ -260,16 +264,12 @@ def train_clustergan(
                 )
                 if callback is not None:
                     callback(it, record)
-                    generator.train()
-                    encoder.train()
-                    critic.train()
+                    _set_training(networks, True)
             bar.update(1)
     finally:
         bar.close()
         _set_requires_grad(critic, True)
-        generator.eval()
-        encoder.eval()
-        critic.eval()
+        _set_training(networks, False)
     return history
 
 
