@@ -1,0 +1,413 @@
+"""ClusterGAN against the clusterings a scanpy user would run instead, on labeled count data.
+
+The paper's protocol (see ``_protocol.py``): a seeded train / validation / test split in the
+proportions of the official 10x_73k code, R runs with different seeds, and on the test split
+both the paper's best-of-R by validation purity and the mean +- sd over runs. Labels are used
+only to score.
+
+Methods (all see the same split; "fit on train" methods predict validation and test cells,
+"transductive" ones cluster all cells together without labels and are scored on the same
+validation and test cells):
+
+- ``clustergan``: the paper's recipe: top 720 genes by count variance, log2(1 + C) / max, the
+  10x MLP, KMeans on the encoder latent (zn, softmax zc) of the training cells, nearest centre
+  for validation / test. Fit on train. ``--curve-every`` also records validation and test
+  metrics along training (the time-to-accuracy study).
+- ``paper_kmeans``: the paper's preprocessing + KMeans. Fit on train.
+- ``scanpy_leiden``: scanpy's standard pipeline (normalize_total, log1p, 2,000 highly variable
+  genes, scale, 50 PCs, 15-neighbour graph) and leiden at the resolution that gives K
+  clusters (bisection). Transductive.
+- ``pca_kmeans`` / ``pca_gmm``: KMeans / a full-covariance Gaussian mixture on the 50 PCs of
+  that pipeline (PCA on all cells without labels). Fit on train.
+- ``scvi_kmeans``: scVI (scvi-tools, when importable) on the 2,000 highly variable genes of
+  all cells, KMeans on the latent of the training cells. Transductive latent, KMeans fit on
+  train.
+
+    python benchmarks/scrna.py --dataset zheng2017_sorted8 --runs 5 --max-iter 10000 --curve-every 500
+
+writes ``benchmarks/results/scrna_<dataset>.json``; ``--h5ad FILE --label-key COL`` runs it on
+any labeled AnnData of raw counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+from _protocol import (
+    DEFAULT_DATA,
+    RESULTS,
+    MethodResult,
+    aggregate,
+    machine,
+    markdown_table,
+    paper_split,
+    run_method,
+    score,
+    write_json,
+)
+from anndata import AnnData
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+import scgan_cluster as scg
+
+# name -> (loader(data_dir) -> AnnData of raw counts with obs["label"], description)
+DATASETS: dict[str, tuple[Callable[[Path], AnnData], str]] = {
+    "tenx_73k": (
+        lambda d: scg.datasets.tenx_73k(d / "10x_73k"),
+        "10x_73k (Zheng 2017 sorted PBMCs, 73,233 cells x 720 genes, 8 types), the paper's file",
+    ),
+    "zheng2017_sorted8": (
+        lambda d: scg.datasets.zheng2017_sorted(
+            d / "zheng2017_pbmc_facs_fasttopics", populations="10x_73k"
+        ),
+        "Zheng 2017 sorted PBMCs, the 8 populations of 10x_73k (3,238 cells, all genes)",
+    ),
+    "zheng2017_sorted10": (
+        lambda d: scg.datasets.zheng2017_sorted(
+            d / "zheng2017_pbmc_facs_fasttopics", populations="all"
+        ),
+        "Zheng 2017 sorted PBMCs, all 10 populations (3,874 cells, all genes)",
+    ),
+    "pbmc4k": (
+        lambda d: scg.datasets.pbmc4k(d / "pbmc4k_10x_top2000" / "10X_PBMC_top2000.h5"),
+        "10x PBMC 4k, 2,000 genes, 8 Cell Ranger clusters as labels (scDCC file)",
+    ),
+    "mouse_bladder": (
+        lambda d: scg.datasets.mouse_bladder(
+            d / "mouse_bladder_top2000" / "mouse_bladder_cell_top2000.h5"
+        ),
+        "Mouse Cell Atlas bladder, 2,746 cells x 2,003 genes, 16 types (scDCC file)",
+    ),
+    "worm_neuron": (
+        lambda d: scg.datasets.worm_neuron(d / "worm_neuron" / "worm_neuron_cell.h5"),
+        "C. elegans neurons (Cao 2017), 4,186 cells x 13,488 genes, 10 types (scDCC file)",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------- pipelines
+def scanpy_standard(adata: AnnData, seed: int, n_pcs: int = 50) -> AnnData:
+    """scanpy's standard pipeline up to the neighbour graph, on a copy (no labels used)."""
+    a = AnnData(adata.X.copy(), obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.highly_variable_genes(a, n_top_genes=min(2000, a.n_vars), subset=True)
+    sc.pp.scale(a, max_value=10)
+    sc.pp.pca(a, n_comps=min(n_pcs, a.n_vars - 1, a.n_obs - 1), random_state=seed)
+    sc.pp.neighbors(a, n_neighbors=15, random_state=seed)
+    return a
+
+
+def leiden_k(adata: AnnData, k: int, seed: int, *, max_steps: int = 30) -> tuple[np.ndarray, float]:
+    """Leiden labels with K clusters, resolution found by bisection (closest K if not exact)."""
+    lo, hi = 0.01, 5.0
+    best: tuple[int, np.ndarray, float] | None = None
+    for _ in range(max_steps):
+        res = (lo + hi) / 2
+        sc.tl.leiden(
+            adata,
+            resolution=res,
+            random_state=seed,
+            key_added="_leiden",
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+        )
+        labels = adata.obs["_leiden"].cat.codes.to_numpy()
+        n = len(np.unique(labels))
+        if best is None or abs(n - k) < best[0]:
+            best = (abs(n - k), labels, res)
+        if n == k:
+            break
+        if n < k:
+            lo = res
+        else:
+            hi = res
+    assert best is not None
+    return best[1], best[2]
+
+
+class Cache:
+    """Per-seed results shared by methods (the scanpy pipeline is computed once per seed)."""
+
+    def __init__(self, adata: AnnData) -> None:
+        self.adata = adata
+        self._standard: dict[int, AnnData] = {}
+        self._paper: AnnData | None = None
+
+    def standard(self, seed: int) -> AnnData:
+        if seed not in self._standard:
+            self._standard[seed] = scanpy_standard(self.adata, seed)
+        return self._standard[seed]
+
+    def paper(self) -> AnnData:
+        if self._paper is None:
+            self._paper = scg.pp.preprocess(self.adata, 720, copy=True)
+        return self._paper
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def _fit_predict(model: Any, x: np.ndarray, split: dict[str, np.ndarray]) -> MethodResult:
+    model.fit(x[split["train"]])
+    return MethodResult(model.predict(x[split["val"]]), model.predict(x[split["test"]]))
+
+
+def method_paper_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    x = _dense(cache.paper().X)
+    return _fit_predict(KMeans(k, n_init=10, random_state=seed), x, split)
+
+
+def method_pca_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    x = cache.standard(seed).obsm["X_pca"].astype(np.float64)
+    return _fit_predict(KMeans(k, n_init=10, random_state=seed), x, split)
+
+
+def method_pca_gmm(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    x = cache.standard(seed).obsm["X_pca"].astype(np.float64)
+    gmm = GaussianMixture(k, covariance_type="full", n_init=3, reg_covar=1e-4, random_state=seed)
+    return _fit_predict(gmm, x, split)
+
+
+def method_scanpy_leiden(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    labels, res = leiden_k(cache.standard(seed), k, seed)
+    n = len(np.unique(labels))
+    return MethodResult(
+        labels[split["val"]], labels[split["test"]], {"resolution": res, "n_clusters_found": n}
+    )
+
+
+def method_scvi_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    import scvi
+
+    a = cache.adata
+    hv = AnnData(a.X.copy(), obs=a.obs[[]].copy(), var=a.var[[]].copy())
+    hv.layers["counts"] = hv.X.copy()
+    norm = hv.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    sc.pp.highly_variable_genes(norm, n_top_genes=min(2000, a.n_vars))
+    hv = hv[:, norm.var["highly_variable"].to_numpy()].copy()
+    scvi.settings.seed = seed
+    scvi.model.SCVI.setup_anndata(hv, layer="counts")
+    model = scvi.model.SCVI(hv)
+    model.train(accelerator="cpu", enable_progress_bar=False)
+    z = model.get_latent_representation().astype(np.float64)
+    res = _fit_predict(KMeans(k, n_init=10, random_state=seed), z, split)
+    res.info["epochs"] = int(model.history["elbo_train"].shape[0])
+    return res
+
+
+class ClusterGANMethod:
+    """The paper's ClusterGAN, fit on the train split; optional metrics along training."""
+
+    def __init__(self, max_iter: int, curve_every: int | None, truth: np.ndarray) -> None:
+        self.max_iter = max_iter
+        self.curve_every = curve_every
+        self.truth = truth
+        self.checkpoints: dict[int, list[dict[str, Any]]] = {}
+
+    def __call__(self, cache: Cache, split, k: int, seed: int) -> MethodResult:
+        prepared = cache.paper()
+        train, val, test = (prepared[split[s]] for s in ("train", "val", "test"))
+        curve: list[dict[str, Any]] = []
+        start = time.perf_counter()
+        eval_seconds = [0.0]
+
+        def evaluate(model: scg.ClusterGAN, it: int) -> None:
+            if not self.curve_every or (it % self.curve_every and it != self.max_iter):
+                return
+            t0 = time.perf_counter()
+            full = model.get_latent_representation(train, representation="full")
+            km = KMeans(k, n_init=10, random_state=seed).fit(full.astype(np.float64))
+            point = {"iteration": it, "train_seconds": round(t0 - start - eval_seconds[0], 2)}
+            for name, part in (("val", val), ("test", test)):
+                z = model.get_latent_representation(part, representation="full")
+                point[name] = score(self.truth[split[name]], km.predict(z.astype(np.float64)))
+            curve.append(point)
+            eval_seconds[0] += time.perf_counter() - t0
+
+        model = scg.ClusterGAN(k, max_iter=self.max_iter, random_state=seed, device="cpu")
+        model.fit(train, callback=evaluate)
+        return MethodResult(
+            model.predict(val),
+            model.predict(test),
+            {
+                "iterations": self.max_iter,
+                "train_seconds": round(model.train_seconds_, 2),
+                "curve": curve,
+            },
+        )
+
+
+METHODS: dict[str, Callable[..., Any]] = {
+    "paper_kmeans": lambda args, truth: method_paper_kmeans,
+    "pca_kmeans": lambda args, truth: method_pca_kmeans,
+    "pca_gmm": lambda args, truth: method_pca_gmm,
+    "scanpy_leiden": lambda args, truth: method_scanpy_leiden,
+    "scvi_kmeans": lambda args, truth: method_scvi_kmeans,
+    "clustergan": lambda args, truth: ClusterGANMethod(args.max_iter, args.curve_every, truth),
+}
+TRANSDUCTIVE = {
+    "scanpy_leiden": "all cells clustered together",
+    "scvi_kmeans": "latent of all cells",
+}
+
+
+def checkpoint_table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At each recorded iteration: best-of-R by validation purity and mean over runs, on test."""
+    if not runs or not runs[0].get("curve"):
+        return []
+    out = []
+    for i, point in enumerate(runs[0]["curve"]):
+        per_run = [
+            {
+                "seed": r["seed"],
+                "seconds": r["curve"][i]["train_seconds"],
+                "val": r["curve"][i]["val"],
+                "test": r["curve"][i]["test"],
+            }
+            for r in runs
+        ]
+        agg = aggregate(per_run)
+        agg.pop("runs")
+        out.append({"iteration": point["iteration"], **agg})
+    return out
+
+
+def plot_curves(result: dict[str, Any], path: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cg = next(m for m in result["methods"] if m["method"] == "clustergan")
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4), sharey="col")
+    for row, xkey in enumerate(("iteration", "train_seconds")):
+        for ax, key in zip(axes[row], ("acc", "nmi", "ari"), strict=True):
+            for run in cg["runs"]:
+                xs = [p[xkey] for p in run["curve"]]
+                ax.plot(
+                    xs,
+                    [p["test"][key] for p in run["curve"]],
+                    lw=1,
+                    alpha=0.6,
+                    label=f"seed {run['seed']}",
+                )
+            for m in result["methods"]:
+                if m["method"] != "clustergan":
+                    ax.axhline(m["mean"][key], ls="--", lw=0.8, color="grey")
+                    ax.text(ax.get_xlim()[0], m["mean"][key], m["method"], fontsize=6, va="bottom")
+            ax.set_xlabel("generator iterations" if xkey == "iteration" else "training seconds")
+            ax.set_title(f"test {key.upper()}")
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(
+        f"{result['dataset']} ({result['machine']['cpu']}, {result['machine']['torch_threads']} threads)",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="zheng2017_sorted8")
+    parser.add_argument("--h5ad", type=Path, help="any AnnData of raw counts instead of --dataset")
+    parser.add_argument("--label-key", default="label")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed0", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--max-iter", type=int, default=scg.model.DEFAULT_MAX_ITER)
+    parser.add_argument(
+        "--curve-every", type=int, default=0, help="metrics along training every N iterations"
+    )
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--tag", default="", help="suffix of the result file name")
+    args = parser.parse_args()
+    scg.settings.progress_bar = False
+    sc.settings.verbosity = 0
+
+    if args.h5ad is not None:
+        adata = ad.read_h5ad(args.h5ad)
+        name, description = args.h5ad.stem, str(args.h5ad)
+    else:
+        loader, description = DATASETS[args.dataset]
+        adata = loader(args.data_dir)
+        name = args.dataset
+    if args.label_key not in adata.obs:
+        parser.error(f"obs has no column {args.label_key!r}; pass --label-key.")
+    truth = np.asarray(adata.obs[args.label_key].astype(str))
+    k = len(np.unique(truth))
+    split = paper_split(adata.n_obs, seed=args.split_seed)
+    print(
+        f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K={k}; "
+        f"split {len(split['train'])}/{len(split['val'])}/{len(split['test'])} (train/val/test)"
+    )
+    cache = Cache(adata)
+    seeds = list(range(args.seed0, args.seed0 + args.runs))
+    methods = []
+    for mname in args.methods:
+        if mname == "scvi_kmeans":
+            try:
+                import scvi  # noqa: F401
+            except ImportError:
+                print("  scvi-tools is not importable here: scvi_kmeans skipped")
+                continue
+        method = METHODS[mname](args, truth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run_method(mname, method, cache, truth, split, k, seeds)
+        res["fit"] = TRANSDUCTIVE.get(mname, "fit on train, predict val/test")
+        if mname == "clustergan":
+            res["iterations"] = args.max_iter
+            res["checkpoints"] = checkpoint_table(res["runs"])
+        methods.append(res)
+
+    result = {
+        "script": "benchmarks/scrna.py",
+        "command": "python benchmarks/scrna.py " + " ".join(_argv()),
+        "dataset": description,
+        "n_obs": adata.n_obs,
+        "n_vars": adata.n_vars,
+        "n_clusters": k,
+        "split": {s: len(v) for s, v in split.items()} | {"seed": args.split_seed},
+        "seeds": seeds,
+        "nmi": "nmi: arithmetic mean (scikit-learn >= 0.22 default); nmi_geometric: the 2018 code's",
+        "machine": machine(),
+        "methods": methods,
+    }
+    stem = f"scrna_{name}{args.tag}"
+    write_json(args.out / f"{stem}.json", result)
+    table = markdown_table(methods)
+    (args.out / f"{stem}.md").write_text(
+        f"{description}; test split ({len(split['test'])} cells), {len(seeds)} runs; "
+        f"ClusterGAN {args.max_iter} generator iterations; {result['machine']['cpu']}, "
+        f"torch {result['machine']['torch']}, {result['machine']['torch_threads']} threads.\n\n{table}\n"
+    )
+    print(table)
+    if any(m["method"] == "clustergan" and m.get("checkpoints") for m in methods):
+        plot_curves(result, args.out / f"{stem}_curve.png")
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
+
+
+if __name__ == "__main__":
+    main()
