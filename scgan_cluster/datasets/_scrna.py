@@ -683,9 +683,14 @@ def _read_10x_mex(folder: Path, population: str) -> tuple[sparse.csr_matrix, pd.
     genes_file = _first_file(here, ("genes.tsv", "genes.tsv.gz", "features.tsv", "features.tsv.gz"))
     barcodes_file = _first_file(here, ("barcodes.tsv", "barcodes.tsv.gz"))
     if genes_file is None or barcodes_file is None:
-        missing = ["genes.tsv (or features.tsv.gz)"] * (genes_file is None) + ["barcodes.tsv"] * (
-            barcodes_file is None
-        )
+        missing = [
+            name
+            for name, found in (
+                ("genes.tsv (or features.tsv.gz)", genes_file),
+                ("barcodes.tsv", barcodes_file),
+            )
+            if found is None
+        ]
         raise FileNotFoundError(f"{population}: {missing} not found next to {mtx}.")
     genes = pd.read_csv(genes_file, sep="\t", header=None, dtype=str)
     barcodes = pd.read_csv(barcodes_file, sep="\t", header=None, dtype=str)[0].tolist()
