@@ -21,29 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 import torch
-from anndata import AnnData
 from sklearn.cluster import KMeans
 
 import scgan_cluster as scg
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("SCGAN_DATA_DIR", HERE.parents[1] / "shared" / "data"))
-REMAP = {0: 0, 1: 1, 2: 2, 4: 3, 6: 4, 7: 5, 8: 6, 9: 7}  # 10x_73k label map
-
-
-def load_sorted_pbmc8(data_dir: Path) -> AnnData:
-    folder = data_dir / "zheng2017_pbmc_facs_fasttopics"
-    x = sp.load_npz(folder / "counts_csr.npz").tocsr()
-    obs = pd.read_csv(folder / "obs.csv")
-    genes = pd.read_csv(folder / "genes.csv")
-    keep = obs["in_10x_73k_classes"].to_numpy(dtype=bool)
-    obs = obs.loc[keep].set_index("cell_id")
-    obs["label"] = obs["zheng10_code"].map(REMAP).astype(int)
-    var = pd.DataFrame(index=pd.Index(genes["ensembl"].astype(str)))
-    return AnnData(x[keep].astype(np.float32), obs=obs, var=var)
 
 
 def main() -> None:
@@ -55,7 +39,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     scg.settings.progress_bar = False
-    adata = load_sorted_pbmc8(args.data_dir)
+    adata = scg.datasets.zheng2017_sorted(args.data_dir, populations="10x_73k")
     truth = adata.obs["label"].to_numpy()
     print(f"sorted PBMC, 8 populations: {adata.n_obs} cells x {adata.n_vars} genes")
 
