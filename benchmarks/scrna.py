@@ -32,6 +32,8 @@ any labeled AnnData of raw counts.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -62,33 +64,27 @@ import scgan_cluster as scg
 # name -> (loader(data_dir) -> AnnData of raw counts with obs["label"], description)
 DATASETS: dict[str, tuple[Callable[[Path], AnnData], str]] = {
     "tenx_73k": (
-        lambda d: scg.datasets.tenx_73k(d / "10x_73k"),
+        lambda d: scg.datasets.tenx_73k(d),
         "10x_73k (Zheng 2017 sorted PBMCs, 73,233 cells x 720 genes, 8 types), the paper's file",
     ),
     "zheng2017_sorted8": (
-        lambda d: scg.datasets.zheng2017_sorted(
-            d / "zheng2017_pbmc_facs_fasttopics", populations="10x_73k"
-        ),
+        lambda d: scg.datasets.zheng2017_sorted(d, populations="10x_73k"),
         "Zheng 2017 sorted PBMCs, the 8 populations of 10x_73k (3,238 cells, all genes)",
     ),
     "zheng2017_sorted10": (
-        lambda d: scg.datasets.zheng2017_sorted(
-            d / "zheng2017_pbmc_facs_fasttopics", populations="all"
-        ),
+        lambda d: scg.datasets.zheng2017_sorted(d, populations="all"),
         "Zheng 2017 sorted PBMCs, all 10 populations (3,874 cells, all genes)",
     ),
     "pbmc4k": (
-        lambda d: scg.datasets.pbmc4k(d / "pbmc4k_10x_top2000" / "10X_PBMC_top2000.h5"),
+        lambda d: scg.datasets.pbmc4k(d),
         "10x PBMC 4k, 2,000 genes, 8 Cell Ranger clusters as labels (scDCC file)",
     ),
     "mouse_bladder": (
-        lambda d: scg.datasets.mouse_bladder(
-            d / "mouse_bladder_top2000" / "mouse_bladder_cell_top2000.h5"
-        ),
+        lambda d: scg.datasets.mouse_bladder(d),
         "Mouse Cell Atlas bladder, 2,746 cells x 2,003 genes, 16 types (scDCC file)",
     ),
     "worm_neuron": (
-        lambda d: scg.datasets.worm_neuron(d / "worm_neuron" / "worm_neuron_cell.h5"),
+        lambda d: scg.datasets.worm_neuron(d),
         "C. elegans neurons (Cao 2017), 4,186 cells x 13,488 genes, 10 types (scDCC file)",
     ),
 }
@@ -96,14 +92,13 @@ DATASETS: dict[str, tuple[Callable[[Path], AnnData], str]] = {
 
 # ---------------------------------------------------------------------------------- pipelines
 def scanpy_standard(adata: AnnData, seed: int, n_pcs: int = 50) -> AnnData:
-    """scanpy's standard pipeline up to the neighbour graph, on a copy (no labels used)."""
+    """scanpy's standard pipeline up to PCA, on a copy (no labels used)."""
     a = AnnData(adata.X.copy(), obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
     sc.pp.highly_variable_genes(a, n_top_genes=min(2000, a.n_vars), subset=True)
     sc.pp.scale(a, max_value=10)
     sc.pp.pca(a, n_comps=min(n_pcs, a.n_vars - 1, a.n_obs - 1), random_state=seed)
-    sc.pp.neighbors(a, n_neighbors=15, random_state=seed)
     return a
 
 
@@ -139,8 +134,9 @@ def leiden_k(adata: AnnData, k: int, seed: int, *, max_steps: int = 30) -> tuple
 class Cache:
     """Per-seed results shared by methods (the scanpy pipeline is computed once per seed)."""
 
-    def __init__(self, adata: AnnData) -> None:
+    def __init__(self, adata: AnnData, n_top_genes: int = 720) -> None:
         self.adata = adata
+        self.n_top_genes = min(n_top_genes, adata.n_vars)
         self._standard: dict[int, AnnData] = {}
         self._paper: AnnData | None = None
 
@@ -151,7 +147,7 @@ class Cache:
 
     def paper(self) -> AnnData:
         if self._paper is None:
-            self._paper = scg.pp.preprocess(self.adata, 720, copy=True)
+            self._paper = scg.pp.preprocess(self.adata, self.n_top_genes, copy=True)
         return self._paper
 
 
@@ -181,7 +177,10 @@ def method_pca_gmm(cache: Cache, split, k: int, seed: int) -> MethodResult:
 
 
 def method_scanpy_leiden(cache: Cache, split, k: int, seed: int) -> MethodResult:
-    labels, res = leiden_k(cache.standard(seed), k, seed)
+    a = cache.standard(seed)
+    if "neighbors" not in a.uns:
+        sc.pp.neighbors(a, n_neighbors=15, random_state=seed)
+    labels, res = leiden_k(a, k, seed)
     n = len(np.unique(labels))
     return MethodResult(
         labels[split["val"]], labels[split["test"]], {"resolution": res, "n_clusters_found": n}
@@ -252,12 +251,12 @@ class ClusterGANMethod:
 
 
 METHODS: dict[str, Callable[..., Any]] = {
+    "clustergan": lambda args, truth: ClusterGANMethod(args.max_iter, args.curve_every, truth),
     "paper_kmeans": lambda args, truth: method_paper_kmeans,
     "pca_kmeans": lambda args, truth: method_pca_kmeans,
     "pca_gmm": lambda args, truth: method_pca_gmm,
     "scanpy_leiden": lambda args, truth: method_scanpy_leiden,
     "scvi_kmeans": lambda args, truth: method_scvi_kmeans,
-    "clustergan": lambda args, truth: ClusterGANMethod(args.max_iter, args.curve_every, truth),
 }
 TRANSDUCTIVE = {
     "scanpy_leiden": "all cells clustered together",
@@ -321,13 +320,16 @@ def plot_curves(result: dict[str, Any], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="zheng2017_sorted8")
     parser.add_argument("--h5ad", type=Path, help="any AnnData of raw counts instead of --dataset")
     parser.add_argument("--label-key", default="label")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--n-top-genes", type=int, default=720, help="genes of the paper's preprocessing"
+    )
     parser.add_argument("--seed0", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=scg.model.DEFAULT_MAX_ITER)
@@ -337,7 +339,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default="", help="suffix of the result file name")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--fresh", action="store_true", help="overwrite the result file instead of updating it"
+    )
+    args = parser.parse_args(argv)
     scg.settings.progress_bar = False
     sc.settings.verbosity = 0
 
@@ -357,7 +362,7 @@ def main() -> None:
         f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K={k}; "
         f"split {len(split['train'])}/{len(split['val'])}/{len(split['test'])} (train/val/test)"
     )
-    cache = Cache(adata)
+    cache = Cache(adata, args.n_top_genes)
     seeds = list(range(args.seed0, args.seed0 + args.runs))
     methods = []
     for mname in args.methods:
@@ -379,7 +384,7 @@ def main() -> None:
 
     result = {
         "script": "benchmarks/scrna.py",
-        "command": "python benchmarks/scrna.py " + " ".join(_argv()),
+        "command": "python benchmarks/scrna.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "dataset": description,
         "n_obs": adata.n_obs,
         "n_vars": adata.n_vars,
@@ -391,22 +396,32 @@ def main() -> None:
         "methods": methods,
     }
     stem = f"scrna_{name}{args.tag}"
-    write_json(args.out / f"{stem}.json", result)
+    path = args.out / f"{stem}.json"
+    if path.exists() and not args.fresh:
+        # keep the methods of an earlier run on the same data and split that were not rerun now
+        old = json.loads(path.read_text())
+        if old.get("split") == result["split"] and old.get("n_obs") == result["n_obs"]:
+            rerun = {m["method"] for m in methods}
+            kept = [m for m in old["methods"] if m["method"] not in rerun]
+            for m in kept:
+                m.setdefault("machine", old["machine"])
+            for m in methods:
+                m["machine"] = result["machine"]
+            methods = kept + methods
+            methods.sort(key=lambda m: list(METHODS).index(m["method"]))
+            result["methods"] = methods
+            result["command"] = [*np.atleast_1d(old["command"]).tolist(), result["command"]]
+    write_json(path, result)
     table = markdown_table(methods)
+    cg_iters = next((m["iterations"] for m in methods if m["method"] == "clustergan"), "no")
     (args.out / f"{stem}.md").write_text(
-        f"{description}; test split ({len(split['test'])} cells), {len(seeds)} runs; "
-        f"ClusterGAN {args.max_iter} generator iterations; {result['machine']['cpu']}, "
+        f"{description}; test split ({len(split['test'])} cells); "
+        f"ClusterGAN {cg_iters} generator iterations; {result['machine']['cpu']}, "
         f"torch {result['machine']['torch']}, {result['machine']['torch_threads']} threads.\n\n{table}\n"
     )
     print(table)
     if any(m["method"] == "clustergan" and m.get("checkpoints") for m in methods):
         plot_curves(result, args.out / f"{stem}_curve.png")
-
-
-def _argv() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
 
 
 if __name__ == "__main__":

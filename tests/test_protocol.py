@@ -1,0 +1,88 @@
+"""The shared benchmark protocol (benchmarks/_protocol.py) and the single-cell harness."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from _helpers import make_counts
+from _protocol import aggregate, markdown_table, paper_split, score
+
+
+def test_paper_split_matches_the_official_sizes():
+    split = paper_split(73_233, seed=0)
+    assert {k: len(v) for k, v in split.items()} == {"train": 55_000, "val": 5_000, "test": 13_233}
+    allidx = np.concatenate(list(split.values()))
+    assert np.array_equal(np.sort(allidx), np.arange(73_233))
+
+
+def test_paper_split_is_seeded_and_scales():
+    a, b, c = paper_split(1000, seed=0), paper_split(1000, seed=0), paper_split(1000, seed=1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], c["test"])
+    assert [len(a[k]) for k in ("train", "val", "test")] == [751, 68, 181]
+    with pytest.raises(ValueError, match="at least 3"):
+        paper_split(2)
+
+
+def test_score_known_answer():
+    truth = np.array([0, 0, 1, 1, 2, 2])
+    m = score(truth, np.array([1, 1, 0, 0, 2, 2]))
+    assert m == {"acc": 1.0, "purity": 1.0, "nmi": 1.0, "ari": 1.0, "nmi_geometric": 1.0}
+    m = score(truth, np.array([0, 0, 0, 0, 1, 1]))
+    assert m["purity"] == pytest.approx(4 / 6, abs=1e-4)
+    assert m["acc"] == pytest.approx(4 / 6, abs=1e-4)
+
+
+def _run(seed, val_purity, test_acc):
+    return {
+        "seed": seed,
+        "seconds": 1.0,
+        "val": {"purity": val_purity},
+        "test": {"acc": test_acc, "nmi": test_acc, "ari": test_acc, "purity": test_acc},
+    }
+
+
+def test_aggregate_picks_best_validation_purity_not_best_test():
+    runs = [_run(0, 0.5, 0.9), _run(1, 0.8, 0.6), _run(2, 0.7, 0.3)]
+    agg = aggregate(runs)
+    assert agg["best_by_val_purity"]["seed"] == 1
+    assert agg["best_by_val_purity"]["acc"] == 0.6
+    assert agg["mean"]["acc"] == pytest.approx(0.6)
+    assert agg["sd"]["acc"] == pytest.approx(0.3)
+    table = markdown_table([{"method": "m", **agg}])
+    assert "| m | 3 | 0.60 |" in table
+
+
+def test_scrna_harness_end_to_end(tmp_path):
+    import scrna
+
+    adata = make_counts(n_per_cluster=80, n_clusters=3)
+    adata.obs["label"] = adata.obs["truth"].astype(str)
+    adata.X = sp.csr_matrix(adata.X)
+    path = tmp_path / "toy.h5ad"
+    adata.write_h5ad(path)
+    argv = ["--h5ad", str(path), "--runs", "2", "--max-iter", "20", "--curve-every", "10"]
+    argv += ["--methods", "clustergan", "paper_kmeans", "pca_kmeans", "--out", str(tmp_path)]
+    scrna.main(argv)
+    result = json.loads((tmp_path / "scrna_toy.json").read_text())
+    assert result["split"]["train"] + result["split"]["val"] + result["split"]["test"] == 240
+    methods = {m["method"]: m for m in result["methods"]}
+    assert set(methods) == {"clustergan", "paper_kmeans", "pca_kmeans"}
+    for m in methods.values():
+        assert m["n_runs"] == 2
+        assert all(0 <= v <= 1 for k, v in m["mean"].items())
+    # the toy groups are far apart: KMeans on the paper's preprocessing separates them
+    assert methods["paper_kmeans"]["mean"]["ari"] > 0.9
+    assert [c["iteration"] for c in methods["clustergan"]["checkpoints"]] == [10, 20]
+    # a second call with another method updates the file and keeps the others
+    scrna.main([*argv[:6], "--methods", "pca_gmm", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "scrna_toy.json").read_text())
+    assert [m["method"] for m in result["methods"]] == [
+        "clustergan",
+        "paper_kmeans",
+        "pca_kmeans",
+        "pca_gmm",
+    ]
