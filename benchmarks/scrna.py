@@ -225,7 +225,12 @@ class ClusterGANMethod:
         eval_seconds = [0.0]
 
         def evaluate(model: scg.ClusterGAN, it: int) -> None:
-            if not self.curve_every or (it % self.curve_every and it != self.max_iter):
+            # the model calls back every max_iter // 100 iterations: record the first call
+            # at or past each multiple of curve_every, and the last iteration
+            if not self.curve_every:
+                return
+            done = curve[-1]["iteration"] // self.curve_every if curve else 0
+            if it // self.curve_every <= done and it != self.max_iter:
                 return
             t0 = time.perf_counter()
             full = model.get_latent_representation(train, representation="full")
@@ -390,7 +395,6 @@ def main(argv: list[str] | None = None) -> None:
         "n_vars": adata.n_vars,
         "n_clusters": k,
         "split": {s: len(v) for s, v in split.items()} | {"seed": args.split_seed},
-        "seeds": seeds,
         "nmi": "nmi: arithmetic mean (scikit-learn >= 0.22 default); nmi_geometric: the 2018 code's",
         "machine": machine(),
         "methods": methods,
