@@ -39,3 +39,18 @@ def test_model_saved_on_cuda_loads_on_cpu(tmp_path):
     np.testing.assert_allclose(
         cpu.get_latent_representation(a), model.get_latent_representation(a), atol=1e-4
     )
+
+
+def test_image_model_trains_on_cuda_and_loads_on_cpu(tmp_path):
+    from _helpers import make_images
+
+    x, _ = make_images(n_per_cluster=40, shape=(1, 28, 28))
+    model = scg.ClusterGAN(3, max_iter=20, device="cuda").fit(x)  # the paper's MNIST nets
+    assert model.architecture == "mnist"
+    assert next(model.generator.parameters()).device.type == "cuda"
+    assert model.generate(4, cluster=1).shape == (4, 1, 28, 28)
+    model.save(tmp_path)
+    cpu = scg.ClusterGAN.load(tmp_path, device="cpu")
+    np.testing.assert_allclose(
+        cpu.get_latent_representation(x), model.get_latent_representation(x), atol=1e-3
+    )
