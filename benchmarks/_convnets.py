@@ -73,6 +73,10 @@ class _Critic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(x)).squeeze(-1)
 
+    def penalty_layers(self) -> list[nn.Module]:
+        # piecewise linear (conv / LReLU / flatten / linear): the loop may use its explicit penalty
+        return [*self.trunk, self.out]
+
 
 def build_dcgan_mnist(
     n_latent: int = 30, n_clusters: int = 10

@@ -299,6 +299,10 @@ def train_clustergan(
     if penalty not in ("auto", "explicit", "autograd"):
         raise ValueError(f"penalty must be 'auto', 'explicit' or 'autograd', got {penalty!r}.")
     layers = None if penalty == "autograd" else penalty_layers(critic)
+    # the critic steps' fakes come from the same (fixed) generator: one forward pass for all of
+    # them, unless batch-norm would then compute its statistics over n_critic batches at once
+    batch_fakes = not has_batch_norm(generator)
+    zdim = prior.dim
     if penalty == "explicit" and layers is None:
         raise ValueError(
             "penalty='explicit' needs a piecewise-linear critic defining penalty_layers() "
@@ -366,10 +370,17 @@ def train_clustergan(
                 eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
                 # --- critic: n_critic steps ---
                 _set_requires_grad(critic, True)
+                if batch_fakes:  # G is fixed during the critic steps: all fakes in one pass
+                    with torch.no_grad():
+                        fakes = generator(z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim))
+                    fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
                 for j in range(nc):
                     real = real_all.select(nl, j)
-                    with torch.no_grad():
-                        fake = generator(z_t[j])
+                    if batch_fakes:
+                        fake = fakes.select(nl, j)
+                    else:
+                        with torch.no_grad():
+                            fake = generator(z_t[j])
                     eps = eps_t[j]
                     x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
                     if joint_critic_batch:
