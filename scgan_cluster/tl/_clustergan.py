@@ -91,7 +91,8 @@ def clustergan(
     {doc_copy}
     n_runs
         Train this many independent replicas (seeds ``random_state + r``) in one vectorized pass
-        (MLP only); R = 5 costs about 2 single runs on a CPU. ``obs[key_added]`` then comes from
+        (MLP only); on a 2-core CPU R = 5 cost about 3.8 single runs (1.3x faster than 5
+        separate runs; see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]`` then comes from
         the replica with the lowest reconstruction error on the cells (label-free; see
         :meth:`scgan_cluster.ClusterGAN.fit`), and every replica's labels are kept.
 
