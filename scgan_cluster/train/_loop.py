@@ -135,7 +135,13 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 def has_batch_norm(module: nn.Module) -> bool:
-    """Whether ``module`` contains a batch-norm layer (whose output depends on the whole batch)."""
+    """Whether ``module`` contains a batch-norm layer (whose output depends on the whole batch).
+
+    Parameters
+    ----------
+    module
+        Any torch module.
+    """
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 

@@ -38,8 +38,13 @@ def gradient_penalty(
 def penalty_at(d_hat: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """The WGAN-GP penalty from critic outputs ``d_hat = D(x_hat)`` (graph kept for double backward).
 
-    ``d_hat`` has shape ``lead + (batch,)``: ``lead`` is empty for one model and ``(R,)`` for an
-    ensemble of R models (:mod:`scgan_cluster.nn`), whose penalties are summed.
+    Parameters
+    ----------
+    d_hat
+        Critic outputs of shape ``lead + (batch,)``: ``lead`` is empty for one model and ``(R,)``
+        for an ensemble of R models (:mod:`scgan_cluster.nn`), whose penalties are summed.
+    x_hat
+        The points (``requires_grad=True``) at which ``d_hat`` was computed.
     """
     (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
     norm = grad.flatten(d_hat.dim()).norm(2, dim=-1)
@@ -47,7 +52,13 @@ def penalty_at(d_hat: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 
 def batch_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch (last) dimension, summed over leading replica dimensions (if any)."""
+    """Mean over the batch (last) dimension, summed over leading replica dimensions (if any).
+
+    Parameters
+    ----------
+    values
+        Per-sample values of shape ``lead + (batch,)``.
+    """
     return values.mean(-1).sum()
 
 

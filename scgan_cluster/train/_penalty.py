@@ -28,6 +28,11 @@ def penalty_layers(critic: nn.Module) -> list[nn.Module] | None:
     composition, followed by dropping the last (size-1) axis, equals its ``forward``; ``None`` is
     returned when it does not, or when a layer is of a kind not handled here (then the loop falls
     back to autograd's double backward).
+
+    Parameters
+    ----------
+    critic
+        The critic module.
     """
     get = getattr(critic, "penalty_layers", None)
     if get is None:
