@@ -271,6 +271,8 @@ class ClusterGAN:
             Called as ``callback(model, iteration)`` every ``max_iter // 100`` generator
             iterations during training, e.g. to evaluate the clustering along the run
             (``model.get_latent_representation`` works inside it) or to save checkpoints.
+            With ``n_runs > 1`` the replicas are still stacked while it runs, so the model has
+            no networks yet inside the callback (it serves for progress and timing only).
 
         Returns
         -------
