@@ -27,6 +27,7 @@ from .nn import (
     build_networks,
     init_normal_,
     pick_architecture,
+    stack_ensemble,
 )
 from .nn._registry import check_options
 from .train import TrainConfig, encode, train_clustergan
@@ -59,6 +60,10 @@ _FITTED = (
     "latent_",
     "proba_",
     "scores_",
+    "replicas",
+    "labels_runs_",
+    "selected_run_",
+    "selection_scores_",
 )
 
 
@@ -104,6 +109,13 @@ class ClusterGAN:
     random_state
         Seed of initialisation, noise, minibatch order and KMeans; ``None`` draws one (then
         recorded in :attr:`params`). No global random state is touched.
+    n_runs
+        Train this many independent models (replicas) in one vectorized pass (MLP architectures
+        only). Replica ``r`` uses seed ``random_state + r`` for everything, so it follows the same
+        random stream as a single model fitted with that seed (the same result up to float
+        rounding, which a GAN amplifies over many iterations). The model then exposes the
+        replica chosen by the lowest reconstruction error (see :meth:`fit`); all replicas are in
+        :attr:`replicas`.
     {doc_device}
 
     Examples
@@ -139,6 +151,7 @@ class ClusterGAN:
         assign: Literal["kmeans", "argmax"] = "kmeans",
         random_state: int | None = 0,
         device: str | torch.device = "auto",
+        n_runs: int = 1,
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
         if not isinstance(architecture, str) or (
@@ -166,6 +179,7 @@ class ClusterGAN:
         self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
+        self.n_runs = check_positive_int(n_runs, "n_runs")
         self.device = resolve_device(device)
         # "auto" is resolved by the data in fit(); until then the 10x MLP's settings are shown
         # (the options are checked once the entry is known)
@@ -197,6 +211,10 @@ class ClusterGAN:
         self.latent_: np.ndarray | None = None
         self.proba_: np.ndarray | None = None
         self.scores_: dict[str, float] | None = None
+        self.replicas: list[ClusterGAN] | None = None
+        self.labels_runs_: np.ndarray | None = None
+        self.selected_run_: int | None = None
+        self.selection_scores_: np.ndarray | None = None
 
     def _configure(self, name: str, options: dict[str, Any] | None = None) -> None:
         """Settle the hyperparameters: the entry's paper values, overridden by what the user passed."""
@@ -249,6 +267,7 @@ class ClusterGAN:
             **cfg,
             "assign": self.assign,
             "random_state": self.random_state,
+            "n_runs": self.n_runs,
         }
 
     @property
@@ -296,6 +315,14 @@ class ClusterGAN:
         return tuple(int(s) for s in entry.input_shape)
 
     def _build(self, n_features: int, image_shape: tuple[int, int, int] | None = None) -> None:
+        self.generator, self.encoder, self.critic = self._networks(
+            n_features, image_shape, self.random_state
+        )
+        self.prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
+
+    def _networks(
+        self, n_features: int, image_shape: tuple[int, int, int] | None, seed: int
+    ) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
         opts = {
             k: tuple(v) if isinstance(v, list) else v for k, v in self.architecture_options.items()
         }
@@ -307,13 +334,18 @@ class ClusterGAN:
             gen, enc, crit = build_networks(
                 self.architecture, input_shape, self.n_latent, self.n_clusters, **opts
             )
-        init = torch.Generator().manual_seed(self.random_state)
+        init = torch.Generator().manual_seed(seed)
         for net in (gen, enc, crit):
             init_normal_(net, 0.02, generator=init)
-        self.generator = gen.to(self.device)
-        self.encoder = enc.to(self.device)
-        self.critic = crit.to(self.device)
-        self.prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
+        return gen.to(self.device), enc.to(self.device), crit.to(self.device)
+
+    def _replica(self, r: int) -> ClusterGAN:
+        """An untrained single model with replica ``r``'s seed and otherwise our settings."""
+        params = {**self.params, "random_state": self.random_state + r, "n_runs": 1}
+        params["betas"] = tuple(params["betas"])
+        rep = ClusterGAN(**params, device=self.device)
+        rep.image_shape = self.image_shape
+        return rep
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -346,11 +378,20 @@ class ClusterGAN:
             Called as ``callback(model, iteration)`` every ``max_iter // 100`` generator
             iterations during training, e.g. to evaluate the clustering along the run
             (``model.get_latent_representation`` works inside it) or to save checkpoints.
+            With ``n_runs > 1`` the replicas are still stacked while it runs, so the model has
+            no networks yet inside the callback (it serves for progress and timing only).
 
         Returns
         -------
         ``self``, with ``labels_`` (int cluster of each training cell), ``latent_`` (zn),
         ``proba_`` (softmax of zc), ``history_`` and ``cluster_centers_`` (KMeans) set.
+
+        With ``n_runs > 1`` also ``replicas`` (the R trained single models), ``labels_runs_``
+        (``n_obs x R`` labels of every replica), ``selection_scores_`` and ``selected_run_``.
+        The selected replica, whose networks and results the model exposes, has the lowest
+        mean reconstruction error ``||x - G(zn_hat, onehot(argmax zc_hat))||^2`` over the
+        training cells: a label-free criterion of how well the generator / encoder pair
+        explains the data.
         """
         prepared = prepare_fit(
             data,
@@ -372,6 +413,9 @@ class ClusterGAN:
                     f"Pass batch_size={n_obs} or smaller."
                 )
             self.image_shape = prepared.image_shape
+            if self.n_runs > 1:
+                self._fit_ensemble(prepared, callback)
+                return self
             self._build(prepared.x.shape[1], prepared.image_shape)
             self.var_names = np.asarray(prepared.var_names, dtype=str)
             self.transform = prepared.transform
@@ -402,22 +446,107 @@ class ClusterGAN:
                 callback=None if callback is None else (lambda it, record: callback(self, it)),
             )
             self.train_seconds_ = time.perf_counter() - start
-            zn, proba = self._encode(prepared)
-            if self.assign == "kmeans":
-                km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
-                self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
-                    np.int64
-                )
-                self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-            else:
-                self.labels_ = proba.argmax(axis=1).astype(np.int64)
-                self.cluster_centers_ = None
-            self.latent_, self.proba_ = zn, proba
+            self._assign(prepared)
         except BaseException:
             for name, value in previous.items():
                 setattr(self, name, value)
             raise
         return self
+
+    def _assign(self, prepared: Prepared) -> None:
+        zn, proba = self._encode(prepared)
+        if self.assign == "kmeans":
+            km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
+            self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
+                np.int64
+            )
+            self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        else:
+            self.labels_ = proba.argmax(axis=1).astype(np.int64)
+            self.cluster_centers_ = None
+        self.latent_, self.proba_ = zn, proba
+
+    def _fit_ensemble(self, prepared: Prepared, callback: Callable | None) -> None:
+        n_features = prepared.x.shape[1]
+        replicas = [self._replica(r) for r in range(self.n_runs)]
+        nets = [rep._networks(n_features, self.image_shape, rep.random_state) for rep in replicas]
+        try:
+            gen, enc, crit = (stack_ensemble([n[i] for n in nets]) for i in range(3))
+        except ValueError as err:
+            raise ValueError(
+                f"n_runs > 1 is not available for architecture {self.architecture!r}: {err}"
+            ) from None
+        self.prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
+        self.var_names = np.asarray(prepared.var_names, dtype=str)
+        self.transform = prepared.transform
+        source = as_source(prepared.x, self.device, self._sample_shape())
+        seeds = [rep.random_state for rep in replicas]
+        noise_gens = [torch.Generator(device=self.device).manual_seed(s + 1) for s in seeds]
+        index_gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
+        logger.info(
+            "training %d ClusterGAN replicas together on %d cells x %d features, K=%d, %d iterations on %s",
+            self.n_runs,
+            prepared.x.shape[0],
+            n_features,
+            self.n_clusters,
+            self.train_config.max_iter,
+            self.device,
+        )
+        start = time.perf_counter()
+        histories = train_clustergan(
+            gen,
+            enc,
+            crit,
+            self.prior,
+            source,
+            self.train_config,
+            noise_generator=noise_gens,
+            index_generator=index_gens,
+            callback=None if callback is None else (lambda it, record: callback(self, it)),
+        )
+        seconds = time.perf_counter() - start
+        for rep, g, e, c, hist in zip(
+            replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, strict=True
+        ):
+            rep.generator, rep.encoder, rep.critic = g.eval(), e.eval(), c.eval()
+            rep.prior = self.prior
+            rep.var_names, rep.transform = self.var_names, self.transform
+            rep.history_, rep.train_seconds_ = hist, seconds
+            rep._assign(prepared)
+        scores = np.array([rep._reconstruction_error(prepared) for rep in replicas])
+        best = int(np.argmin(scores))
+        self._set_replicas(replicas, best, scores)
+        self.train_seconds_ = seconds
+        self.labels_runs_ = np.stack([rep.labels_ for rep in replicas], axis=1)
+        self.labels_, self.latent_, self.proba_ = (
+            replicas[best].labels_,
+            replicas[best].latent_,
+            replicas[best].proba_,
+        )
+
+    def _set_replicas(self, replicas: list[ClusterGAN], best: int, scores: np.ndarray) -> None:
+        self.replicas = replicas
+        self.selected_run_ = best
+        self.selection_scores_ = np.asarray(scores, dtype=np.float64)
+        chosen = replicas[best]
+        self.generator, self.encoder, self.critic = chosen.generator, chosen.encoder, chosen.critic
+        self.cluster_centers_ = chosen.cluster_centers_
+        self.history_ = chosen.history_
+
+    @torch.no_grad()
+    def _reconstruction_error(self, prepared: Prepared, chunk_size: int = 4096) -> float:
+        """Mean over cells of ``||x - G(zn_hat, onehot(argmax zc_hat))||^2`` (streamed in chunks)."""
+        source = as_source(prepared.x, self.device, self._sample_shape())
+        self.encoder.eval()
+        self.generator.eval()
+        total = 0.0
+        for start in range(0, source.n_obs, chunk_size):
+            x = source.take(torch.arange(start, min(start + chunk_size, source.n_obs)))
+            zn, logits = self.encoder(x)
+            zc = torch.nn.functional.one_hot(logits.argmax(1), self.n_clusters).to(zn.dtype)
+            recon = self.generator(torch.cat([zn, zc], dim=1))
+            total += float((x - recon).pow(2).flatten(1).sum(1).sum())
+        return total / source.n_obs
 
     def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         sample_shape = self._sample_shape()
@@ -583,6 +712,20 @@ class ClusterGAN:
         }
         if self.cluster_centers_ is not None:
             state["cluster_centers"] = torch.from_numpy(self.cluster_centers_)
+        if self.replicas is not None:
+            state["replicas"] = [
+                {
+                    "generator": rep.generator.state_dict(),
+                    "encoder": rep.encoder.state_dict(),
+                    "critic": rep.critic.state_dict(),
+                    **(
+                        {}
+                        if rep.cluster_centers_ is None
+                        else {"cluster_centers": torch.from_numpy(rep.cluster_centers_)}
+                    ),
+                }
+                for rep in self.replicas
+            ]
         config = {
             "scgan_cluster_version": _package_version(),
             "params": self.params,
@@ -594,6 +737,12 @@ class ClusterGAN:
             "history": self.history_,
             "train_seconds": self.train_seconds_,
         }
+        if self.replicas is not None:
+            config["runs"] = {
+                "selected": self.selected_run_,
+                "selection_scores": self.selection_scores_.tolist(),
+                "histories": [rep.history_ for rep in self.replicas],
+            }
         (path / _FILES["config"]).write_text(json.dumps(config, indent=1))
         (path / _FILES["var_names"]).write_text(json.dumps(self.var_names.tolist()))
         torch.save(state, path / _FILES["weights"])
@@ -635,6 +784,24 @@ class ClusterGAN:
             model.transform = {**config["transform"], "genes": var_names.tolist()}
         model.history_ = config.get("history", {})
         model.train_seconds_ = config.get("train_seconds")
+        if "replicas" in state:
+            runs = config["runs"]
+            replicas = []
+            for r, (rstate, hist) in enumerate(
+                zip(state["replicas"], runs["histories"], strict=True)
+            ):
+                rep = model._replica(r)
+                rep._build(int(config["n_features"]), model.image_shape)
+                for name in ("generator", "encoder", "critic"):
+                    getattr(rep, name).load_state_dict(rstate[name])
+                    getattr(rep, name).eval()
+                rep.prior = model.prior
+                rep.var_names, rep.transform = model.var_names, model.transform
+                if "cluster_centers" in rstate:
+                    rep.cluster_centers_ = rstate["cluster_centers"].cpu().numpy()
+                rep.history_, rep.train_seconds_ = hist, model.train_seconds_
+                replicas.append(rep)
+            model._set_replicas(replicas, int(runs["selected"]), np.array(runs["selection_scores"]))
         return model
 
     def __repr__(self) -> str:

@@ -316,3 +316,73 @@ def test_fit_tensor_vectors_and_images():
     assert isinstance(m.generator.trunk[1], torch.nn.BatchNorm1d)
     with pytest.raises(ValueError, match="one entry per sample"):
         scg.fit_tensor(v, 4, labels=np.zeros(3), max_iter=3, batch_size=8)
+
+
+# ---------------------------------------------------------------- vectorized ensembles (n_runs)
+@pytest.fixture(scope="module")
+def ensemble():
+    a = make_counts()
+    return scg.ClusterGAN(3, n_latent=5, n_runs=3, **FAST).fit(a, n_top_genes=30), a
+
+
+def test_ensemble_fit_outputs(ensemble):
+    model, a = ensemble
+    assert model.labels_runs_.shape == (a.n_obs, 3)
+    assert model.labels_runs_.dtype == np.int64
+    assert len(model.replicas) == 3
+    assert [r.random_state for r in model.replicas] == [0, 1, 2]
+    best = model.selected_run_
+    assert best == int(np.argmin(model.selection_scores_))
+    np.testing.assert_array_equal(model.labels_, model.labels_runs_[:, best])
+    np.testing.assert_array_equal(model.labels_, model.replicas[best].labels_)
+    np.testing.assert_array_equal(model.predict(a), model.replicas[best].predict(a))
+    for r, rep in enumerate(model.replicas):
+        np.testing.assert_array_equal(rep.labels_, model.labels_runs_[:, r])
+        assert rep.history_["iteration"][-1] == 40
+        assert rep.n_runs == 1
+    # replicas are distinct models
+    assert not np.allclose(model.replicas[0].latent_, model.replicas[1].latent_)
+
+
+def test_ensemble_replica_follows_the_single_run_with_its_seed(ensemble):
+    model, a = ensemble
+    single = scg.ClusterGAN(3, n_latent=5, random_state=1, **FAST).fit(a, n_top_genes=30)
+    for p, q in zip(
+        single.encoder.parameters(), model.replicas[1].encoder.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
+
+
+def test_ensemble_save_load_roundtrip(ensemble, tmp_path):
+    model, a = ensemble
+    model.save(tmp_path / "ens")
+    loaded = scg.ClusterGAN.load(tmp_path / "ens")
+    assert loaded.n_runs == 3
+    assert loaded.selected_run_ == model.selected_run_
+    np.testing.assert_allclose(loaded.selection_scores_, model.selection_scores_)
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+    for r1, r2 in zip(loaded.replicas, model.replicas, strict=True):
+        np.testing.assert_array_equal(r1.predict(a), r2.predict(a))
+        assert r1.history_ == r2.history_
+        assert r1.random_state == r2.random_state
+
+
+@pytest.mark.parametrize(("value", "exc"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_n_runs_validation(value, exc):
+    with pytest.raises(exc, match="n_runs"):
+        scg.ClusterGAN(3, n_runs=value)
+
+
+def test_n_runs_needs_an_ensemble_capable_architecture(monkeypatch):
+    from scgan_cluster import nn as snn
+
+    def build(n_features, n_latent, n_clusters):
+        lin = torch.nn.Linear(n_features, 1)
+        return lin, lin, lin
+
+    training = dict(snn.ARCHITECTURES["mlp"].training_defaults)
+    monkeypatch.setitem(
+        snn.ARCHITECTURES, "plain", snn.Architecture(build=build, defaults=training)
+    )
+    with pytest.raises(ValueError, match="n_runs > 1 is not available for architecture 'plain'"):
+        scg.ClusterGAN(3, architecture="plain", n_runs=2, **FAST).fit(make_counts(), n_top_genes=30)

@@ -243,3 +243,20 @@ def test_sparse_array_and_integer_input():
     scg.tl.clustergan(a, 3, **FAST)
     assert a.obs["clustergan"].notna().all()
     assert a.X.dtype == np.int32
+
+
+def test_n_runs_writes_every_replica(counts, tmp_path):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=2, **FAST)
+    runs = a.obsm["clustergan_runs"]
+    assert runs.shape == (a.n_obs, 2)
+    info = a.uns["clustergan"]["runs"]
+    assert list(info["random_state"]) == [0, 1]
+    sel = info["selected"]
+    np.testing.assert_array_equal(a.obs["clustergan"].astype(int).to_numpy(), runs[:, sel])
+    assert set(info["history"]) == {"0", "1"}
+    assert a.uns["clustergan"]["params"]["n_runs"] == 2
+    a.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obsm["clustergan_runs"], runs)
+    assert int(back.uns["clustergan"]["runs"]["selected"]) == sel

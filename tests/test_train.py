@@ -157,3 +157,237 @@ def test_encode_streams_in_chunks():
     zn_all, logits_all = e(src.data)
     torch.testing.assert_close(zn, zn_all.detach())
     torch.testing.assert_close(logits, logits_all.detach())
+
+
+# ---------------------------------------------------------------- fast path vs the naive loop
+# Compared in float64: Adam's first steps are about lr * sign(gradient), so in float32 a gradient
+# that is zero up to rounding (e.g. a cancelling bias term) can flip sign between two correct
+# implementations and move a weight by ~lr; in float64 the rounding noise stays far below Adam's eps.
+class _Source64:
+    def __init__(self, x):
+        self.data, self.n_obs, self.device = x, x.shape[0], torch.device("cpu")
+
+    def take(self, idx):
+        return self.data[idx]
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _naive_draws(prior, x, n_iter, batch, n_critic, seed_noise=1, seed_index=2, block=32):
+    """The package's draws (DrawStream with the loop's seeds), in the naive loop's format."""
+    from _naive import NaiveDraws
+
+    stream = train.DrawStream(
+        prior,
+        x.shape[0],
+        batch,
+        n_critic,
+        noise_generator=torch.Generator().manual_seed(seed_noise),
+        index_generator=torch.Generator().manual_seed(seed_index),
+        block=block,
+    )
+    done = 0
+    while done < n_iter:
+        t_block = min(block, n_iter - done)
+        idx, z, zn, k, eps = stream.next_block(t_block)
+        for t in range(t_block):
+            rows = idx[t].view(n_critic, batch)
+            eps_shape = (batch,) + (1,) * (x.dim() - 1)
+            yield NaiveDraws(
+                real=[x[rows[j]] for j in range(n_critic)],
+                z_critic=[z[t, j] for j in range(n_critic)],
+                eps=[eps[t, j].view(eps_shape) for j in range(n_critic)],
+                z=z[t, n_critic],
+                zn=zn[t, n_critic],
+                k=k[t, n_critic],
+            )
+        done += t_block
+
+
+@pytest.mark.parametrize(
+    ("options", "batch_norm"),
+    [
+        ({}, False),  # defaults: explicit penalty, joint real/fake critic batch
+        ({"penalty": "autograd", "joint_critic_batch": False}, False),
+        ({"penalty": "autograd", "joint_critic_batch": True, "block": 2}, False),
+        ({}, True),  # batch-norm: separate critic passes and autograd penalty, automatically
+    ],
+)
+def test_trainer_matches_the_naive_reference_loop(options, batch_norm, float64):
+    from _naive import naive_train
+
+    n_iter, batch, n_critic = 4, 16, 3
+    cfg = train.TrainConfig(max_iter=n_iter, batch_size=batch, n_critic=n_critic, lr=1e-3)
+    nets = []
+    for _ in range(2):
+        g, e, c = snn.build_networks("mlp", 12, 3, 2, hidden=(16, 16), batch_norm=batch_norm)
+        gen = torch.Generator().manual_seed(0)
+        for net in (g, e, c):
+            snn.init_normal_(net, 0.2, generator=gen)
+        nets.append((g, e, c))
+    prior = snn.MixedPrior(3, 2)
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
+    train.train_clustergan(
+        *nets[0],
+        prior,
+        _Source64(x),
+        cfg,
+        noise_generator=torch.Generator().manual_seed(1),
+        index_generator=torch.Generator().manual_seed(2),
+        progress=False,
+        **options,
+    )
+    naive_train(
+        *nets[1],
+        x,
+        n_latent=3,
+        n_clusters=2,
+        max_iter=n_iter,
+        batch_size=batch,
+        n_critic=n_critic,
+        lr=1e-3,
+        draws=_naive_draws(prior, x, n_iter, batch, n_critic, block=options.get("block", 32)),
+    )
+    moved = 0.0
+    for fast, ref in zip(nets[0], nets[1], strict=True):
+        for p, q in zip(fast.state_dict().values(), ref.state_dict().values(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+    # and training did move the weights (the comparison is not between two untouched nets)
+    g0 = snn.build_networks("mlp", 12, 3, 2, hidden=(16, 16), batch_norm=batch_norm)[0]
+    snn.init_normal_(g0, 0.2, generator=torch.Generator().manual_seed(0))
+    for p, q in zip(nets[0][0].parameters(), g0.parameters(), strict=True):
+        moved = max(moved, float((p - q).detach().abs().max()))
+    assert moved > 1e-3
+
+
+def test_explicit_gradient_equals_autograd_for_conv_and_mlp_critics():
+    from scgan_cluster.train._penalty import explicit_input_gradient, penalty_layers
+
+    class ConvCritic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 4, 4, stride=2, padding=1),
+                torch.nn.LeakyReLU(0.2),
+                torch.nn.Conv2d(4, 8, 3, stride=2, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Flatten(),
+                torch.nn.Linear(8 * 3 * 3, 1),
+            )
+
+        def forward(self, x):
+            return self.layers(x).squeeze(-1)
+
+        def penalty_layers(self):
+            return list(self.layers)
+
+    torch_gen = torch.Generator().manual_seed(0)
+    conv = ConvCritic()
+    mlp = snn.MLPCritic(12, (16, 16))
+    for critic, shape in ((conv, (5, 1, 13, 13)), (mlp, (5, 12))):
+        x = torch.randn(shape, generator=torch_gen).requires_grad_(True)
+        (ref,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+        got = explicit_input_gradient(penalty_layers(critic), x.detach())
+        torch.testing.assert_close(got, ref)
+        # and the gradients of the penalty with respect to the weights agree
+        w = next(critic.parameters())
+        (g_ref,) = torch.autograd.grad(ref.pow(2).sum(), w)
+        (g_got,) = torch.autograd.grad(got.pow(2).sum(), w)
+        torch.testing.assert_close(g_got, g_ref)
+    assert penalty_layers(snn.MLPCritic(12, (16,), batch_norm=True)) is None
+    assert train.has_batch_norm(snn.MLPCritic(12, (16,), batch_norm=True))
+    assert not train.has_batch_norm(mlp)
+
+
+def test_penalty_option_validation():
+    g, e, c = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=True)
+    kw = {
+        "noise_generator": torch.Generator(),
+        "index_generator": torch.Generator(),
+        "progress": False,
+    }
+    src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
+    cfg = train.TrainConfig(max_iter=1, batch_size=8)
+    with pytest.raises(ValueError, match="piecewise-linear"):
+        train.train_clustergan(g, e, c, snn.MixedPrior(3, 2), src, cfg, penalty="explicit", **kw)
+    with pytest.raises(ValueError, match="penalty must be"):
+        train.train_clustergan(g, e, c, snn.MixedPrior(3, 2), src, cfg, penalty="x", **kw)
+
+
+# ---------------------------------------------------------------- vectorized ensembles
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
+    n_runs, d = 3, 12
+    cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=3)
+    x = torch.rand(64, d, generator=torch.Generator().manual_seed(99))
+    prior = snn.MixedPrior(3, 2)
+
+    def nets(seed):
+        g, e, c = snn.build_networks("mlp", d, 3, 2, hidden=(16, 16), batch_norm=batch_norm)
+        for net in (g, e, c):
+            snn.init_normal_(net, 0.2, generator=torch.Generator().manual_seed(seed))
+        return g, e, c
+
+    singles, hists = [], []
+    for r in range(n_runs):
+        g, e, c = nets(r)
+        hists.append(
+            train.train_clustergan(
+                g,
+                e,
+                c,
+                prior,
+                _Source64(x),
+                cfg,
+                noise_generator=torch.Generator().manual_seed(10 + r),
+                index_generator=torch.Generator().manual_seed(20 + r),
+                progress=False,
+            )
+        )
+        singles.append((g, e, c))
+    stacked = [snn.stack_ensemble([nets(r)[i] for r in range(n_runs)]) for i in range(3)]
+    ens_hist = train.train_clustergan(
+        *stacked,
+        prior,
+        _Source64(x),
+        cfg,
+        noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(n_runs)],
+        index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
+        progress=False,
+    )
+    assert isinstance(ens_hist, list)
+    assert len(ens_hist) == n_runs
+    for i in range(3):
+        for r, replica in enumerate(stacked[i].unstack()):
+            for p, q in zip(
+                replica.state_dict().values(), singles[r][i].state_dict().values(), strict=True
+            ):
+                torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+    for r in range(n_runs):
+        for key in ("critic_loss", "zn_loss", "zc_loss"):
+            np.testing.assert_allclose(ens_hist[r][key], hists[r][key], rtol=1e-7, atol=1e-9)
+    # the replicas really differ from one another
+    assert not torch.allclose(stacked[0].out.weight[0], stacked[0].out.weight[1])
+
+
+def test_ensemble_validation():
+    g, e, c = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
+    with pytest.raises(ValueError, match="MLP architecture family only"):
+        snn.stack_ensemble([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])
+    ens = [snn.stack_ensemble([m, m]) for m in (g, e, c)]
+    with pytest.raises(ValueError, match="needs 2 generators"):
+        train.train_clustergan(
+            *ens,
+            snn.MixedPrior(3, 2),
+            DenseSource(torch.rand(32, 12), torch.device("cpu")),
+            train.TrainConfig(max_iter=1, batch_size=8),
+            noise_generator=torch.Generator(),
+            index_generator=[torch.Generator(), torch.Generator()],
+            progress=False,
+        )

@@ -1,6 +1,14 @@
 """Pure torch modules: the ClusterGAN prior and the generator / encoder / critic architectures."""
 
 from ._conv import ConvCritic, ConvEncoder, ConvGenerator
+from ._ensemble import (
+    EnsembleBatchNorm1d,
+    EnsembleCritic,
+    EnsembleEncoder,
+    EnsembleGenerator,
+    EnsembleLinear,
+    stack_ensemble,
+)
 from ._mlp import MLPCritic, MLPEncoder, MLPGenerator, init_normal_
 from ._prior import MixedPrior
 from ._registry import (
@@ -19,6 +27,11 @@ __all__ = [
     "ConvCritic",
     "ConvEncoder",
     "ConvGenerator",
+    "EnsembleBatchNorm1d",
+    "EnsembleCritic",
+    "EnsembleEncoder",
+    "EnsembleGenerator",
+    "EnsembleLinear",
     "MLPCritic",
     "MLPEncoder",
     "MLPGenerator",
@@ -27,4 +40,5 @@ __all__ = [
     "init_normal_",
     "pick_architecture",
     "register_architecture",
+    "stack_ensemble",
 ]

@@ -1,16 +1,32 @@
 """Training: losses and the loop. Knows tensors and modules only."""
 
-from ._loop import HISTORY_KEYS, BatchSource, EpochSampler, TrainConfig, encode, train_clustergan
-from ._losses import critic_loss, generator_encoder_loss, gradient_penalty
+from ._loop import (
+    HISTORY_KEYS,
+    BatchSource,
+    DrawStream,
+    EpochSampler,
+    TrainConfig,
+    encode,
+    has_batch_norm,
+    train_clustergan,
+)
+from ._losses import batch_mean, critic_loss, generator_encoder_loss, gradient_penalty, penalty_at
+from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
     "HISTORY_KEYS",
     "BatchSource",
+    "DrawStream",
     "EpochSampler",
     "TrainConfig",
+    "batch_mean",
     "critic_loss",
     "encode",
+    "explicit_input_gradient",
     "generator_encoder_loss",
     "gradient_penalty",
+    "has_batch_norm",
+    "penalty_at",
+    "penalty_layers",
     "train_clustergan",
 ]

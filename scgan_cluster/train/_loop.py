@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from scgan_cluster._settings import logger, settings
 from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
-from ._losses import critic_loss, generator_encoder_loss
+from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
     "BatchSource",
@@ -25,6 +26,8 @@ __all__ = [
     "train_clustergan",
     "encode",
     "EpochSampler",
+    "DrawStream",
+    "has_batch_norm",
 ]
 
 HISTORY_KEYS = (
@@ -131,6 +134,99 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+def has_batch_norm(module: nn.Module) -> bool:
+    """Whether ``module`` contains a batch-norm layer (whose output depends on the whole batch).
+
+    Parameters
+    ----------
+    module
+        Any torch module.
+    """
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+class DrawStream:
+    """The random draws of the loop, sampled ``block`` generator iterations at a time.
+
+    Per block of ``T`` iterations, in this order: ``T * n_critic`` minibatches of indices from an
+    :class:`EpochSampler` on ``index_generator``; then, from ``noise_generator``, one prior draw
+    of ``T * (n_critic + 1) * batch`` latent codes (``n_critic`` critic batches then the
+    generator batch of each iteration) and ``T * n_critic * batch`` uniform interpolation weights.
+    Sampling in blocks replaces dozens of small random-number calls per iteration by three.
+
+    Parameters
+    ----------
+    prior
+        The latent prior.
+    n_obs
+        Number of training samples.
+    batch_size, n_critic
+        As in :class:`TrainConfig`.
+    noise_generator, index_generator
+        As in :func:`train_clustergan`.
+    block
+        Generator iterations per block.
+    """
+
+    def __init__(
+        self,
+        prior: MixedPrior,
+        n_obs: int,
+        batch_size: int,
+        n_critic: int,
+        *,
+        noise_generator: torch.Generator,
+        index_generator: torch.Generator,
+        block: int = 32,
+    ) -> None:
+        self.prior = prior
+        self.batch = batch_size
+        self.n_critic = n_critic
+        self.noise_generator = noise_generator
+        self.sampler = EpochSampler(n_obs, batch_size, index_generator)
+        self.block = check_positive_int(block, "block")
+
+    def next_block(
+        self, n_iter: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draws for ``n_iter`` iterations.
+
+        Returns
+        -------
+        idx
+            ``(n_iter, n_critic * batch)`` int64 row indices (CPU).
+        z, zn, k
+            ``(n_iter, n_critic + 1, batch, ...)`` latent codes, their continuous part, clusters.
+        eps
+            ``(n_iter, n_critic, batch)`` interpolation weights.
+        """
+        b, nc = self.batch, self.n_critic
+        idx = torch.stack([next(self.sampler) for _ in range(n_iter * nc)]).view(n_iter, nc * b)
+        z, zn, k = self.prior.sample(n_iter * (nc + 1) * b, generator=self.noise_generator)
+        shape = (n_iter, nc + 1, b)
+        eps = torch.rand(
+            n_iter * nc * b, generator=self.noise_generator, device=self.prior.weights.device
+        )
+        return (
+            idx,
+            z.view(*shape, -1),
+            zn.view(*shape, -1),
+            k.view(shape),
+            eps.view(n_iter, nc, b),
+        )
+
+
+def _as_list(value, n: int, name: str) -> list:
+    if isinstance(value, torch.Generator):
+        value = [value]
+    value = list(value)
+    if len(value) != n:
+        raise ValueError(
+            f"{name}: an ensemble of {n} models needs {n} generators (one per replica), got {len(value)}."
+        )
+    return value
+
+
 def train_clustergan(
     generator: nn.Module,
     encoder: nn.Module,
@@ -139,11 +235,14 @@ def train_clustergan(
     source: BatchSource,
     config: TrainConfig,
     *,
-    noise_generator: torch.Generator,
-    index_generator: torch.Generator,
+    noise_generator: torch.Generator | Sequence[torch.Generator],
+    index_generator: torch.Generator | Sequence[torch.Generator],
     progress: bool | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
-) -> dict[str, list[float]]:
+    joint_critic_batch: bool | None = None,
+    penalty: Literal["auto", "explicit", "autograd"] = "auto",
+    block: int = 32,
+) -> dict[str, list[float]] | list[dict[str, list[float]]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
     Parameters
@@ -162,30 +261,84 @@ def train_clustergan(
         Optimisation settings.
     noise_generator
         Random generator on ``source.device`` for the prior and the penalty's interpolation weights.
+        For an ensemble (modules with an ``n_runs`` attribute, see
+        :func:`scgan_cluster.nn.stack_ensemble`): one generator per replica.
     index_generator
-        CPU random generator for the minibatch order.
+        CPU random generator for the minibatch order (for an ensemble: one per replica).
     progress
         Show a tqdm bar; ``None`` follows :attr:`scgan_cluster.settings.progress_bar`.
     callback
         Called as ``callback(iteration, record)`` after each history record (every
         ``config.log_every`` iterations), e.g. to evaluate or checkpoint; the networks are put
-        back in training mode afterwards.
+        back in training mode afterwards. For an ensemble each value of ``record`` is a list with
+        one entry per replica.
+    joint_critic_batch
+        Evaluate the critic on real and generated samples in one forward pass (concatenated
+        batch) instead of two. Mathematically the same for critics without batch-norm; ``None``
+        (default) does it exactly when the critic has no batch-norm layer, whose statistics would
+        otherwise mix the two batches.
+    penalty
+        How the gradient penalty's input gradient is computed: ``"autograd"`` by
+        ``torch.autograd.grad(create_graph=True)`` and a double backward (any critic);
+        ``"explicit"`` by writing out the gradient of a piecewise-linear critic (one that defines
+        ``penalty_layers()``, see :func:`penalty_layers`), the same numbers with a single
+        backward pass; ``"auto"`` (default) takes ``"explicit"`` where the critic allows it.
+    block
+        Generator iterations whose random draws are sampled at once (see :class:`DrawStream`).
 
     Returns
     -------
     The history: for each key of :data:`HISTORY_KEYS` a list with one value per record, each the
     mean over the generator iterations since the previous record (critic values averaged over all
     critic steps). Losses are read back from the device only at records, not every step.
+    For an ensemble: a list of such dicts, one per replica.
     """
     device = source.device
     cfg = config
-    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_ge = torch.optim.Adam(
-        [*generator.parameters(), *encoder.parameters()], lr=cfg.lr, betas=cfg.betas
-    )
-    sampler = EpochSampler(source.n_obs, cfg.batch_size, index_generator)
-    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-    acc = torch.zeros(6, device=device)
+    n_runs = getattr(critic, "n_runs", None)
+    ensemble = n_runs is not None
+    n_rep = n_runs if ensemble else 1
+    noise_gens = _as_list(noise_generator, n_rep, "noise_generator")
+    index_gens = _as_list(index_generator, n_rep, "index_generator")
+    if joint_critic_batch is None:
+        joint_critic_batch = not has_batch_norm(critic)
+    if penalty not in ("auto", "explicit", "autograd"):
+        raise ValueError(f"penalty must be 'auto', 'explicit' or 'autograd', got {penalty!r}.")
+    layers = None if penalty == "autograd" else penalty_layers(critic)
+    # the critic steps' fakes come from the same (fixed) generator: one forward pass for all of
+    # them, unless batch-norm would then compute its statistics over n_critic batches at once
+    batch_fakes = not has_batch_norm(generator)
+    zdim = prior.dim
+    if penalty == "explicit" and layers is None:
+        raise ValueError(
+            "penalty='explicit' needs a piecewise-linear critic defining penalty_layers() "
+            "(Linear / Conv2d / (Leaky)ReLU / Flatten, no batch-norm); use penalty='auto'."
+        )
+    adam = {"lr": cfg.lr, "betas": cfg.betas}
+    if device.type in ("cpu", "cuda"):
+        adam["fused"] = True
+    else:
+        adam["foreach"] = True
+    opt_d = torch.optim.Adam(critic.parameters(), **adam)
+    opt_ge = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], **adam)
+    streams = [
+        DrawStream(
+            prior,
+            source.n_obs,
+            cfg.batch_size,
+            cfg.n_critic,
+            noise_generator=ng,
+            index_generator=ig,
+            block=block,
+        )
+        for ng, ig in zip(noise_gens, index_gens, strict=True)
+    ]
+    history: list[dict[str, list[float]]] = [
+        {key: [] for key in HISTORY_KEYS} for _ in range(n_rep)
+    ]
+    lead: tuple[int, ...] = (n_rep,) if ensemble else ()
+    acc_d = torch.zeros((3, *lead), device=device)
+    acc_g = torch.zeros((3, *lead), device=device)
     n_acc = 0
     show = settings.progress_bar if progress is None else progress
     bar = tqdm(
@@ -196,81 +349,127 @@ def train_clustergan(
         leave=False,
         mininterval=1.0,
     )
-    batch = cfg.batch_size
-    eps_shape: tuple[int, ...] | None = None
+    batch, nc = cfg.batch_size, cfg.n_critic
+    nl = len(lead)  # dimension of the batch axis
     networks = (generator, encoder, critic)
     _set_training(networks, True)
     start = time.perf_counter()
+    it = 0
     try:
-        for it in range(1, cfg.max_iter + 1):
-            # --- critic: n_critic steps, each with a fresh real batch and fresh noise ---
-            _set_requires_grad(critic, True)
-            for _ in range(cfg.n_critic):
-                real = source.take(next(sampler))
-                if eps_shape is None:
-                    eps_shape = (batch,) + (1,) * (real.dim() - 1)
-                with torch.no_grad():
-                    z, _, _ = prior.sample(batch, generator=noise_generator)
-                    fake = generator(z)
-                eps = torch.rand(eps_shape, generator=noise_generator, device=device)
-                loss_d, wdist, gp = critic_loss(critic, real, fake, eps, cfg.gp_weight)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                acc[0] += loss_d.detach() / cfg.n_critic
-                acc[1] += wdist / cfg.n_critic
-                acc[2] += gp / cfg.n_critic
-            # --- generator and encoder, jointly ---
-            _set_requires_grad(critic, False)
-            z, zn, k = prior.sample(batch, generator=noise_generator)
-            fake = generator(z)
-            zn_hat, zc_logits = encoder(fake)
-            loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
-                critic, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
-            )
-            opt_ge.zero_grad(set_to_none=True)
-            loss_ge.backward()
-            opt_ge.step()
-            acc[3] += adv
-            acc[4] += zn_loss
-            acc[5] += zc_loss
-            n_acc += 1
-            if it % cfg.log_every == 0 or it == cfg.max_iter:
-                values = (acc / n_acc).tolist()
-                if not all(math.isfinite(v) for v in values):
-                    raise FloatingPointError(
-                        f"ClusterGAN training diverged at generator iteration {it} (non-finite loss). "
-                        "Try a smaller lr, or check the input for extreme values."
+        while it < cfg.max_iter:
+            n_block = min(block, cfg.max_iter - it)
+            draws = [s.next_block(n_block) for s in streams]
+            if ensemble:  # stack replicas after the iteration axis: (T, R, ...)
+                idx_b, z_b, zn_b, k_b, eps_b = (
+                    torch.stack([d[i] for d in draws], dim=1) for i in range(5)
+                )
+            else:
+                idx_b, z_b, zn_b, k_b, eps_b = draws[0]
+            for t in range(n_block):
+                it += 1
+                # one gather of all n_critic real batches of this iteration
+                real_all = source.take(idx_b[t].reshape(-1))
+                feat = real_all.shape[1:]
+                real_all = real_all.view(*lead, nc, batch, *feat)
+                z_t = z_b[t].movedim(nl, 0) if ensemble else z_b[t]  # (nc + 1, *lead, batch, zdim)
+                eps_t = eps_b[t].movedim(nl, 0) if ensemble else eps_b[t]
+                eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
+                # --- critic: n_critic steps ---
+                _set_requires_grad(critic, True)
+                if batch_fakes:  # G is fixed during the critic steps: all fakes in one pass
+                    with torch.no_grad():
+                        fakes = generator(z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim))
+                    fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
+                for j in range(nc):
+                    real = real_all.select(nl, j)
+                    if batch_fakes:
+                        fake = fakes.select(nl, j)
+                    else:
+                        with torch.no_grad():
+                            fake = generator(z_t[j])
+                    eps = eps_t[j]
+                    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
+                    if joint_critic_batch:
+                        d_rf = critic(torch.cat([real, fake], dim=nl))
+                        d_real, d_fake = d_rf.split(batch, dim=nl)
+                    else:
+                        d_real, d_fake = critic(real), critic(fake)
+                    if layers is not None:
+                        grad = explicit_input_gradient(layers, x_hat.detach())
+                    else:
+                        d_hat = critic(x_hat)
+                        (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
+                    gp = (grad.flatten(nl + 1).norm(2, dim=-1) - 1.0).pow(2).mean(-1)
+                    wdist = d_real.mean(-1) - d_fake.mean(-1)
+                    loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
+                    opt_d.zero_grad(set_to_none=True)
+                    loss_d.sum().backward()
+                    opt_d.step()
+                    acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
+                # --- generator and encoder, jointly ---
+                _set_requires_grad(critic, False)
+                zg = z_t[nc]
+                zn = (zn_b[t].movedim(nl, 0) if ensemble else zn_b[t])[nc]
+                k = (k_b[t].movedim(nl, 0) if ensemble else k_b[t])[nc]
+                fake = generator(zg)
+                zn_hat, zc_logits = encoder(fake)
+                adv = -critic(fake).mean(-1)
+                zn_loss = (zn - zn_hat).pow(2).sum(-1).mean(-1)
+                ce = F.cross_entropy(zc_logits.flatten(0, -2), k.flatten(), reduction="none")
+                zc_loss = ce.view(k.shape).mean(-1)
+                loss_ge = adv + cfg.beta_n * zn_loss + cfg.beta_c * zc_loss
+                opt_ge.zero_grad(set_to_none=True)
+                loss_ge.sum().backward()
+                opt_ge.step()
+                acc_g += torch.stack([adv.detach(), zn_loss.detach(), zc_loss.detach()])
+                n_acc += 1
+                if it % cfg.log_every == 0 or it == cfg.max_iter:
+                    means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (6, *lead)
+                    values = means.reshape(6, n_rep).T.tolist()  # per replica
+                    if not all(math.isfinite(v) for row in values for v in row):
+                        raise FloatingPointError(
+                            f"ClusterGAN training diverged at generator iteration {it} (non-finite loss). "
+                            "Try a smaller lr, or check the input for extreme values."
+                        )
+                    seconds = time.perf_counter() - start
+                    records = [
+                        dict(
+                            zip(HISTORY_KEYS[2:], row, strict=True),
+                            iteration=float(it),
+                            seconds=seconds,
+                        )
+                        for row in values
+                    ]
+                    for hist, record in zip(history, records, strict=True):
+                        for key in HISTORY_KEYS:
+                            hist[key].append(float(record[key]))
+                    acc_d.zero_()
+                    acc_g.zero_()
+                    n_acc = 0
+                    first = records[0]
+                    bar.set_postfix(
+                        W=f"{first['wasserstein']:.3g}",
+                        zn=f"{first['zn_loss']:.3g}",
+                        zc=f"{first['zc_loss']:.3g}",
+                        refresh=False,
                     )
-                record = dict(
-                    zip(HISTORY_KEYS[2:], values, strict=True),
-                    iteration=float(it),
-                    seconds=time.perf_counter() - start,
-                )
-                for key in HISTORY_KEYS:
-                    history[key].append(float(record[key]))
-                acc.zero_()
-                n_acc = 0
-                bar.set_postfix(
-                    W=f"{record['wasserstein']:.3g}",
-                    zn=f"{record['zn_loss']:.3g}",
-                    zc=f"{record['zc_loss']:.3g}",
-                    refresh=False,
-                )
-                logger.debug(
-                    "iteration %d: critic %.4g, W %.4g, gp %.4g, G %.4g, zn %.4g, zc %.4g",
-                    it,
-                    *values,
-                )
-                if callback is not None:
-                    callback(it, record)
-                    _set_training(networks, True)
-            bar.update(1)
+                    logger.debug(
+                        "iteration %d: critic %.4g, W %.4g, gp %.4g, G %.4g, zn %.4g, zc %.4g",
+                        it,
+                        *values[0],
+                    )
+                    if callback is not None:
+                        if ensemble:
+                            callback(it, {k: [r[k] for r in records] for k in HISTORY_KEYS})
+                        else:
+                            callback(it, first)
+                        _set_training(networks, True)
+                bar.update(1)
     finally:
         bar.close()
         _set_requires_grad(critic, True)
         _set_training(networks, False)
-    return history
+    return history if ensemble else history[0]
 
 
 @torch.no_grad()

@@ -6,7 +6,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["gradient_penalty", "critic_loss", "generator_encoder_loss"]
+__all__ = [
+    "batch_mean",
+    "critic_loss",
+    "generator_encoder_loss",
+    "gradient_penalty",
+    "penalty_at",
+]
 
 
 def gradient_penalty(
@@ -26,9 +32,34 @@ def gradient_penalty(
         One U(0, 1) draw per sample, shaped to broadcast against ``real``.
     """
     x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)
-    return ((norm - 1.0) ** 2).mean()
+    return penalty_at(critic(x_hat), x_hat)
+
+
+def penalty_at(d_hat: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """The WGAN-GP penalty from critic outputs ``d_hat = D(x_hat)`` (graph kept for double backward).
+
+    Parameters
+    ----------
+    d_hat
+        Critic outputs of shape ``lead + (batch,)``: ``lead`` is empty for one model and ``(R,)``
+        for an ensemble of R models (:mod:`scgan_cluster.nn`), whose penalties are summed.
+    x_hat
+        The points (``requires_grad=True``) at which ``d_hat`` was computed.
+    """
+    (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(d_hat.dim()).norm(2, dim=-1)
+    return batch_mean((norm - 1.0) ** 2)
+
+
+def batch_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch (last) dimension, summed over leading replica dimensions (if any).
+
+    Parameters
+    ----------
+    values
+        Per-sample values of shape ``lead + (batch,)``.
+    """
+    return values.mean(-1).sum()
 
 
 def critic_loss(
@@ -51,9 +82,10 @@ def critic_loss(
 
     Returns
     -------
-    The loss, the Wasserstein estimate ``E D(real) - E D(fake)`` (detached) and the penalty (detached).
+    The loss, the Wasserstein estimate ``E D(real) - E D(fake)`` (detached) and the penalty
+    (detached). For an ensemble critic (outputs ``(R, batch)``) each is the sum over replicas.
     """
-    wasserstein = critic(real).mean() - critic(fake).mean()
+    wasserstein = batch_mean(critic(real)) - batch_mean(critic(fake))
     gp = gradient_penalty(critic, real, fake, eps)
     return -wasserstein + gp_weight * gp, wasserstein.detach(), gp.detach()
 
@@ -94,10 +126,15 @@ def generator_encoder_loss(
 
     Returns
     -------
-    The total loss and its three parts (detached): adversarial, zn and zc terms.
+    The total loss and its three parts (detached): adversarial, zn and zc terms. For an ensemble
+    (a leading replica dimension on every tensor) each is the sum over replicas.
     """
-    adversarial = -critic(fake).mean()
-    zn_loss = (zn - zn_hat).pow(2).sum(dim=1).mean()
-    zc_loss = F.cross_entropy(zc_logits, k)
+    adversarial = -batch_mean(critic(fake))
+    zn_loss = batch_mean((zn - zn_hat).pow(2).sum(dim=-1))
+    if zc_logits.dim() == 2:
+        zc_loss = F.cross_entropy(zc_logits, k)
+    else:  # an ensemble: (R, batch, K)
+        ce = F.cross_entropy(zc_logits.flatten(0, -2), k.flatten(), reduction="none")
+        zc_loss = batch_mean(ce.view(k.shape))
     total = adversarial + beta_n * zn_loss + beta_c * zc_loss
     return total, adversarial.detach(), zn_loss.detach(), zc_loss.detach()

@@ -1,0 +1,164 @@
+"""Vectorized seed ensembles: cost of R models trained in one pass, and their quality vs R separate runs.
+
+1. Timing (generated data, the paper's 10x MLP: 720 genes, K = 8, zn 30, batch 64, n_critic 5):
+   generator iterations of one model vs of an ensemble of R models trained together
+   (:func:`scgan_cluster.nn.stack_ensemble` + the package trainer); the ratio is the wall-time
+   cost of R models relative to one.
+2. Quality (sorted PBMC, the 8 populations of 10x_73k, 3,238 cells, paper preprocessing):
+   ``ClusterGAN(n_runs=R, random_state=0)`` vs R separate ``ClusterGAN(random_state=r)`` fits,
+   ``--pbmc-iters`` iterations each; every replica / run is scored on all cells (labels only
+   for scoring) and mean +- sd are reported. Replica r follows the same random stream as the
+   separate run with seed r, so the two sets should agree in distribution (and run by run up to
+   the float rounding that GAN training amplifies).
+
+    python benchmarks/bench_ensemble.py --runs 5 --timing-iters 200 --pbmc-iters 2000
+
+writes ``benchmarks/results/bench_ensemble.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
+from default_max_iter import load_sorted_pbmc8
+
+import scgan_cluster as scg
+from scgan_cluster import nn as snn
+from scgan_cluster import train
+from scgan_cluster.adapters import DenseSource
+
+KEYS = ("acc", "nmi", "ari", "purity")
+
+
+def _nets(seed: int):
+    g, e, c = snn.build_networks("mlp", 720, 30, 8)
+    gen = torch.Generator().manual_seed(seed)
+    for net in (g, e, c):
+        snn.init_normal_(net, 0.02, generator=gen)
+    return g, e, c
+
+
+def time_training(n_runs: int, iters: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4096, 720, generator=gen) * (torch.rand(4096, 720, generator=gen) > 0.4)
+    source = DenseSource(x, torch.device("cpu"))
+    prior = snn.MixedPrior(30, 8)
+
+    def run(nets, n_rep, n):
+        train.train_clustergan(
+            *nets,
+            prior,
+            source,
+            train.TrainConfig(max_iter=n),
+            noise_generator=[torch.Generator().manual_seed(1 + r) for r in range(n_rep)]
+            if n_rep > 1
+            else torch.Generator().manual_seed(1),
+            index_generator=[torch.Generator().manual_seed(2 + r) for r in range(n_rep)]
+            if n_rep > 1
+            else torch.Generator().manual_seed(2),
+            progress=False,
+        )
+
+    out = {}
+    single = _nets(0)
+    ensemble = [snn.stack_ensemble([_nets(r)[i] for r in range(n_runs)]) for i in range(3)]
+    for name, nets, n_rep in (("single", single, 1), ("ensemble", ensemble, n_runs)):
+        run(nets, n_rep, 5)
+        start = time.perf_counter()
+        run(nets, n_rep, iters)
+        out[f"{name}_ms_per_it"] = round((time.perf_counter() - start) / iters * 1e3, 2)
+    out["ratio"] = round(out["ensemble_ms_per_it"] / out["single_ms_per_it"], 2)
+    out["per_model_speedup"] = round(n_runs / out["ratio"], 2)
+    return out
+
+
+def _summary(rows: list[dict]) -> dict:
+    arr = np.array([[r[k] for k in KEYS] for r in rows])
+    return {
+        "mean": dict(zip(KEYS, np.round(arr.mean(0), 4).tolist(), strict=True)),
+        "sd": dict(zip(KEYS, np.round(arr.std(0, ddof=1), 4).tolist(), strict=True)),
+    }
+
+
+def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
+    adata = load_sorted_pbmc8(data_dir)
+    truth = adata.obs["label"].to_numpy()
+    prepared = scg.pp.preprocess(adata, 720, copy=True)
+    start = time.perf_counter()
+    ens = scg.ClusterGAN(8, max_iter=iters, n_runs=n_runs, random_state=0, device="cpu")
+    ens.fit(prepared)
+    ens_seconds = time.perf_counter() - start
+    ens_rows = [
+        {k: float(v) for k, v in scg.metrics.cluster_metrics(truth, ens.labels_runs_[:, r]).items()}
+        for r in range(n_runs)
+    ]
+    sep_rows, sep_seconds = [], 0.0
+    for r in range(n_runs):
+        start = time.perf_counter()
+        m = scg.ClusterGAN(8, max_iter=iters, random_state=r, device="cpu").fit(prepared)
+        sep_seconds += time.perf_counter() - start
+        sep_rows.append(
+            {k: float(v) for k, v in scg.metrics.cluster_metrics(truth, m.labels_).items()}
+        )
+        print(f"  seed {r}: separate {sep_rows[-1]}  replica {ens_rows[r]}", flush=True)
+    chosen = ens.selected_run_
+    return {
+        "dataset": "Zheng 2017 sorted PBMC, 8 populations of 10x_73k (3,238 cells), all cells",
+        "max_iter": iters,
+        "ensemble_fit_seconds": round(ens_seconds, 1),
+        "separate_fit_seconds_total": round(sep_seconds, 1),
+        "wall_time_ratio_ensemble_vs_one_separate_fit": round(
+            ens_seconds / (sep_seconds / n_runs), 2
+        ),
+        "ensemble_replicas": {"runs": ens_rows, **_summary(ens_rows)},
+        "separate_runs": {"runs": sep_rows, **_summary(sep_rows)},
+        "selected_replica": {
+            "index": chosen,
+            "criterion": "lowest reconstruction error ||x - G(E(x))||^2 on the cells (label-free)",
+            "selection_scores": np.round(ens.selection_scores_, 5).tolist(),
+            "metrics": ens_rows[chosen],
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--timing-iters", type=int, default=200)
+    parser.add_argument("--pbmc-iters", type=int, default=2000)
+    parser.add_argument("--skip-pbmc", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_ensemble.json")
+    args = parser.parse_args()
+    scg.settings.progress_bar = False
+    info = {**machine(), "device": "cpu"}
+    print(info)
+    timing = time_training(args.runs, args.timing_iters)
+    print(f"R={args.runs}: {timing}", flush=True)
+    result = {
+        "script": "benchmarks/bench_ensemble.py",
+        "machine": info,
+        "n_runs": args.runs,
+        "timing": {"iterations": args.timing_iters, **timing},
+    }
+    if not args.skip_pbmc:
+        if not (args.data_dir / "zheng2017_pbmc_facs_fasttopics").is_dir():
+            print(f"no PBMC data under {args.data_dir}; skipping the quality comparison")
+        else:
+            result["pbmc"] = quality(args.data_dir, args.runs, args.pbmc_iters)
+            for name in ("ensemble_replicas", "separate_runs"):
+                s = result["pbmc"][name]
+                print(
+                    f"{name:<18} "
+                    + "  ".join(f"{k} {s['mean'][k]:.3f}+-{s['sd'][k]:.3f}" for k in KEYS)
+                )
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
