@@ -77,8 +77,9 @@ class BenchData:
     description: str = ""
 
     @property
-    def n_features(self) -> int:
-        return int(np.prod(self.x.shape[1:]))
+    def input_shape(self) -> int | tuple[int, ...]:
+        """What ``build_networks`` takes: the number of features, or ``(C, H, W)`` for images."""
+        return int(self.x.shape[1]) if self.x.ndim == 2 else tuple(int(s) for s in self.x.shape[1:])
 
     @property
     def flat(self) -> np.ndarray:
@@ -182,7 +183,7 @@ def _build(
     # as the model does: torch's default init (global RNG) is replaced by a seeded N(0, 0.02)
     with torch.random.fork_rng(devices=[]):
         nets = build_networks(
-            data.architecture, data.n_features, n_latent, n_clusters, **_arch_options(data)
+            data.architecture, data.input_shape, n_latent, n_clusters, **_arch_options(data)
         )
     init = torch.Generator().manual_seed(seed)
     for net in nets:
@@ -297,9 +298,9 @@ def train_vae(
     with torch.random.fork_rng(devices=[]):
         opts = _arch_options(data)
         encoder = build_networks(
-            data.architecture, data.n_features, latent_dim, latent_dim, **opts
+            data.architecture, data.input_shape, latent_dim, latent_dim, **opts
         )[1]
-        decoder = build_networks(data.architecture, data.n_features, latent_dim, 0, **opts)[0]
+        decoder = build_networks(data.architecture, data.input_shape, latent_dim, 0, **opts)[0]
     init = torch.Generator().manual_seed(seed)
     init_normal_(encoder, 0.02, generator=init)
     init_normal_(decoder, 0.02, generator=init)
