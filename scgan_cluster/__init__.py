@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import adapters, datasets, metrics, nn, pl, pp, tl, train
+from ._fit_tensor import fit_tensor
 from ._settings import settings
 from .model import ClusterGAN
 
@@ -16,6 +17,7 @@ __all__ = [
     "__version__",
     "adapters",
     "datasets",
+    "fit_tensor",
     "metrics",
     "nn",
     "pl",

@@ -33,27 +33,31 @@ doc_model_params = """\
 n_clusters
     K, the number of clusters: the dimension of the one-hot code zc.
 n_latent
-    Dimension of the continuous latent zn (the paper uses 30 for 10x_73k).
+    Dimension of the continuous latent zn. ``None``: the architecture's paper value (10x_73k
+    and MNIST 30, Fashion-MNIST 40, COIL-20 20, synthetic 6, Pendigits 5).
 architecture
-    Name of an entry of :data:`scgan_cluster.nn.ARCHITECTURES` (``"mlp"`` is the paper's 10x_73k model).
-hidden
-    Widths of the hidden layers of generator, encoder and critic (paper: ``(256, 256)``).
+    Name of an entry of :data:`scgan_cluster.nn.ARCHITECTURES` (``"mlp"``: the paper's 10x_73k
+    networks; ``"mnist"``, ``"fashion_mnist"``, ``"coil20"``, ``"pendigits"``, ``"synthetic"``:
+    the paper's networks for those data), or ``"auto"``: chosen by the data when fitting (vectors
+    get ``"mlp"``, images the conv entry for their height and width, see
+    :func:`scgan_cluster.nn.pick_architecture`).
 sigma
-    Standard deviation of the prior zn ~ N(0, sigma^2 I) (paper: 0.1).
+    Standard deviation of the prior zn ~ N(0, sigma^2 I) (``None``: the paper's 0.1).
 beta_n
-    Weight of the zn cycle loss ||zn - E(G(z))_n||^2 (paper: 10).
+    Weight of the zn cycle loss ||zn - E(G(z))_n||^2 (``None``: the architecture's paper value,
+    10; 0 for Fashion-MNIST).
 beta_c
-    Weight of the zc cross-entropy H(zc, E(G(z))_c) (paper: 10).
+    Weight of the zc cross-entropy H(zc, E(G(z))_c) (``None``: the paper's 10).
 gp_weight
-    Gradient-penalty coefficient of WGAN-GP (paper: 10).
+    Gradient-penalty coefficient of WGAN-GP (``None``: the paper's 10).
 n_critic
-    Critic updates per generator/encoder update (paper: 5).
+    Critic updates per generator/encoder update (``None``: the paper's 5).
 lr
-    Adam learning rate of all three networks (paper: 1e-4).
+    Adam learning rate of all three networks (``None``: the paper's 1e-4).
 betas
-    Adam betas (paper: ``(0.5, 0.9)``).
+    Adam betas (``None``: the paper's ``(0.5, 0.9)``).
 batch_size
-    Minibatch size (paper: 64).
+    Minibatch size (``None``: the paper's 64).
 max_iter
     Number of generator iterations (each after ``n_critic`` critic steps). The paper trained for
     100,000; the default of 5,000 is a CPU-friendly budget, see the Notes.

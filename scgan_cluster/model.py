@@ -20,7 +20,15 @@ from ._docs import doc_params
 from ._settings import logger
 from ._validation import check_n_clusters, check_positive_int, resolve_device
 from .adapters import Prepared, as_source, prepare_fit, prepare_predict
-from .nn import ARCHITECTURES, MixedPrior, build_networks, init_normal_
+from .nn import (
+    ARCHITECTURES,
+    TRAINING_KEYS,
+    MixedPrior,
+    build_networks,
+    init_normal_,
+    pick_architecture,
+)
+from .nn._registry import check_options
 from .train import TrainConfig, encode, train_clustergan
 
 __all__ = ["ClusterGAN", "DEFAULT_MAX_ITER"]
@@ -32,6 +40,12 @@ _ASSIGN = ("kmeans", "argmax")
 _REPRESENTATIONS = ("zn", "full", "proba")
 _FILES = {"weights": "model.pt", "config": "config.json", "var_names": "var_names.json"}
 _FITTED = (
+    "architecture",
+    "architecture_options",
+    "n_latent",
+    "sigma",
+    "train_config",
+    "image_shape",
     "generator",
     "encoder",
     "critic",
@@ -44,6 +58,7 @@ _FITTED = (
     "labels_",
     "latent_",
     "proba_",
+    "scores_",
 )
 
 
@@ -70,14 +85,22 @@ class ClusterGAN:
     """ClusterGAN (Mukherjee et al., AAAI 2019): a WGAN-GP with a one-hot + Gaussian prior and an encoder.
 
     Clusters are read from the encoder's latent: by default KMeans on (zn, softmax(zc)).
-    Every hyperparameter defaults to the paper's value for 10x_73k, except ``max_iter``.
+    Every training hyperparameter left at ``None`` takes the paper's value for the chosen
+    architecture (its registry entry's ``defaults``; for ``"mlp"`` the 10x_73k settings), and
+    ``max_iter`` defaults to a CPU-friendly budget.
+
+    The data may be an AnnData, a numpy / scipy sparse / torch matrix ``(n, d)``, a 4-D image
+    batch ``(n, C, H, W)`` (numpy or torch) or an AnnData of flattened images with
+    ``uns["image_shape"] = [C, H, W]`` (as the loaders of :mod:`scgan_cluster.datasets` return).
+    All of them reach the same training loop through :mod:`scgan_cluster.adapters`.
 
     Parameters
     ----------
     {doc_model_params}
     architecture_options
-        Options of the architecture entry, overriding its defaults (for ``"mlp"``: ``hidden``,
-        ``leak``, ``batch_norm``, ``output``).
+        Network options of the architecture entry, overriding its defaults (for ``"mlp"``:
+        ``hidden``, ``leak``, ``batch_norm``, ``batch_norm_first``, ``output``; see
+        ``scgan_cluster.nn.ARCHITECTURES[name].network_defaults``).
     random_state
         Seed of initialisation, noise, minibatch order and KMeans; ``None`` draws one (then
         recorded in :attr:`params`). No global random state is touched.
@@ -91,66 +114,74 @@ class ClusterGAN:
     >>> new_labels = model.predict(new_adata)  # aligned by var_names, on the training scale
     >>> model.save("my_model/")
     >>> model = ClusterGAN.load("my_model/")
+    >>> images = scgan_cluster.datasets.mnist("data/mnist")  # flattened, uns["image_shape"]
+    >>> model = ClusterGAN(10).fit(images)  # picks the "mnist" conv networks by shape
+    >>> model.generate(16, cluster=3).shape
+    (16, 1, 28, 28)
     """
 
     def __init__(
         self,
         n_clusters: int = 8,
         *,
-        n_latent: int = 30,
-        architecture: str = "mlp",
+        n_latent: int | None = None,
+        architecture: str = "auto",
         architecture_options: dict[str, Any] | None = None,
-        sigma: float = 0.1,
-        beta_n: float = 10.0,
-        beta_c: float = 10.0,
-        gp_weight: float = 10.0,
-        n_critic: int = 5,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.5, 0.9),
-        batch_size: int = 64,
+        sigma: float | None = None,
+        beta_n: float | None = None,
+        beta_c: float | None = None,
+        gp_weight: float | None = None,
+        n_critic: int | None = None,
+        lr: float | None = None,
+        betas: tuple[float, float] | None = None,
+        batch_size: int | None = None,
         max_iter: int = DEFAULT_MAX_ITER,
         assign: Literal["kmeans", "argmax"] = "kmeans",
         random_state: int | None = 0,
         device: str | torch.device = "auto",
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
-        check_positive_int(n_latent, "n_latent")
-        if architecture not in ARCHITECTURES:
+        if not isinstance(architecture, str) or (
+            architecture != "auto" and architecture not in ARCHITECTURES
+        ):
             raise ValueError(
-                f"Unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}."
+                f"Unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}, or "
+                "'auto' to pick one by the data's shape."
             )
-        options = dict(architecture_options or {})
-        unknown = set(options) - set(ARCHITECTURES[architecture].defaults)
-        if unknown:
-            raise ValueError(
-                f"Architecture {architecture!r} takes the options "
-                f"{sorted(ARCHITECTURES[architecture].defaults)}, not {sorted(unknown)}."
-            )
-        if not isinstance(sigma, numbers.Real) or not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a positive number, got {sigma!r}.")
         if assign not in _ASSIGN:
             raise ValueError(f"assign must be one of {_ASSIGN}, got {assign!r}.")
-        self.train_config = TrainConfig(
-            max_iter=max_iter,
-            batch_size=batch_size,
-            n_critic=n_critic,
-            lr=lr,
-            betas=tuple(betas),
-            gp_weight=gp_weight,
-            beta_n=beta_n,
-            beta_c=beta_c,
-        )
-        self.n_clusters = int(n_clusters)
-        self.n_latent = int(n_latent)
-        self.architecture = architecture
-        self.architecture_options = {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in {**ARCHITECTURES[architecture].defaults, **options}.items()
+        self._requested: dict[str, Any] = {
+            "n_latent": n_latent,
+            "sigma": sigma,
+            "beta_n": beta_n,
+            "beta_c": beta_c,
+            "gp_weight": gp_weight,
+            "n_critic": n_critic,
+            "lr": lr,
+            "betas": betas,
+            "batch_size": batch_size,
         }
-        self.sigma = float(sigma)
+        self._requested_options = dict(architecture_options or {})
+        self._max_iter = max_iter
+        self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
         self.device = resolve_device(device)
+        # "auto" is resolved by the data in fit(); until then the 10x MLP's settings are shown
+        # (the options are checked once the entry is known)
+        self._auto = architecture == "auto"
+        if self._auto:
+            known = {k for a in ARCHITECTURES.values() for k in a.network_defaults}
+            unknown = set(self._requested_options) - known
+            if unknown:
+                raise ValueError(
+                    f"No architecture takes the options {sorted(unknown)}; the registered ones "
+                    f"take {sorted(known)}."
+                )
+            self._configure("mlp", options={})
+        else:
+            self._configure(architecture)
+        self.architecture = architecture
         # fitted state
         self.generator: torch.nn.Module | None = None
         self.encoder: torch.nn.Module | None = None
@@ -158,12 +189,50 @@ class ClusterGAN:
         self.prior: MixedPrior | None = None
         self.var_names: np.ndarray | None = None
         self.transform: dict | None = None
+        self.image_shape: tuple[int, int, int] | None = None
         self.cluster_centers_: np.ndarray | None = None
         self.history_: dict[str, list[float]] = {}
         self.train_seconds_: float | None = None
         self.labels_: np.ndarray | None = None
         self.latent_: np.ndarray | None = None
         self.proba_: np.ndarray | None = None
+        self.scores_: dict[str, float] | None = None
+
+    def _configure(self, name: str, options: dict[str, Any] | None = None) -> None:
+        """Settle the hyperparameters: the entry's paper values, overridden by what the user passed."""
+        entry = ARCHITECTURES[name]
+        options = self._requested_options if options is None else options
+        check_options(name, options)
+        hp = {
+            **entry.training_defaults,
+            **{k: v for k, v in self._requested.items() if v is not None},
+        }
+        missing = [k for k in TRAINING_KEYS if k not in hp]
+        if missing:
+            raise ValueError(
+                f"Architecture {name!r} has no default for {missing}; pass them to ClusterGAN."
+            )
+        check_positive_int(hp["n_latent"], "n_latent")
+        sigma = hp["sigma"]
+        if not isinstance(sigma, numbers.Real) or not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a positive number, got {sigma!r}.")
+        self.train_config = TrainConfig(
+            max_iter=self._max_iter,
+            batch_size=hp["batch_size"],
+            n_critic=hp["n_critic"],
+            lr=hp["lr"],
+            betas=tuple(hp["betas"]),
+            gp_weight=hp["gp_weight"],
+            beta_n=hp["beta_n"],
+            beta_c=hp["beta_c"],
+        )
+        self.n_latent = int(hp["n_latent"])
+        self.sigma = float(sigma)
+        self.architecture = name
+        self.architecture_options = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in {**entry.network_defaults, **options}.items()
+        }
 
     # ------------------------------------------------------------------ state
     @property
@@ -198,15 +267,45 @@ class ClusterGAN:
                 "This ClusterGAN is not trained yet: call fit() first, or ClusterGAN.load()."
             )
 
-    def _build(self, n_features: int) -> None:
+    def _sample_shape(self) -> tuple[int, ...] | None:
+        """Shape of one row as the networks take it: ``(C, H, W)`` for conv nets, else flat."""
+        if self.image_shape is not None and ARCHITECTURES[self.architecture].kind == "image":
+            return self.image_shape
+        return None
+
+    def _choose_architecture(self, prepared: Prepared) -> None:
+        """Resolve ``architecture="auto"`` by the data, and check the data fit the chosen entry."""
+        n_features = prepared.x.shape[1]
+        shape = prepared.image_shape
+        if self._auto:
+            self._configure(pick_architecture(shape if shape is not None else n_features))
+        elif ARCHITECTURES[self.architecture].kind == "image" and shape is None:
+            raise ValueError(
+                f"Architecture {self.architecture!r} takes images, but the data are vectors of "
+                f"{n_features} features. Pass a (n, C, H, W) batch or an AnnData with "
+                "uns['image_shape'], or choose an MLP architecture."
+            )
+
+    def _image_hint(self) -> tuple[int, int, int] | None:
+        """For an explicit image entry: its paper shape, to read 2-D data as flattened images."""
+        if self._auto:
+            return None
+        entry = ARCHITECTURES[self.architecture]
+        if entry.kind != "image" or entry.input_shape is None:
+            return None
+        return tuple(int(s) for s in entry.input_shape)
+
+    def _build(self, n_features: int, image_shape: tuple[int, int, int] | None = None) -> None:
         opts = {
             k: tuple(v) if isinstance(v, list) else v for k, v in self.architecture_options.items()
         }
+        kind = ARCHITECTURES[self.architecture].kind
+        input_shape = image_shape if kind == "image" else n_features
         # torch's layer constructors draw a default init from the global RNG; ours is re-drawn
         # from a seeded generator below, and fork_rng leaves the user's global state as it was
         with torch.random.fork_rng(devices=[]):
             gen, enc, crit = build_networks(
-                self.architecture, n_features, self.n_latent, self.n_clusters, **opts
+                self.architecture, input_shape, self.n_latent, self.n_clusters, **opts
             )
         init = torch.Generator().manual_seed(self.random_state)
         for net in (gen, enc, crit):
@@ -231,13 +330,16 @@ class ClusterGAN:
         Parameters
         ----------
         data
-            AnnData (cells x genes), or a numpy / scipy sparse / torch matrix.
+            AnnData (cells x genes, or flattened images with ``uns["image_shape"]``), a numpy /
+            scipy sparse / torch matrix ``(n, d)``, or an image batch ``(n, C, H, W)``.
         layer
             For AnnData: the layer to read instead of ``X``.
         preprocess
-            ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` are used as they are,
-            anything else must be raw counts and gets the paper's preprocessing (on a copy).
-            ``False``: the values are used as they are (they should lie roughly in [0, 1]).
+            For vectors: ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` are used
+            as they are, anything else must be raw counts and gets the paper's preprocessing (on
+            a copy). ``False``: the values are used as they are (they should lie roughly in
+            [0, 1]). Images never get count preprocessing: their pixels must lie in [0, 1]
+            (integer images are divided by 255).
         n_top_genes
             Genes kept when the paper's preprocessing is applied here.
         callback
@@ -250,27 +352,39 @@ class ClusterGAN:
         ``self``, with ``labels_`` (int cluster of each training cell), ``latent_`` (zn),
         ``proba_`` (softmax of zc), ``history_`` and ``cluster_centers_`` (KMeans) set.
         """
-        prepared = prepare_fit(data, layer=layer, preprocess=preprocess, n_top_genes=n_top_genes)
+        prepared = prepare_fit(
+            data,
+            layer=layer,
+            preprocess=preprocess,
+            n_top_genes=n_top_genes,
+            image_shape=self._image_hint(),
+        )
         n_obs = prepared.x.shape[0]
         check_n_clusters(self.n_clusters, n_obs)
-        if self.train_config.batch_size > n_obs:
-            raise ValueError(
-                f"There are fewer cells ({n_obs}) than one batch (batch_size={self.train_config.batch_size}). "
-                f"Pass batch_size={n_obs} or smaller."
-            )
         # a failed or interrupted fit leaves the model as it was before the call
         previous = {name: getattr(self, name) for name in _FITTED}
         try:
-            self._build(prepared.x.shape[1])
+            self.scores_ = None
+            self._choose_architecture(prepared)
+            if self.train_config.batch_size > n_obs:
+                raise ValueError(
+                    f"There are fewer cells ({n_obs}) than one batch (batch_size={self.train_config.batch_size}). "
+                    f"Pass batch_size={n_obs} or smaller."
+                )
+            self.image_shape = prepared.image_shape
+            self._build(prepared.x.shape[1], prepared.image_shape)
             self.var_names = np.asarray(prepared.var_names, dtype=str)
             self.transform = prepared.transform
-            source = as_source(prepared.x, self.device)
+            source = as_source(prepared.x, self.device, self._sample_shape())
             noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
             index_gen = torch.Generator().manual_seed(self.random_state + 2)
             logger.info(
-                "training ClusterGAN on %d cells x %d features, K=%d, %d iterations on %s",
+                "training ClusterGAN (%s) on %d samples x %s, K=%d, %d iterations on %s",
+                self.architecture,
                 n_obs,
-                prepared.x.shape[1],
+                f"{prepared.x.shape[1]} features"
+                if prepared.image_shape is None
+                else f"images {list(prepared.image_shape)}",
                 self.n_clusters,
                 self.train_config.max_iter,
                 self.device,
@@ -306,7 +420,8 @@ class ClusterGAN:
         return self
 
     def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
-        zn, logits = encode(self.encoder, as_source(prepared.x, self.device))
+        sample_shape = self._sample_shape()
+        zn, logits = encode(self.encoder, as_source(prepared.x, self.device, sample_shape))
         return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
             np.float32
         )
@@ -338,7 +453,11 @@ class ClusterGAN:
             raise ValueError(
                 f"representation must be one of {_REPRESENTATIONS}, got {representation!r}."
             )
-        zn, proba = self._encode(prepare_predict(data, self.var_names, self.transform, layer=layer))
+        zn, proba = self._encode(
+            prepare_predict(
+                data, self.var_names, self.transform, layer=layer, image_shape=self.image_shape
+            )
+        )
         if representation == "zn":
             return zn
         if representation == "proba":
@@ -393,7 +512,8 @@ class ClusterGAN:
 
         Returns
         -------
-        float32 array ``(n, n_features)`` on the training scale (for counts: ``log2(1 + C) / scale``).
+        float32 array ``(n, n_features)`` on the training scale (for counts: ``log2(1 + C) / scale``),
+        or ``(n, C, H, W)`` images with pixels in [0, 1] for a model trained on images.
         """
         self._check_trained()
         check_positive_int(n, "n")
@@ -406,9 +526,36 @@ class ClusterGAN:
                 f"cluster must be an integer in [0, {self.n_clusters - 1}] or None, got {cluster!r}."
             )
         gen = torch.Generator(device=self.device).manual_seed(_seed(random_state))
-        self.generator.eval()
         z, _, _ = self.prior.sample(int(n), generator=gen, cluster=cluster)
-        return self.generator(z).float().cpu().numpy()
+        return self.decode(z)
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Generator output for given latent vectors ``z = (zn, zc)`` (zc need not be one-hot).
+
+        Parameters
+        ----------
+        z
+            ``(n, n_latent + n_clusters)`` array or tensor: zn joined with zc, e.g. a convex
+            combination of two one-hot codes to interpolate between clusters (section 2.7 of the
+            paper).
+
+        Returns
+        -------
+        float32 array ``(n, n_features)``, or ``(n, C, H, W)`` for a model trained on images.
+        """
+        self._check_trained()
+        z = torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z)
+        if z.ndim != 2 or z.shape[1] != self.n_latent + self.n_clusters:
+            raise ValueError(
+                f"z must have shape (n, n_latent + n_clusters) = (n, {self.n_latent + self.n_clusters}), "
+                f"got {tuple(z.shape)}."
+            )
+        self.generator.eval()
+        x = self.generator(z.to(device=self.device, dtype=torch.float32)).float().cpu().numpy()
+        if self.image_shape is not None:
+            x = x.reshape(x.shape[0], *self.image_shape)
+        return x
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -440,6 +587,7 @@ class ClusterGAN:
             "scgan_cluster_version": _package_version(),
             "params": self.params,
             "n_features": len(self.var_names),
+            "image_shape": None if self.image_shape is None else list(self.image_shape),
             "transform": None
             if self.transform is None
             else {k: v for k, v in self.transform.items() if k != "genes"},
@@ -470,7 +618,9 @@ class ClusterGAN:
         params = dict(config["params"])
         params["betas"] = tuple(params["betas"])
         model = cls(**params, device=device)
-        model._build(int(config["n_features"]))
+        shape = config.get("image_shape")
+        model.image_shape = None if shape is None else tuple(int(s) for s in shape)
+        model._build(int(config["n_features"]), model.image_shape)
         state = torch.load(path / _FILES["weights"], map_location=model.device, weights_only=True)
         model.generator.load_state_dict(state["generator"])
         model.encoder.load_state_dict(state["encoder"])
@@ -488,7 +638,12 @@ class ClusterGAN:
         return model
 
     def __repr__(self) -> str:
-        state = f"trained on {len(self.var_names)} features" if self.is_trained else "not trained"
+        if not self.is_trained:
+            state = "not trained"
+        elif self.image_shape is not None:
+            state = f"trained on images {list(self.image_shape)}"
+        else:
+            state = f"trained on {len(self.var_names)} features"
         return f"ClusterGAN(n_clusters={self.n_clusters}, n_latent={self.n_latent}, architecture={self.architecture!r}; {state})"
 
 

@@ -65,3 +65,25 @@ def assert_unchanged(adata: AnnData, before: dict) -> None:
     pd.testing.assert_frame_equal(after["var"], before["var"])
     assert after["obsm"].keys() == before["obsm"].keys()
     assert after["uns_keys"] == before["uns_keys"]
+
+
+# the MNIST networks' layout at a tiny width, for fast training tests on images
+TINY_CONV = {
+    "generator_fc": (16,),
+    "generator_start_channels": 8,
+    "generator_channels": (4,),
+    "conv_channels": (4, 8),
+    "fc_hidden": (16,),
+}
+
+
+def make_images(n_per_cluster: int = 20, n_clusters: int = 3, shape=(1, 8, 8), seed: int = 0):
+    """uint8 images (n, C, H, W): cluster k lights up the k-th band of rows; labels alongside."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    labels = np.repeat(np.arange(n_clusters), n_per_cluster)
+    x = rng.integers(0, 40, size=(len(labels), c, h, w))
+    band = h // n_clusters
+    for i, k in enumerate(labels):
+        x[i, :, k * band : (k + 1) * band, :] += 200
+    return x.astype(np.uint8), labels

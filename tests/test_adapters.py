@@ -86,3 +86,79 @@ def test_bad_array_inputs():
         prepare_fit(np.zeros((0, 5)))
     with pytest.raises(ValueError, match="layer= only applies"):
         prepare_fit(np.zeros((3, 3)), layer="x")
+
+
+# ---------------------------------------------------------------- images
+def _image_anndata(x):
+    from anndata import AnnData
+
+    a = AnnData((x.reshape(len(x), -1) / 255).astype(np.float32))
+    a.uns["image_shape"] = list(x.shape[1:])
+    return a
+
+
+@pytest.mark.parametrize(
+    "kind", ["numpy_uint8", "numpy_float", "torch", "anndata", "sparse_anndata"]
+)
+def test_images_of_each_kind_are_flattened_pixels_in_unit_range(kind):
+    from _helpers import make_images
+
+    x, _ = make_images(shape=(2, 8, 4))
+    data = {
+        "numpy_uint8": x,
+        "numpy_float": x / 255.0,
+        "torch": torch.from_numpy(x),
+        "anndata": _image_anndata(x),
+        "sparse_anndata": _image_anndata(x),
+    }[kind]
+    if kind == "sparse_anndata":
+        data.X = sparse.csr_matrix(data.X)
+    p = prepare_fit(data)  # preprocess=True does not touch images
+    assert p.image_shape == (2, 8, 4)
+    assert p.transform is None
+    dense = p.x.toarray() if sparse.issparse(p.x) else p.x
+    assert dense.dtype == np.float32
+    np.testing.assert_allclose(dense, x.reshape(len(x), -1) / 255.0, rtol=1e-6)
+    # a source hands the networks (b, C, H, W) batches
+    src = as_source(p.x, torch.device("cpu"), p.image_shape)
+    batch = src.take(torch.tensor([3, 0]))
+    assert batch.shape == (2, 2, 8, 4)
+    np.testing.assert_allclose(batch.numpy(), x[[3, 0]] / 255.0, rtol=1e-6)
+
+
+def test_image_input_errors():
+    from anndata import AnnData
+
+    with pytest.raises(ValueError, match=r"scale the pixels to \[0, 1\]"):
+        prepare_fit(np.full((3, 1, 4, 4), 2.0))
+    with pytest.raises(ValueError, match="outside"):
+        prepare_fit(np.full((3, 1, 4, 4), 300, dtype=np.int32))
+    with pytest.raises(ValueError, match="add the channel axis"):
+        prepare_fit(np.zeros((3, 4, 4)))
+    a = AnnData(np.zeros((3, 16), dtype=np.float32))
+    a.uns["image_shape"] = [1, 4, 5]
+    with pytest.raises(ValueError, match="holds 20 pixels"):
+        prepare_fit(a)
+    a.uns["image_shape"] = [1, 4]
+    with pytest.raises(ValueError, match="three positive ints"):
+        prepare_fit(a)
+    with pytest.raises(ValueError, match="takes images of shape"):
+        prepare_fit(np.zeros((3, 15)), image_shape=(1, 4, 4))
+    # 2-D data read as flattened images when the architecture asks for it
+    p = prepare_fit(np.zeros((3, 16)), image_shape=(1, 4, 4))
+    assert p.image_shape == (1, 4, 4)
+
+
+def test_prepare_predict_for_images():
+    x = np.random.default_rng(0).random((4, 1, 4, 4)).astype(np.float32)
+    names = np.arange(16).astype(str)
+    for data in (x, x.reshape(4, 16), _image_anndata((x * 255).astype(np.uint8))):
+        q = prepare_predict(data, names, None, image_shape=(1, 4, 4))
+        assert q.x.shape == (4, 16)
+        assert q.image_shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="trained on images of shape"):
+        prepare_predict(np.zeros((4, 1, 2, 8)), names, None, image_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="trained on images of shape"):
+        prepare_predict(np.zeros((4, 15)), names, None, image_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="got an image batch"):
+        prepare_predict(x, names, None)

@@ -149,6 +149,11 @@ def test_argmax_model_and_unfitted_errors():
         ({"n_latent": 0}, ValueError, "n_latent"),
         ({"architecture": "conv"}, ValueError, "Unknown architecture"),
         ({"architecture_options": {"depth": 2}}, ValueError, "takes the options"),
+        (
+            {"architecture": "mlp", "architecture_options": {"depth": 2}},
+            ValueError,
+            "takes the options",
+        ),
         ({"sigma": -1}, ValueError, "sigma"),
         ({"assign": "hdbscan"}, ValueError, "assign"),
         ({"device": "tpu"}, ValueError, "device"),
@@ -201,3 +206,113 @@ def test_failed_refit_keeps_the_trained_model():
     with pytest.raises(KeyboardInterrupt):
         fresh.fit(a, n_top_genes=20, callback=interrupt)
     assert not fresh.is_trained
+
+
+# ---------------------------------------------------------------- architectures and images
+def test_architecture_defaults_apply_unless_overridden():
+    m = scg.ClusterGAN(10, architecture="fashion_mnist")
+    assert m.n_latent == 40
+    assert m.train_config.beta_n == 0.0
+    assert m.train_config.batch_size == 64
+    m = scg.ClusterGAN(10, architecture="fashion_mnist", beta_n=5.0, n_latent=12, lr=3e-4)
+    assert (m.n_latent, m.train_config.beta_n, m.train_config.lr) == (12, 5.0, 3e-4)
+    assert scg.ClusterGAN(10, architecture="pendigits").n_latent == 5
+    assert scg.ClusterGAN(10, architecture="synthetic").n_latent == 6
+    assert scg.ClusterGAN(20, architecture="coil20").n_latent == 20
+    m = scg.ClusterGAN(8)  # auto: the 10x settings until the data say otherwise
+    assert m.architecture == "auto"
+    assert m.n_latent == 30
+    assert m.params["architecture"] == "auto"
+
+
+@pytest.fixture(scope="module")
+def image_model():
+    from _helpers import TINY_CONV, make_images
+
+    x, y = make_images(shape=(1, 8, 8))
+    model = scg.ClusterGAN(
+        3, architecture_options=TINY_CONV, max_iter=20, batch_size=16, n_latent=4
+    ).fit(x)
+    return model, x, y
+
+
+def test_image_model_fit_latent_predict_generate(image_model):
+    model, x, _ = image_model
+    assert model.architecture == "mnist"  # 8 x 8 grey images: the first conv entry that fits
+    assert model.image_shape == (1, 8, 8)
+    assert isinstance(model.generator, scg.nn.ConvGenerator)
+    assert model.latent_.shape == (len(x), 4)
+    np.testing.assert_allclose(model.get_latent_representation(x), model.latent_, atol=1e-5)
+    np.testing.assert_array_equal(model.predict(x), model.labels_)
+    np.testing.assert_array_equal(model.predict(torch.from_numpy(x).float() / 255), model.labels_)
+    np.testing.assert_array_equal(model.predict(x.reshape(len(x), -1)), model.labels_)
+    g = model.generate(6, cluster=2, random_state=0)
+    assert g.shape == (6, 1, 8, 8)
+    assert g.min() >= 0
+    assert g.max() <= 1
+    z = np.zeros((2, 4 + 3), dtype=np.float32)
+    z[:, 4 + 2] = 1
+    assert model.decode(z).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="z must have shape"):
+        model.decode(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="trained on images"):
+        model.predict(np.zeros((3, 1, 4, 4)))
+    assert "images [1, 8, 8]" in repr(model)
+
+
+def test_image_model_save_load_roundtrip(image_model, tmp_path):
+    model, x, _ = image_model
+    model.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["image_shape"] == [1, 8, 8]
+    assert config["params"]["architecture"] == "mnist"
+    loaded = scg.ClusterGAN.load(tmp_path)
+    assert loaded.image_shape == (1, 8, 8)
+    assert loaded.params == model.params
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    np.testing.assert_array_equal(
+        loaded.generate(3, random_state=2), model.generate(3, random_state=2)
+    )
+
+
+def test_image_anndata_through_tl_and_a_vector_architecture_on_images():
+    from _helpers import TINY_CONV, make_images
+    from anndata import AnnData
+
+    x, y = make_images(shape=(1, 8, 8))
+    a = AnnData((x.reshape(len(x), -1) / 255).astype(np.float32))
+    a.uns["image_shape"] = [1, 8, 8]
+    scg.tl.clustergan(a, 3, max_iter=5, batch_size=16, n_latent=3)  # preprocess=True: no effect
+    assert a.uns["clustergan"]["params"]["architecture"] == "mnist"
+    assert a.uns["clustergan"]["params"]["image_shape"] == [1, 8, 8]
+    assert a.obsm["X_clustergan"].shape == (len(x), 3)
+    # an MLP on flattened pixels; generate still returns images
+    m = scg.ClusterGAN(3, architecture="mlp", max_iter=5, batch_size=16).fit(a)
+    assert isinstance(m.generator, scg.nn.MLPGenerator)
+    assert m.generate(2).shape == (2, 1, 8, 8)
+    # a conv entry named explicitly reads 2-D data of its own size as images
+    flat = np.random.default_rng(0).random((20, 784)).astype(np.float32)
+    m = scg.ClusterGAN(
+        3, architecture="mnist", architecture_options=TINY_CONV, max_iter=2, batch_size=8
+    ).fit(flat)
+    assert m.image_shape == (1, 28, 28)
+    with pytest.raises(ValueError, match="takes images of shape"):
+        scg.ClusterGAN(3, architecture="mnist", max_iter=2).fit(flat[:, :100])
+
+
+def test_fit_tensor_vectors_and_images():
+    from _helpers import TINY_CONV, make_images
+
+    x, y = make_images(shape=(1, 8, 8))
+    m = scg.fit_tensor(
+        torch.from_numpy(x), 3, labels=y, architecture_options=TINY_CONV, max_iter=5, batch_size=16
+    )
+    assert m.architecture == "mnist"
+    assert set(m.scores_) == {"acc", "purity", "nmi", "ari"}
+    assert 0 <= m.scores_["acc"] <= 1
+    v = np.random.default_rng(0).random((40, 16)).astype(np.float32)
+    m = scg.fit_tensor(v, 4, architecture="pendigits", max_iter=3, batch_size=8)
+    assert (m.architecture, m.n_latent, m.scores_) == ("pendigits", 5, None)
+    assert isinstance(m.generator.trunk[1], torch.nn.BatchNorm1d)
+    with pytest.raises(ValueError, match="one entry per sample"):
+        scg.fit_tensor(v, 4, labels=np.zeros(3), max_iter=3, batch_size=8)

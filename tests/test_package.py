@@ -20,6 +20,10 @@ SUBPACKAGES = ["pp", "tl", "pl", "metrics", "datasets", "nn", "train", "adapters
 
 
 def _public_functions():
+    for name in scg.__all__:
+        obj = getattr(scg, name)
+        if inspect.isfunction(obj):
+            yield name, obj
     for sub in SUBPACKAGES:
         mod = importlib.import_module(f"scgan_cluster.{sub}")
         for name in mod.__all__:
@@ -101,7 +105,15 @@ def test_anndata_tools_follow_scanpy_conventions(name):
 
 
 def test_model_methods_are_documented():
-    for name in ("fit", "get_latent_representation", "predict", "generate", "save", "load"):
+    for name in (
+        "fit",
+        "get_latent_representation",
+        "predict",
+        "generate",
+        "decode",
+        "save",
+        "load",
+    ):
         meth = getattr(scg.ClusterGAN, name)
         params = set(inspect.signature(meth).parameters) - {"self", "cls"}
         doc = meth.__doc__ or ""

@@ -1,17 +1,30 @@
 """Pure torch modules: the ClusterGAN prior and the generator / encoder / critic architectures."""
 
+from ._conv import ConvCritic, ConvEncoder, ConvGenerator
 from ._mlp import MLPCritic, MLPEncoder, MLPGenerator, init_normal_
 from ._prior import MixedPrior
-from ._registry import ARCHITECTURES, Architecture, build_networks, register_architecture
+from ._registry import (
+    ARCHITECTURES,
+    TRAINING_KEYS,
+    Architecture,
+    build_networks,
+    pick_architecture,
+    register_architecture,
+)
 
 __all__ = [
     "ARCHITECTURES",
+    "TRAINING_KEYS",
     "Architecture",
+    "ConvCritic",
+    "ConvEncoder",
+    "ConvGenerator",
     "MLPCritic",
     "MLPEncoder",
     "MLPGenerator",
     "MixedPrior",
     "build_networks",
     "init_normal_",
+    "pick_architecture",
     "register_architecture",
 ]

@@ -35,15 +35,16 @@ def init_normal_(
 
 
 def _trunk(
-    n_in: int, hidden: Sequence[int], leak: float, batch_norm: bool
+    n_in: int, hidden: Sequence[int], leak: float, batch_norm: bool, batch_norm_first: bool = False
 ) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     width = n_in
     for h in hidden:
         layers.append(nn.Linear(width, h))
-        layers.append(nn.LeakyReLU(leak))
+        block = [nn.LeakyReLU(leak)]
         if batch_norm:
-            layers.append(nn.BatchNorm1d(h))
+            block.insert(0 if batch_norm_first else 1, nn.BatchNorm1d(h))
+        layers.extend(block)
         width = h
     return nn.Sequential(*layers), width
 
@@ -52,7 +53,12 @@ _OUTPUTS = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
 
 
 class MLPGenerator(nn.Module):
-    """G: z = (zn, zc) -> x. ``FC h LReLU`` per hidden layer, then ``FC n_features`` and the output map."""
+    """G: z = (zn, zc) -> x. ``FC h LReLU`` per hidden layer, then ``FC n_features`` and the output map.
+
+    With ``batch_norm=True`` each hidden block is ``FC -> LReLU -> BN`` (the order of the paper's
+    tables), or ``FC -> BN -> LReLU`` with ``batch_norm_first=True`` (the order of the authors'
+    code). The same options exist on :class:`MLPEncoder` and :class:`MLPCritic`.
+    """
 
     def __init__(
         self,
@@ -64,11 +70,14 @@ class MLPGenerator(nn.Module):
         leak: float = 0.2,
         batch_norm: bool = False,
         output: str = "linear",
+        batch_norm_first: bool = False,
     ) -> None:
         super().__init__()
         if output not in _OUTPUTS:
             raise ValueError(f"output must be one of {sorted(_OUTPUTS)}, got {output!r}.")
-        self.trunk, width = _trunk(n_latent + n_clusters, hidden, leak, batch_norm)
+        self.trunk, width = _trunk(
+            n_latent + n_clusters, hidden, leak, batch_norm, batch_norm_first
+        )
         self.out = nn.Linear(width, n_features)
         self.activation = _OUTPUTS[output]()
 
@@ -88,10 +97,11 @@ class MLPEncoder(nn.Module):
         *,
         leak: float = 0.2,
         batch_norm: bool = False,
+        batch_norm_first: bool = False,
     ) -> None:
         super().__init__()
         self.n_latent = n_latent
-        self.trunk, width = _trunk(n_features, hidden, leak, batch_norm)
+        self.trunk, width = _trunk(n_features, hidden, leak, batch_norm, batch_norm_first)
         self.out = nn.Linear(width, n_latent + n_clusters)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,9 +119,10 @@ class MLPCritic(nn.Module):
         *,
         leak: float = 0.2,
         batch_norm: bool = False,
+        batch_norm_first: bool = False,
     ) -> None:
         super().__init__()
-        self.trunk, width = _trunk(n_features, hidden, leak, batch_norm)
+        self.trunk, width = _trunk(n_features, hidden, leak, batch_norm, batch_norm_first)
         self.out = nn.Linear(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,20 +21,20 @@ def clustergan(
     adata: AnnData,
     n_clusters: int = 8,
     *,
-    n_latent: int = 30,
+    n_latent: int | None = None,
     layer: str | None = None,
     preprocess: bool = True,
     n_top_genes: int = 720,
     max_iter: int = DEFAULT_MAX_ITER,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     assign: Literal["kmeans", "argmax"] = "kmeans",
-    sigma: float = 0.1,
-    beta_n: float = 10.0,
-    beta_c: float = 10.0,
-    gp_weight: float = 10.0,
-    n_critic: int = 5,
-    lr: float = 1e-4,
-    architecture: str = "mlp",
+    sigma: float | None = None,
+    beta_n: float | None = None,
+    beta_c: float | None = None,
+    gp_weight: float | None = None,
+    n_critic: int | None = None,
+    lr: float | None = None,
+    architecture: str = "auto",
     random_state: int = 0,
     device: str = "auto",
     key_added: str = "clustergan",
@@ -44,7 +44,13 @@ def clustergan(
 
     Trains the paper's MLP ClusterGAN for single-cell counts (WGAN-GP, prior zn ~ N(0, 0.1^2 I)
     joined with a uniform one-hot zc over K clusters, and an encoder trained to recover both) and
-    clusters the cells in the encoder's latent space.
+    clusters the cells in the encoder's latent space. An AnnData of flattened images with
+    ``uns["image_shape"]`` (see :mod:`scgan_cluster.datasets`) gets the paper's conv networks
+    instead, and no count preprocessing.
+
+    Hyperparameters left at ``None`` take the paper's value for the architecture (for the
+    10x_73k ``"mlp"``: zn 30, batch 64, sigma 0.1, beta_n = beta_c = 10, lr 1e-4, 5 critic
+    steps, penalty 10).
 
     Parameters
     ----------
@@ -52,7 +58,7 @@ def clustergan(
     n_clusters
         K, the number of clusters.
     n_latent
-        Dimension of the continuous latent zn (paper: 30).
+        Dimension of the continuous latent zn (paper, 10x_73k: 30).
     {doc_layer}
     preprocess
         ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` (for the same ``layer``) are
@@ -82,7 +88,8 @@ def clustergan(
     lr
         Adam learning rate, betas (0.5, 0.9) (paper: 1e-4).
     architecture
-        Entry of :data:`scgan_cluster.nn.ARCHITECTURES` (``"mlp"``: the paper's 10x_73k networks).
+        Entry of :data:`scgan_cluster.nn.ARCHITECTURES` (``"mlp"``: the paper's 10x_73k networks),
+        or ``"auto"``: ``"mlp"`` for genes, the matching conv entry for images.
     {doc_random_state}
     {doc_device}
     key_added
@@ -158,6 +165,8 @@ def clustergan(
     }
     if layer is not None:
         params["layer"] = layer
+    if model.image_shape is not None:
+        params["image_shape"] = list(model.image_shape)
     if model.transform is not None:
         params["scale"] = float(model.transform["scale"])
     adata.uns[key_added] = {
