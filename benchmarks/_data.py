@@ -1,5 +1,8 @@
 """The benchmark datasets with the paper's ClusterGAN settings (appendix 6.2), from ``../shared/data``.
 
+Each names its entry of ``scgan_cluster.nn.ARCHITECTURES`` (the paper's networks for that data,
+whose defaults are the paper's network options) and repeats the paper's zn / beta settings.
+
 Each loader returns a :class:`~_baselines.BenchData` (x float32 in [0, 1]) or raises
 ``FileNotFoundError`` naming the missing file, so that the scripts run on what is present.
 """
@@ -15,9 +18,6 @@ from _baselines import BenchData
 from scgan_cluster.datasets import synthetic as make_synthetic
 
 __all__ = ["DATASETS", "load"]
-
-# the paper's tabular MLP: FC256-LReLU(0.2)-BN x2 in G, E and D, sigmoid output of G
-MLP_BN = {"hidden": (256, 256), "leak": 0.2, "batch_norm": True, "output": "sigmoid"}
 
 
 def _idx(path: Path) -> np.ndarray:
@@ -42,7 +42,7 @@ def synthetic(data_dir: Path) -> BenchData:
         np.asarray(adata.X, dtype=np.float32),
         adata.obs["label"].cat.codes.to_numpy().astype(np.int64),
         4,
-        architecture_options=MLP_BN,
+        architecture="synthetic",
         n_latent=6,
         description="the paper's synthetic data (4 x 2,500 points in R^100), generated with seed 0",
     )
@@ -60,7 +60,7 @@ def pendigits(data_dir: Path) -> BenchData:
         (d[:, :16] / 100.0).astype(np.float32),
         d[:, 16].astype(np.int64),
         10,
-        architecture_options=MLP_BN,
+        architecture="pendigits",
         n_latent=5,
         description="UCI pendigits.tra + pendigits.tes (10,992 x 16), features / 100",
     )
@@ -79,8 +79,7 @@ def mnist(data_dir: Path) -> BenchData:
         _images(x),
         y.astype(np.int64),
         10,
-        architecture=ARCH["mnist"],
-        architecture_options={},
+        architecture="mnist",
         n_latent=30,
         description="the MNIST test set only (10,000 images; the 60,000 training images are not staged)",
     )
@@ -95,8 +94,7 @@ def fashion(data_dir: Path) -> BenchData:
         _images(x),
         y.astype(np.int64),
         10,
-        architecture=ARCH["mnist"],
-        architecture_options={},
+        architecture="fashion_mnist",
         n_latent=40,
         beta_n=0.0,
         description="the Fashion-MNIST test set (10,000 images)",
@@ -114,8 +112,7 @@ def coil20(data_dir: Path) -> BenchData:
         np.clip(x, 0.0, 1.0),
         m["gnd"].ravel().astype(np.int64) - 1,
         20,
-        architecture=ARCH["coil20"],
-        architecture_options={},
+        architecture="coil20",
         n_latent=20,
         description="COIL-20, 1,440 grey 32 x 32 images, 20 objects",
     )
@@ -134,14 +131,11 @@ def tenx_73k(data_dir: Path) -> BenchData:
         (x / x.max()).astype(np.float32),
         y,
         8,
-        architecture_options={"hidden": (256, 256), "leak": 0.2, "batch_norm": False},
+        architecture="mlp",
         n_latent=30,
         description="10x_73k (73,233 cells x 720 genes), log2(1 + C) / max",
     )
 
-
-# architecture registry names per image dataset (the paper's conv nets, scgan_cluster.nn)
-ARCH = {"mnist": "mlp", "coil20": "mlp"}
 
 DATASETS = {
     "synthetic": synthetic,

@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--vae-iter", type=int, default=None)
     parser.add_argument("--subsample", type=int, default=None, help="use n random points (tests)")
     parser.add_argument("--time", action="store_true", help="only measure s / iteration")
+    parser.add_argument("--time-iters", type=int, default=40, help="iterations timed by --time")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             data.x, data.y = data.x[keep], data.y[keep]
             data.description += f"; a random subset of {args.subsample} points"
         if args.time:
-            timing[name] = measure(data, device=args.device)
+            timing[name] = measure(data, n_iter=args.time_iters, device=args.device)
             print(name, timing[name])
             continue
         runs, budget = (PAPER_RUNS, PAPER_BUDGET) if args.paper else CPU_BUDGETS[name]

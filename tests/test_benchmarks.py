@@ -149,3 +149,71 @@ def test_harness_end_to_end(tmp_path):
     assert "## synthetic" in table
     assert "| ClusterGAN |" in table
     assert "0.99 / 0.99 / 0.99" in table
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), 30)
+    x = rng.uniform(0, 0.2, size=(60, 1, 28, 28)).astype(np.float32)
+    x[y == 1, :, 8:20, 8:20] += 0.7  # class 1 has a bright square
+    data = BenchData("tiny_images", x, y, 2, architecture="mnist", n_latent=4, batch_size=16)
+    return data, paper_split(len(x), seed=0)
+
+
+@pytest.mark.parametrize(
+    "name", ["ClusterGAN", "InfoGAN", "GAN with bp", "GAN with Disc. phi", "VAE+GMM"]
+)
+def test_network_methods_take_images_through_the_conv_registry_entry(tiny_images, name):
+    data, split = tiny_images
+    budget = Budget(
+        **{**TINY.to_dict(), "max_iter": 2, "bp_steps": 2, "bp_max_points": 4, "vae_iter": 2}
+    )
+    result = make_methods(budget)[name](data, split, 2, 0)
+    n_test = len(split["test"]) if result.test_index is None else len(result.test_index)
+    assert np.asarray(result.test_labels).shape == (n_test,)
+    assert set(np.unique(result.test_labels)) <= {0, 1}
+
+
+def test_paper_mnist_end_to_end(tmp_path):
+    from _helpers import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"the MNIST test images are not staged under {SHARED_DATA / 'mnist'}")
+    import paper_mnist
+
+    argv = [
+        "--subsample",
+        "300",
+        "--max-iter",
+        "2",
+        "--ks",
+        "9,10",
+        "--bp-steps",
+        "2",
+        "--bp-points",
+        "6",
+        "--per-mode",
+        "10",
+        "--classifier-epochs",
+        "1",
+        "--data-dir",
+        str(SHARED_DATA),
+        "--out",
+        str(tmp_path),
+    ]
+    res = paper_mnist.main(argv)
+    assert [t["K"] for t in res["table3"]] == [9, 10]
+    assert res["table3"][1]["paper_acc"] == 0.95
+    for t in res["table3"]:
+        assert 0.0 <= t["purity"] <= 1.0
+    s5 = res["section5"]
+    assert 0.0 <= s5["mode_accuracy"] <= 1.0
+    assert s5["algorithm1"]["n_images"] == 6
+    assert s5["encoder"]["n_images"] == res["split_sizes"]["test"]
+    assert len(s5["mode_to_digit"]) == 10
+    assert np.asarray(s5["mode_votes"]).sum() == 10 * 10
+    for name in res["figures"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert "Table 3" in (tmp_path / "paper_mnist.md").read_text()
+    assert json.loads((tmp_path / "paper_mnist.json").read_text())["max_iter"] == 2
