@@ -33,6 +33,7 @@ Writes ``results/paper_mnist.json`` and ``results/paper_mnist.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -217,6 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--subsample", type=int, default=None, help="use n random images (tests)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep other K's rows of an existing results file"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -329,10 +333,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         result["figures"] = figures(model, args.out, seed=3, mapping=mapping)
     result["total_seconds"] = round(time.perf_counter() - start, 1)
-    write_json(args.out / "paper_mnist.json", result)
+    path = args.out / "paper_mnist.json"
+    if args.merge and path.exists():
+        result = _merge(json.loads(path.read_text()), result)
+    write_json(path, result)
     (args.out / "paper_mnist.md").write_text(markdown(result) + "\n")
     print(f"wrote {args.out / 'paper_mnist.md'}")
     return result
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` plus the Table 3 rows (and Section 5 / figures) of ``old`` that ``new`` lacks."""
+    if old["split_sizes"] != new["split_sizes"] or old["max_iter"] != new["max_iter"]:
+        raise ValueError("cannot merge results of different splits or budgets.")
+    ks = {t["K"] for t in new["table3"]}
+    merged = {**old, **new}
+    merged["table3"] = sorted(
+        [t for t in old["table3"] if t["K"] not in ks] + new["table3"], key=lambda t: t["K"]
+    )
+    commands = old.get("commands", [old["command"]]) + [new["command"]]
+    merged.update(
+        commands=commands,
+        command=" ; ".join(commands),
+        total_seconds=round(old["total_seconds"] + new["total_seconds"], 1),
+    )
+    return merged
 
 
 def markdown(r: dict[str, Any]) -> str:

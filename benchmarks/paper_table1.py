@@ -118,8 +118,8 @@ PAPER_RUNS = 5
 # CPU budgets (2 shared cores): from the seconds per iteration measured with --time; see the
 # README section of results/paper_table1.md for the numbers behind them
 CPU_BUDGETS: dict[str, tuple[int, Budget]] = {
-    "synthetic": (2, Budget(max_iter=1500, bp_steps=300, bp_max_points=300, vae_iter=1000)),
-    "pendigits": (2, Budget(max_iter=1500, bp_steps=300, bp_max_points=300, vae_iter=1000)),
+    "synthetic": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
+    "pendigits": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
     "mnist": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=100, vae_iter=300)),
     "fashion": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=100, vae_iter=300)),
     "coil20": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=98, vae_iter=300)),
@@ -243,6 +243,28 @@ def markdown(results: list[dict[str, Any]]) -> str:
 PAPER_KEY = {"fashion": "fashion10"}
 
 
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the rows of ``old`` for methods that ``new`` did not run (same split only)."""
+    if old["split_sizes"] != new["split_sizes"] or old["n_points"] != new["n_points"]:
+        raise ValueError("cannot merge results computed on different splits.")
+    if old["budget_label"] != new["budget_label"]:
+        raise ValueError(
+            f"cannot merge results of different budgets: {old['budget_label']!r} vs {new['budget_label']!r}."
+        )
+    ran = {r["method"] for r in new["methods"]}
+    rows = [r for r in old["methods"] if r["method"] not in ran] + new["methods"]
+    order = list(METHOD_KIND)
+    rows.sort(key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+    commands = old.get("commands", [old["command"]]) + [new["command"]]
+    return {
+        **new,
+        "methods": rows,
+        "commands": commands,
+        "command": " ; ".join(commands),
+        "total_seconds": round(old["total_seconds"] + new["total_seconds"], 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="synthetic,pendigits,mnist,coil20,fashion,10x_73k")
@@ -257,6 +279,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--time", action="store_true", help="only measure s / iteration")
     parser.add_argument("--time-iters", type=int, default=40, help="iterations timed by --time")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other methods' rows of an existing results file of the dataset",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -350,7 +377,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 k: list(v) for k, v in PAPER_TABLE1.get(PAPER_KEY.get(name, name), {}).items()
             },
         }
-        write_json(args.out / f"paper_table1_{name}.json", res)
+        path = args.out / f"paper_table1_{name}.json"
+        if args.merge and path.exists():
+            res = _merge(json.loads(path.read_text()), res)
+        write_json(path, res)
         results.append(res)
     if args.time:
         write_json(
