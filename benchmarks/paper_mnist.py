@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     max_iter = args.max_iter or (100_000 if args.paper else 600)
     bp_steps = args.bp_steps or (5000 if args.paper else 100)
     bp_points = args.bp_points if args.bp_points is not None else (None if args.paper else 100)
-    command = "python benchmarks/paper_mnist.py " + " ".join(
+    command = "python benchmarks/paper_mnist.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     data = load("mnist", args.data_dir)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -177,6 +178,33 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def summary(results: list[dict[str, Any]]) -> str:
+    """One compact table over all datasets (for the README): best-of-R purity / NMI / ARI vs the paper."""
+    lines = [
+        "| dataset | method | runs x iterations | ours: purity / NMI / ARI (best of R) | paper: ACC (purity) / NMI / ARI |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        paper = {
+            **PAPER_TABLE1.get(res["paper_key"], {}),
+            **COURSE_TABLE1.get(res["paper_key"], {}),
+        }
+        for r in res["methods"]:
+            b = r["best_by_val_purity"]
+            iters = r["runs"][0].get("iterations")
+            budget = f"{r['n_runs']} x {iters}" if iters else f"{r['n_runs']}"
+            ref = paper.get(r["method"])
+            ref_txt = " / ".join(_fmt(v) for v in ref) if ref else "-"
+            if r["method"] in COURSE_TABLE1.get(res["paper_key"], {}):
+                ref_txt += " (course project)"
+            kind = " (transductive)" if METHOD_KIND.get(r["method"]) == "transductive" else ""
+            lines.append(
+                f"| {res['dataset']} | {r['method']}{kind} | {budget} | "
+                f"{b['purity']:.2f} / {b['nmi']:.2f} / {b['ari']:.2f} | {ref_txt} |"
+            )
+    return "\n".join(lines)
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """All datasets: ours (best-of-R by validation purity, and mean +- sd) next to the paper."""
     lines = [
@@ -189,6 +217,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "2-core CPU, far below the paper's 100,000 generator iterations unless stated: compare",
         "with care. Reference numbers for PCA+GMM and VAE+GMM come from the course project",
         "(../shared/seeds/002), not from the paper.",
+        "",
+        "## Summary",
+        "",
+        summary(results),
         "",
     ]
     for res in results:
@@ -295,7 +327,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     unknown = set(names) - set(METHOD_KIND)
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {list(METHOD_KIND)}")
-    command = "python benchmarks/paper_table1.py " + " ".join(
+    command = "python benchmarks/paper_table1.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     results = []
