@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scg.settings.progress_bar = False
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    max_iter = args.max_iter or (100_000 if args.paper else 600)
+    max_iter = args.max_iter or (100_000 if args.paper else 100)
     bp_steps = args.bp_steps or (5000 if args.paper else 100)
     bp_points = args.bp_points if args.bp_points is not None else (None if args.paper else 100)
     command = "python benchmarks/paper_mnist.py " + shlex.join(

@@ -121,9 +121,18 @@ PAPER_RUNS = 5
 CPU_BUDGETS: dict[str, tuple[int, Budget]] = {
     "synthetic": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
     "pendigits": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
-    "mnist": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=100, vae_iter=300)),
-    "fashion": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=100, vae_iter=300)),
-    "coil20": (1, Budget(max_iter=600, bp_steps=100, bp_max_points=98, vae_iter=300)),
+    "mnist": (
+        1,
+        Budget(max_iter=100, bp_steps=100, bp_max_points=100, vae_iter=200, vae_batch=256),
+    ),
+    "fashion": (
+        1,
+        Budget(max_iter=100, bp_steps=100, bp_max_points=100, vae_iter=200, vae_batch=256),
+    ),
+    "coil20": (
+        1,
+        Budget(max_iter=60, bp_steps=30, bp_max_points=50, vae_iter=100, vae_batch=256),
+    ),
     "10x_73k": (1, Budget(max_iter=1000, bp_steps=200, bp_max_points=200, vae_iter=500)),
 }
 
