@@ -3,29 +3,21 @@
 Each names its entry of ``scgan_cluster.nn.ARCHITECTURES`` (the paper's networks for that data,
 whose defaults are the paper's network options) and repeats the paper's zn / beta settings.
 
-Each loader returns a :class:`~_baselines.BenchData` (x float32 in [0, 1]) or raises
-``FileNotFoundError`` naming the missing file, so that the scripts run on what is present.
+Each loader reads the files through :mod:`scgan_cluster.datasets` (10x_73k, which has no package
+loader, is parsed here) and returns a :class:`~_baselines.BenchData` (x float32 in [0, 1]), or
+raises ``FileNotFoundError`` naming what is missing, so that the scripts run on what is present.
 """
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 from _baselines import BenchData
 
-from scgan_cluster.datasets import synthetic as make_synthetic
+from scgan_cluster import datasets as loaders
 
 __all__ = ["DATASETS", "load"]
-
-
-def _idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (gzipped or not)."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _first(folder: Path, *names: str) -> Path:
@@ -36,7 +28,7 @@ def _first(folder: Path, *names: str) -> Path:
 
 
 def synthetic(data_dir: Path) -> BenchData:
-    adata = make_synthetic(random_state=0)
+    adata = loaders.synthetic(random_state=0)
     return BenchData(
         "synthetic",
         np.asarray(adata.X, dtype=np.float32),
@@ -48,17 +40,22 @@ def synthetic(data_dir: Path) -> BenchData:
     )
 
 
+def _x(adata) -> np.ndarray:
+    x = np.asarray(adata.X, dtype=np.float32)
+    shape = adata.uns.get("image_shape")
+    return x if shape is None else x.reshape(-1, *(int(v) for v in shape))
+
+
+def _y(adata) -> np.ndarray:
+    return np.asarray(adata.obs["label"]).astype(np.int64)
+
+
 def pendigits(data_dir: Path) -> BenchData:
-    folder = data_dir / "pendigits"
-    parts = [
-        np.loadtxt(_first(folder, f"pendigits.{s}.csv", f"pendigits.{s}"), delimiter=",")
-        for s in ("tra", "tes")
-    ]
-    d = np.vstack(parts)
+    adata = loaders.pendigits(data_dir / "pendigits")
     return BenchData(
         "pendigits",
-        (d[:, :16] / 100.0).astype(np.float32),
-        d[:, 16].astype(np.int64),
+        _x(adata),
+        _y(adata),
         10,
         architecture="pendigits",
         n_latent=5,
@@ -66,51 +63,39 @@ def pendigits(data_dir: Path) -> BenchData:
     )
 
 
-def _images(x: np.ndarray) -> np.ndarray:
-    return (x.astype(np.float32) / 255.0)[:, None]
-
-
 def mnist(data_dir: Path) -> BenchData:
-    folder = data_dir / "mnist"
-    x = _idx(_first(folder, "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"))
-    y = _idx(_first(folder, "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"))
+    adata = loaders.mnist(data_dir / "mnist")
+    n = adata.n_obs
+    which = (
+        "the MNIST test set only (10,000 images; the 60,000 training images are not staged)"
+        if n == 10_000
+        else f"MNIST, {n:,} images"
+    )
     return BenchData(
-        "mnist",
-        _images(x),
-        y.astype(np.int64),
-        10,
-        architecture="mnist",
-        n_latent=30,
-        description="the MNIST test set only (10,000 images; the 60,000 training images are not staged)",
+        "mnist", _x(adata), _y(adata), 10, architecture="mnist", n_latent=30, description=which
     )
 
 
 def fashion(data_dir: Path) -> BenchData:
-    folder = data_dir / "fashion_mnist"
-    x = _idx(_first(folder, "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"))
-    y = _idx(_first(folder, "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"))
+    adata = loaders.fashion_mnist(data_dir / "fashion_mnist")
     return BenchData(
         "fashion10",
-        _images(x),
-        y.astype(np.int64),
+        _x(adata),
+        _y(adata),
         10,
         architecture="fashion_mnist",
         n_latent=40,
         beta_n=0.0,
-        description="the Fashion-MNIST test set (10,000 images)",
+        description=f"Fashion-MNIST, {adata.n_obs:,} images",
     )
 
 
 def coil20(data_dir: Path) -> BenchData:
-    from scipy.io import loadmat
-
-    m = loadmat(_first(data_dir / "coil20", "COIL20.mat"))
-    # stored column-major (PROVENANCE.md): transpose to upright 32 x 32 images
-    x = m["fea"].reshape(-1, 32, 32).transpose(0, 2, 1).astype(np.float32)[:, None]
+    adata = loaders.coil20(data_dir / "coil20")
     return BenchData(
         "coil20",
-        np.clip(x, 0.0, 1.0),
-        m["gnd"].ravel().astype(np.int64) - 1,
+        _x(adata),
+        _y(adata),
         20,
         architecture="coil20",
         n_latent=20,
