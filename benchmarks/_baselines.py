@@ -396,7 +396,6 @@ def make_methods(budget: Budget) -> dict[str, Any]:
     def _gan(data: BenchData, split, seed) -> TrainedGAN:
         key = (data.name, len(split["train"]), seed)
         if key not in gan_cache:
-            gan_cache.clear()
             gan_cache[key] = train_gan(
                 data, data.x[split["train"]], "gan", max_iter=budget.max_iter, seed=seed, device=dev
             )
