@@ -22,7 +22,8 @@ Only the MNIST test set (10,000 images) is staged, so everything runs on it: the
   accuracies with the encoder instead of Algorithm 1 (z = (E_n(x), e_argmax E_c(x))) are reported
   on the whole test part as well.
 * Figures: generated samples per cluster (one row per zc mode) and interpolation between modes
-  (zn fixed, zc = mu e_i + (1 - mu) e_j), PNGs under ``results/``.
+  (zn fixed, zc = mu e_i + (1 - mu) e_j), PNGs under ``results/`` drawn by
+  ``scgan_cluster.pl.cluster_samples`` and ``scgan_cluster.pl.interpolation``.
 
     python benchmarks/paper_mnist.py                  # CPU budget (labelled in the outputs)
     python benchmarks/paper_mnist.py --paper          # 100,000 iterations, 5,000 bp steps
@@ -157,53 +158,24 @@ def decode_accuracies(
 
 
 # ----------------------------------------------------------------------------- figures
-def _grid_png(images: np.ndarray, path: Path, *, row_labels: list[str], title: str) -> None:
+def figures(model, out: Path, *, seed: int) -> list[str]:
+    """Samples per mode (rows = zc) and interpolations between modes, by ``scgan_cluster.pl``."""
     import matplotlib as mpl
 
     mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6 + 0.4), squeeze=False)
-    for i in range(rows):
-        for j in range(cols):
-            ax = axes[i, j]
-            ax.imshow(images[i, j].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print(f"wrote {path}")
-
-
-def figures(model, out: Path, *, seed: int, mapping: np.ndarray) -> list[str]:
-    """Samples per mode (rows = zc) and interpolations between modes, as PNGs."""
-    k, n_cols = model.n_clusters, 10
-    gen = torch.Generator().manual_seed(seed)
-    modes = torch.arange(k).repeat_interleave(n_cols)
-    z, _, _ = model.prior.sample(len(modes), generator=gen, cluster=modes)
-    samples = _generate(model, z).numpy().reshape(k, n_cols, -1)
+    k = model.n_clusters
     paths = [out / "paper_mnist_samples_per_cluster.png", out / "paper_mnist_interpolation.png"]
-    labels = [f"mode {i} ({mapping[i]})" for i in range(k)]
-    _grid_png(samples, paths[0], row_labels=labels, title="ClusterGAN samples, one row per zc mode")
-    # interpolation: fixed zn, zc = mu e_j + (1 - mu) e_i, mu from 0 to 1, pairs (i, i + 1)
-    mu = torch.linspace(0, 1, n_cols)
-    eye = torch.eye(k)
-    zs = []
-    pairs = [(i, (i + 1) % k) for i in range(k)]
-    for i, j in pairs:
-        zn = torch.randn(1, model.n_latent, generator=gen) * model.sigma
-        zc = (1 - mu)[:, None] * eye[i] + mu[:, None] * eye[j]
-        zs.append(torch.cat([zn.expand(n_cols, -1), zc], dim=1))
-    inter = _generate(model, torch.cat(zs)).numpy().reshape(len(pairs), n_cols, -1)
-    _grid_png(
-        inter,
-        paths[1],
-        row_labels=[f"{i} -> {j}" for i, j in pairs],
-        title="Interpolation zc = (1 - mu) e_i + mu e_j, zn fixed per row",
+    scg.pl.cluster_samples(model, n_samples=10, random_state=seed, save=paths[0], show=False)
+    scg.pl.interpolation(
+        model,
+        pairs=[(i, (i + 1) % k) for i in range(k)],
+        n_steps=10,
+        random_state=seed,
+        save=paths[1],
+        show=False,
     )
+    for p in paths:
+        print(f"wrote {p}")
     return [str(p.relative_to(out)) for p in paths]
 
 
@@ -332,7 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"  classifier test acc {clf_acc:.3f}; mode acc {mode_acc:.3f}; "
             f"Algorithm 1: {via_bp}; encoder: {via_enc}"
         )
-        result["figures"] = figures(model, args.out, seed=3, mapping=mapping)
+        result["figures"] = figures(model, args.out, seed=3)
     result["total_seconds"] = round(time.perf_counter() - start, 1)
     path = args.out / "paper_mnist.json"
     if args.merge and path.exists():
