@@ -70,11 +70,18 @@ def score(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 @dataclass
 class MethodResult:
-    """What a method returns for one run: labels of the validation and test samples."""
+    """What a method returns for one run: labels of the validation and test samples.
+
+    A method too costly to label every held-out sample (e.g. backprop decoding) may label a
+    subset: ``val_index`` / ``test_index`` are then the positions, within ``split["val"]`` /
+    ``split["test"]``, of the samples its labels belong to (``None``: all of them, in order).
+    """
 
     val_labels: np.ndarray
     test_labels: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    val_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
 
 
 Method = Callable[[Any, dict[str, np.ndarray], int, int], MethodResult]
@@ -97,11 +104,17 @@ def run_method(
         start = time.perf_counter()
         result = method(data, split, n_clusters, seed)
         seconds = time.perf_counter() - start
+        val_truth, test_truth = truth[split["val"]], truth[split["test"]]
+        if result.val_index is not None:
+            val_truth = val_truth[result.val_index]
+        if result.test_index is not None:
+            test_truth = test_truth[result.test_index]
         run = {
             "seed": int(seed),
             "seconds": round(seconds, 2),
-            "val": score(truth[split["val"]], result.val_labels),
-            "test": score(truth[split["test"]], result.test_labels),
+            "val": score(val_truth, result.val_labels),
+            "test": score(test_truth, result.test_labels),
+            "n_scored": {"val": len(val_truth), "test": len(test_truth)},
             **result.info,
         }
         runs.append(run)

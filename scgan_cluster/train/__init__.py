@@ -1,5 +1,6 @@
 """Training: losses and the loop. Knows tensors and modules only."""
 
+from ._backprop import BackpropResult, backprop_decode
 from ._loop import (
     HISTORY_KEYS,
     BatchSource,
@@ -14,11 +15,13 @@ from ._losses import batch_mean, critic_loss, generator_encoder_loss, gradient_p
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
+    "BackpropResult",
     "HISTORY_KEYS",
     "BatchSource",
     "DrawStream",
     "EpochSampler",
     "TrainConfig",
+    "backprop_decode",
     "batch_mean",
     "critic_loss",
     "encode",

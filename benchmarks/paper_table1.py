@@ -1,0 +1,447 @@
+"""Table 1 of the ClusterGAN paper: ClusterGAN and the baselines on every staged dataset.
+
+The paper's protocol (Section 6.3, ``_protocol.py``): a seeded train / validation / test split,
+R runs per method, the run with the best validation purity reported on test (the paper's number)
+next to the mean +- sd over the R runs. ClusterGAN clusters with KMeans on its encoder latent
+(fit on train, nearest centre for validation / test). The baselines (``_baselines.py``) run on
+the same splits: KMeans, agglomerative (ward), NMF, spectral clustering, PCA+GMM, VAE+GMM,
+InfoGAN, "GAN with bp" (Algorithm 1) and "GAN with Disc. phi".
+
+    python benchmarks/paper_table1.py --datasets synthetic,pendigits,mnist,coil20   # CPU budget
+    python benchmarks/paper_table1.py --paper                                      # the full protocol
+    python benchmarks/paper_table1.py --time                                       # s / iteration only
+
+``--paper`` is the paper's protocol: 100,000 generator iterations, 5 runs, 5,000 Adam steps of
+Algorithm 1 on every validation and test point. Without it, each dataset gets the CPU budget of
+:data:`CPU_BUDGETS` (measured with ``--time`` on a 2-core CPU), and every output says which.
+Writes ``results/paper_table1_<dataset>.json`` and (from every such file present)
+``results/paper_table1.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _baselines import (  # noqa: E402
+    METHOD_KIND,
+    BenchData,
+    Budget,
+    fit_clustergan,
+    make_methods,
+    train_gan,
+    train_vae,
+)
+from _data import DATASETS, load  # noqa: E402
+from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, run_method, write_json  # noqa: E402
+
+import scgan_cluster as scg  # noqa: E402
+from scgan_cluster.train import backprop_decode  # noqa: E402
+
+# The paper's Table 1 (ACC = purity in the paper, NMI, ARI), best validation purity of 5 runs.
+PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
+    "synthetic": {
+        "ClusterGAN": (0.99, 0.99, 0.99),
+        "InfoGAN": (0.88, 0.75, 0.74),
+        "GAN with bp": (0.95, 0.85, 0.88),
+        "GAN with Disc. phi": (0.99, 0.98, 0.98),
+        "AGGLO. (ward)": (0.99, 0.99, 0.99),
+        "NMF": (0.98, 0.96, 0.97),
+        "SC (rbf)": (0.99, 0.98, 0.98),
+    },
+    "mnist": {
+        "ClusterGAN": (0.95, 0.89, 0.89),
+        "InfoGAN": (0.89, 0.86, 0.82),
+        "GAN with bp": (0.95, 0.90, 0.89),
+        "GAN with Disc. phi": (0.70, 0.62, 0.52),
+        "DCN": (0.83, 0.81, 0.75),
+        "AGGLO. (ward)": (0.64, 0.65, 0.46),
+        "NMF": (0.56, 0.45, 0.36),
+    },
+    "fashion10": {
+        "ClusterGAN": (0.63, 0.64, 0.50),
+        "InfoGAN": (0.61, 0.59, 0.44),
+        "GAN with bp": (0.56, 0.53, 0.37),
+        "GAN with Disc. phi": (0.43, 0.37, 0.23),
+        "AGGLO. (ward)": (0.55, 0.57, 0.37),
+        "NMF": (0.50, 0.51, 0.34),
+    },
+    "fashion5": {
+        "ClusterGAN": (0.73, 0.59, 0.48),
+        "InfoGAN": (0.71, 0.56, 0.45),
+        "GAN with bp": (0.73, 0.54, 0.45),
+        "GAN with Disc. phi": (0.67, 0.49, 0.40),
+        "AGGLO. (ward)": (0.66, 0.52, 0.36),
+        "NMF": (0.67, 0.48, 0.40),
+    },
+    "10x_73k": {
+        "ClusterGAN": (0.81, 0.73, 0.67),
+        "InfoGAN": (0.62, 0.58, 0.43),
+        "GAN with bp": (0.65, 0.59, 0.45),
+        "GAN with Disc. phi": (0.33, 0.17, 0.07),
+        "AGGLO. (ward)": (0.63, 0.58, 0.40),
+        "NMF": (0.71, 0.69, 0.53),
+        "SC (rbf)": (0.40, 0.29, 0.18),
+    },
+    "pendigits": {
+        "ClusterGAN": (0.77, 0.73, 0.65),
+        "InfoGAN": (0.72, 0.73, 0.61),
+        "GAN with bp": (0.76, 0.71, 0.63),
+        "GAN with Disc. phi": (0.65, 0.57, 0.45),
+        "DCN": (0.72, 0.69, 0.56),
+        "AGGLO. (ward)": (0.70, 0.69, 0.52),
+        "NMF": (0.67, 0.58, 0.45),
+        "SC (rbf)": (0.70, 0.69, 0.52),
+    },
+}
+# The course project's Table 1 (../shared/seeds/002_...): Hungarian-free "ACC" = purity, NMI, ARI.
+COURSE_TABLE1 = {
+    "mnist": {"PCA+GMM": (0.67, 0.66, 0.53), "VAE+GMM": (0.88, 0.79, 0.75)},
+    "fashion10": {"PCA+GMM": (0.55, 0.55, 0.37), "VAE+GMM": (0.60, 0.58, 0.42)},
+}
+
+PAPER_BUDGET = Budget(
+    max_iter=100_000, bp_steps=5000, bp_max_points=None, vae_iter=20_000, vae_batch=1024
+)
+PAPER_RUNS = 5
+# CPU budgets (2 shared cores): from the seconds per iteration measured with --time; see the
+# README section of results/paper_table1.md for the numbers behind them
+CPU_BUDGETS: dict[str, tuple[int, Budget]] = {
+    "synthetic": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
+    "pendigits": (2, Budget(max_iter=1000, bp_steps=300, bp_max_points=300, vae_iter=1000)),
+    "mnist": (
+        1,
+        Budget(max_iter=100, bp_steps=100, bp_max_points=100, vae_iter=200, vae_batch=256),
+    ),
+    "fashion": (
+        1,
+        Budget(max_iter=100, bp_steps=100, bp_max_points=100, vae_iter=200, vae_batch=256),
+    ),
+    "coil20": (
+        1,
+        Budget(max_iter=60, bp_steps=30, bp_max_points=50, vae_iter=100, vae_batch=256),
+    ),
+    "10x_73k": (1, Budget(max_iter=1000, bp_steps=200, bp_max_points=200, vae_iter=500)),
+}
+
+
+def measure(data: BenchData, n_iter: int = 40, device: str = "cpu") -> dict[str, float]:
+    """Seconds per generator iteration of each trained model, and per step of Algorithm 1."""
+    split = paper_split(len(data.x), seed=0)
+    x_train = data.x[split["train"]]
+    out: dict[str, float] = {}
+
+    def per_iter(fn, n):
+        # (seconds of n + 1 iterations - seconds of 1) / n: fixed costs cancel; ``fn`` returns
+        # the seconds spent in its training loop (not the set-up or the final KMeans)
+        return round((fn(n + 1) - fn(1)) / n, 4)
+
+    def wall(fn):
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    out["ClusterGAN"] = per_iter(
+        lambda n: fit_clustergan(data, x_train, max_iter=n, seed=0, device=device).train_seconds_,
+        n_iter,
+    )
+    for kind, name in (("gan", "GAN"), ("infogan", "InfoGAN")):
+        out[name] = per_iter(
+            lambda n, kind=kind: (
+                train_gan(data, x_train, kind, max_iter=n, seed=0, device=device).seconds
+            ),
+            n_iter,
+        )
+    out["VAE (batch 1024)"] = per_iter(
+        lambda n: train_vae(
+            data, x_train, latent_dim=10, n_iter=n, batch_size=1024, seed=0, device=device
+        )[1],
+        n_iter,
+    )
+    gan = train_gan(data, x_train, "gan", max_iter=1, seed=0, device=device)
+    x = torch.from_numpy(data.x[split["test"]][:100])
+    out["bp step (100 points x K restarts)"] = per_iter(
+        lambda n: wall(
+            lambda: backprop_decode(
+                gan.generator, x, data.n_clusters, n_latent=data.n_latent, n_steps=n
+            )
+        ),
+        n_iter,
+    )
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """One compact table over all datasets (for the README): best-of-R purity / NMI / ARI vs the paper."""
+    lines = [
+        "| dataset | method | runs x iterations | ours: purity / NMI / ARI (best of R) | paper: ACC (purity) / NMI / ARI |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        paper = {
+            **PAPER_TABLE1.get(res["paper_key"], {}),
+            **COURSE_TABLE1.get(res["paper_key"], {}),
+        }
+        for r in res["methods"]:
+            b = r["best_by_val_purity"]
+            iters = r["runs"][0].get("iterations")
+            budget = f"{r['n_runs']} x {iters}" if iters else f"{r['n_runs']}"
+            ref = paper.get(r["method"])
+            ref_txt = " / ".join(_fmt(v) for v in ref) if ref else "-"
+            if r["method"] in COURSE_TABLE1.get(res["paper_key"], {}):
+                ref_txt += " (course project)"
+            kind = " (transductive)" if METHOD_KIND.get(r["method"]) == "transductive" else ""
+            lines.append(
+                f"| {res['dataset']} | {r['method']}{kind} | {budget} | "
+                f"{b['purity']:.2f} / {b['nmi']:.2f} / {b['ari']:.2f} | {ref_txt} |"
+            )
+    return "\n".join(lines)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """All datasets: ours (best-of-R by validation purity, and mean +- sd) next to the paper."""
+    lines = [
+        "# Table 1 of the ClusterGAN paper, reproduced by `benchmarks/paper_table1.py`",
+        "",
+        "Test-split metrics. *best* = the run with the best validation purity (the paper's rule);",
+        '*mean +- sd* over the R runs. The paper\'s "ACC" is cluster **purity** (Section 4.2),',
+        "so it sits next to our purity; our Hungarian ACC is given as well. *transductive*",
+        "methods cluster validation + test (+ part of train) together. Budgets are what fits a",
+        "2-core CPU, far below the paper's 100,000 generator iterations unless stated: compare",
+        "with care. Reference numbers for PCA+GMM and VAE+GMM come from the course project",
+        "(../shared/seeds/002), not from the paper.",
+        "",
+        "## Summary",
+        "",
+        summary(results),
+        "",
+    ]
+    for res in results:
+        ds = res["dataset"]
+        paper = {
+            **PAPER_TABLE1.get(res["paper_key"], {}),
+            **COURSE_TABLE1.get(res["paper_key"], {}),
+        }
+        sizes = res["split_sizes"]
+        lines += [
+            f"## {ds}",
+            "",
+            f"{res['description']}. Split train / val / test = {sizes['train']} / {sizes['val']} / "
+            f"{sizes['test']} (seed {res['split_seed']}). Budget: {res['budget_label']}. "
+            f"Machine: {res['machine']['cpu']} ({res['machine']['torch_threads']} torch threads), "
+            f"torch {res['machine']['torch']}. Command: `{res['command']}`.",
+            "",
+            "| method | kind | runs | iters | purity best | ACC best | NMI best | ARI best "
+            "| purity mean +- sd | NMI mean +- sd | ARI mean +- sd | paper ACC (purity) / NMI / ARI "
+            "| s / run |",
+            "|---" * 13 + "|",
+        ]
+        for r in res["methods"]:
+            b, m, s = r["best_by_val_purity"], r["mean"], r["sd"]
+            iters = r["runs"][0].get("iterations", "-")
+            ref = paper.get(r["method"])
+            ref_txt = " / ".join(_fmt(v) for v in ref) if ref else "not reported"
+            if r["method"] in COURSE_TABLE1.get(res["paper_key"], {}):
+                ref_txt += " (course)"
+            note = ""
+            n_scored = r["runs"][0].get("n_scored", {})
+            if n_scored and n_scored.get("test") != sizes["test"]:
+                note = f" ({n_scored['test']} test pts)"
+            lines.append(
+                f"| {r['method']}{note} | {METHOD_KIND.get(r['method'], '')} | {r['n_runs']} | {iters} "
+                f"| {b['purity']:.2f} | {b['acc']:.2f} | {b['nmi']:.2f} | {b['ari']:.2f} "
+                f"| {m['purity']:.2f} +- {s['purity']:.2f} | {m['nmi']:.2f} +- {s['nmi']:.2f} "
+                f"| {m['ari']:.2f} +- {s['ari']:.2f} | {ref_txt} | {r['seconds_per_run']:.0f} |"
+            )
+        missing = [k for k in paper if k not in {r["method"] for r in res["methods"]}]
+        if missing:
+            lines.append("")
+            lines.append(
+                "Paper rows not run here: "
+                + ", ".join(f"{k} ({' / '.join(_fmt(v) for v in paper[k])})" for k in missing)
+                + "."
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+PAPER_KEY = {"fashion": "fashion10"}
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the rows of ``old`` for methods that ``new`` did not run (same split only)."""
+    if old["split_sizes"] != new["split_sizes"] or old["n_points"] != new["n_points"]:
+        raise ValueError("cannot merge results computed on different splits.")
+    if old["budget_label"] != new["budget_label"]:
+        raise ValueError(
+            f"cannot merge results of different budgets: {old['budget_label']!r} vs {new['budget_label']!r}."
+        )
+    ran = {r["method"] for r in new["methods"]}
+    rows = [r for r in old["methods"] if r["method"] not in ran] + new["methods"]
+    order = list(METHOD_KIND)
+    rows.sort(key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+    commands = old.get("commands", [old["command"]]) + [new["command"]]
+    return {
+        **new,
+        "methods": rows,
+        "commands": commands,
+        "command": " ; ".join(commands),
+        "total_seconds": round(old["total_seconds"] + new["total_seconds"], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="synthetic,pendigits,mnist,coil20,fashion,10x_73k")
+    parser.add_argument("--methods", default=",".join(METHOD_KIND), help="comma-separated")
+    parser.add_argument("--paper", action="store_true", help="the paper's full protocol")
+    parser.add_argument("--runs", type=int, default=None, help="runs per method (override)")
+    parser.add_argument("--max-iter", type=int, default=None, help="GAN iterations (override)")
+    parser.add_argument("--bp-steps", type=int, default=None)
+    parser.add_argument("--bp-max-points", type=int, default=None)
+    parser.add_argument("--vae-iter", type=int, default=None)
+    parser.add_argument("--subsample", type=int, default=None, help="use n random points (tests)")
+    parser.add_argument("--time", action="store_true", help="only measure s / iteration")
+    parser.add_argument("--time-iters", type=int, default=40, help="iterations timed by --time")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other methods' rows of an existing results file of the dataset",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    scg.settings.progress_bar = False
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    names = [m for m in args.methods.split(",") if m]
+    unknown = set(names) - set(METHOD_KIND)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {list(METHOD_KIND)}")
+    command = "python benchmarks/paper_table1.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    results = []
+    timing = {}
+    for name in [d for d in args.datasets.split(",") if d]:
+        if name not in DATASETS:
+            parser.error(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+        try:
+            data = load(name, args.data_dir)
+        except (FileNotFoundError, OSError) as e:
+            print(f"{name}: skipped, not staged ({e})")
+            continue
+        if args.subsample is not None and args.subsample < len(data.x):
+            keep = np.sort(
+                np.random.RandomState(0).choice(len(data.x), args.subsample, replace=False)
+            )
+            data.x, data.y = data.x[keep], data.y[keep]
+            data.description += f"; a random subset of {args.subsample} points"
+        if args.time:
+            timing[name] = measure(data, n_iter=args.time_iters, device=args.device)
+            print(name, timing[name])
+            continue
+        runs, budget = (PAPER_RUNS, PAPER_BUDGET) if args.paper else CPU_BUDGETS[name]
+        budget = Budget(**{**budget.to_dict(), "device": args.device})
+        for field_name, value in (
+            ("max_iter", args.max_iter),
+            ("bp_steps", args.bp_steps),
+            ("bp_max_points", args.bp_max_points),
+            ("vae_iter", args.vae_iter),
+        ):
+            if value is not None:
+                setattr(budget, field_name, value)
+        runs = args.runs or runs
+        full = args.paper and budget.max_iter == PAPER_BUDGET.max_iter and runs == PAPER_RUNS
+        label = (
+            "the paper's full protocol" if full else "CPU budget, NOT the paper's protocol"
+        ) + (
+            f": {runs} run(s), {budget.max_iter} generator iterations, Algorithm 1 with "
+            f"{budget.bp_steps} Adam steps on "
+            + ("all" if budget.bp_max_points is None else f"at most {budget.bp_max_points}")
+            + f" val / test points, VAE {budget.vae_iter} steps of batch {budget.vae_batch}"
+        )
+        split = paper_split(len(data.x), seed=0)
+        print(f"{name}: {len(data.x)} points, K={data.n_clusters}; {label}")
+        methods = make_methods(budget)
+        rows = []
+        start = time.perf_counter()
+        for method in names:
+            rows.append(
+                run_method(
+                    method, methods[method], data, data.y, split, data.n_clusters, list(range(runs))
+                )
+            )
+        res = {
+            "dataset": name,
+            "paper_key": PAPER_KEY.get(name, name),
+            "description": data.description,
+            "n_points": len(data.x),
+            "n_clusters": data.n_clusters,
+            "split_seed": 0,
+            "split_sizes": {k: len(v) for k, v in split.items()},
+            "settings": {
+                "architecture": data.architecture,
+                "architecture_options": data.architecture_options,
+                "n_latent": data.n_latent,
+                "beta_n": data.beta_n,
+                "beta_c": data.beta_c,
+                "batch_size": data.batch_size,
+            },
+            "budget": budget.to_dict(),
+            "budget_label": label,
+            "paper_protocol": full,
+            "runs": runs,
+            "machine": machine(),
+            "command": command,
+            "total_seconds": round(time.perf_counter() - start, 1),
+            "methods": rows,
+            "paper": {
+                k: list(v) for k, v in PAPER_TABLE1.get(PAPER_KEY.get(name, name), {}).items()
+            },
+        }
+        path = args.out / f"paper_table1_{name}.json"
+        if args.merge and path.exists():
+            res = _merge(json.loads(path.read_text()), res)
+        write_json(path, res)
+        results.append(res)
+    if args.time:
+        write_json(
+            args.out / "paper_table1_timing.json",
+            {"machine": machine(), "seconds_per_iteration": timing},
+        )
+        return []
+    if results:
+        every = []
+        for path in sorted(args.out.glob("paper_table1_*.json")):
+            if path.name == "paper_table1_timing.json":
+                continue
+            every.append(json.loads(path.read_text()))
+        order = list(DATASETS)
+        every.sort(key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else len(order))
+        md = args.out / "paper_table1.md"
+        md.write_text(markdown(every) + "\n")
+        print(f"wrote {md}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The Table 1 harness (benchmarks/paper_table1.py) and its baselines (benchmarks/_baselines.py)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _baselines import METHOD_KIND, BenchData, Budget, make_methods
+from _protocol import paper_split, run_method
+
+import scgan_cluster as scg
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine, 2 threads spin-wait and run ~50x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+TINY = Budget(
+    max_iter=3,
+    bp_steps=3,
+    bp_max_points=10,
+    vae_iter=3,
+    vae_batch=64,
+    agglo_max=250,
+    spectral_max=200,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    adata = scg.datasets.synthetic(60, 3, n_features=12, random_state=0)
+    x = np.asarray(adata.X, dtype=np.float32)
+    y = adata.obs["label"].cat.codes.to_numpy().astype(np.int64)
+    options = {"hidden": (16, 16), "leak": 0.2, "batch_norm": True, "output": "sigmoid"}
+    data = BenchData("tiny", x, y, 3, architecture_options=options, n_latent=2, batch_size=16)
+    return data, paper_split(len(x), seed=0)
+
+
+@pytest.mark.parametrize("name", list(METHOD_KIND))
+def test_every_method_labels_the_held_out_points(tiny, name):
+    data, split = tiny
+    result = make_methods(TINY)[name](data, split, 3, 0)
+    for part, labels, index in (
+        ("val", result.val_labels, result.val_index),
+        ("test", result.test_labels, result.test_index),
+    ):
+        n = len(split[part]) if index is None else len(index)
+        if index is not None:  # a subset of the held-out points, given by position
+            assert n == min(len(split[part]), TINY.bp_max_points)
+            assert np.all(np.diff(index) > 0)
+            assert index.max() < len(split[part])
+        labels = np.asarray(labels)
+        assert labels.shape == (n,)
+        assert np.issubdtype(labels.dtype, np.integer)
+        assert labels.min() >= 0
+        assert labels.max() < 3
+
+
+def test_methods_are_reproducible_and_see_no_labels(tiny):
+    data, split = tiny
+    methods = make_methods(TINY)
+    a = methods["KMeans"](data, split, 3, 1)
+    shuffled = BenchData(
+        data.name,
+        data.x,
+        np.zeros_like(data.y),
+        3,
+        **{k: getattr(data, k) for k in ("architecture_options", "n_latent", "batch_size")},
+    )
+    b = methods["KMeans"](shuffled, split, 3, 1)
+    np.testing.assert_array_equal(a.test_labels, b.test_labels)
+    c1 = methods["InfoGAN"](data, split, 3, 0)
+    c2 = make_methods(TINY)["InfoGAN"](data, split, 3, 0)
+    np.testing.assert_array_equal(c1.test_labels, c2.test_labels)
+
+
+def test_transductive_methods_need_room_for_all_held_out_points(tiny):
+    data, split = tiny
+    small = Budget(**{**TINY.to_dict(), "spectral_max": 10})
+    with pytest.raises(ValueError, match="exceed the cap"):
+        make_methods(small)["SC (rbf)"](data, split, 3, 0)
+
+
+def test_run_method_scores_a_labelled_subset(tiny):
+    data, split = tiny
+    res = run_method(
+        "GAN with bp",
+        make_methods(TINY)["GAN with bp"],
+        data,
+        data.y,
+        split,
+        3,
+        [0, 1],
+        log=lambda s: None,
+    )
+    assert res["n_runs"] == 2
+    assert res["runs"][0]["n_scored"] == {"val": min(10, len(split["val"])), "test": 10}
+
+
+def test_harness_end_to_end(tmp_path):
+    import paper_table1
+
+    argv = [
+        "--datasets",
+        "synthetic,fashion",
+        "--subsample",
+        "300",
+        "--runs",
+        "2",
+        "--max-iter",
+        "4",
+        "--bp-steps",
+        "3",
+        "--bp-max-points",
+        "12",
+        "--vae-iter",
+        "3",
+        "--data-dir",
+        str(tmp_path / "nothing_staged"),
+        "--out",
+        str(tmp_path),
+    ]
+    results = paper_table1.main(argv)
+    assert [r["dataset"] for r in results] == ["synthetic"]  # fashion is not staged: skipped
+    saved = json.loads((tmp_path / "paper_table1_synthetic.json").read_text())
+    assert saved["split_sizes"] == {k: len(v) for k, v in paper_split(300, seed=0).items()}
+    assert not saved["paper_protocol"]
+    assert "NOT the paper's protocol" in saved["budget_label"]
+    assert saved["budget"]["max_iter"] == 4
+    assert saved["runs"] == 2
+    assert {"cpu", "torch"} <= set(saved["machine"])
+    assert [m["method"] for m in saved["methods"]] == list(METHOD_KIND)
+    for m in saved["methods"]:
+        assert m["n_runs"] == 2
+        assert len(m["runs"]) == 2
+        assert m["best_by_val_purity"]["seed"] in (0, 1)
+        for block in (m["best_by_val_purity"], m["mean"], *(r["test"] for r in m["runs"])):
+            for key in ("purity", "acc", "nmi"):
+                assert 0.0 <= block[key] <= 1.0
+            assert -1.0 <= block["ari"] <= 1.0
+        assert all(v >= 0.0 for v in m["sd"].values())
+    assert saved["paper"]["ClusterGAN"] == [0.99, 0.99, 0.99]
+    table = (tmp_path / "paper_table1.md").read_text()
+    assert "## synthetic" in table
+    assert "| ClusterGAN |" in table
+    assert "0.99 / 0.99 / 0.99" in table
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), 30)
+    x = rng.uniform(0, 0.2, size=(60, 1, 28, 28)).astype(np.float32)
+    x[y == 1, :, 8:20, 8:20] += 0.7  # class 1 has a bright square
+    data = BenchData("tiny_images", x, y, 2, architecture="mnist", n_latent=4, batch_size=16)
+    return data, paper_split(len(x), seed=0)
+
+
+@pytest.mark.parametrize(
+    "name", ["ClusterGAN", "InfoGAN", "GAN with bp", "GAN with Disc. phi", "VAE+GMM"]
+)
+def test_network_methods_take_images_through_the_conv_registry_entry(tiny_images, name):
+    data, split = tiny_images
+    budget = Budget(
+        **{**TINY.to_dict(), "max_iter": 2, "bp_steps": 2, "bp_max_points": 4, "vae_iter": 2}
+    )
+    result = make_methods(budget)[name](data, split, 2, 0)
+    n_test = len(split["test"]) if result.test_index is None else len(result.test_index)
+    assert np.asarray(result.test_labels).shape == (n_test,)
+    assert set(np.unique(result.test_labels)) <= {0, 1}
+
+
+def test_paper_mnist_end_to_end(tmp_path):
+    from _helpers import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"the MNIST test images are not staged under {SHARED_DATA / 'mnist'}")
+    import paper_mnist
+
+    argv = [
+        "--subsample",
+        "300",
+        "--max-iter",
+        "2",
+        "--ks",
+        "9,10",
+        "--bp-steps",
+        "2",
+        "--bp-points",
+        "6",
+        "--per-mode",
+        "10",
+        "--classifier-epochs",
+        "1",
+        "--data-dir",
+        str(SHARED_DATA),
+        "--out",
+        str(tmp_path),
+    ]
+    res = paper_mnist.main(argv)
+    assert [t["K"] for t in res["table3"]] == [9, 10]
+    assert res["table3"][1]["paper_acc"] == 0.95
+    for t in res["table3"]:
+        assert 0.0 <= t["purity"] <= 1.0
+    s5 = res["section5"]
+    assert 0.0 <= s5["mode_accuracy"] <= 1.0
+    assert s5["algorithm1"]["n_images"] == 6
+    assert s5["encoder"]["n_images"] == res["split_sizes"]["test"]
+    assert len(s5["mode_to_digit"]) == 10
+    assert np.asarray(s5["mode_votes"]).sum() == 10 * 10
+    for name in res["figures"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert "Table 3" in (tmp_path / "paper_mnist.md").read_text()
+    assert json.loads((tmp_path / "paper_mnist.json").read_text())["max_iter"] == 2
