@@ -3,8 +3,7 @@
 Each names its entry of ``scgan_cluster.nn.ARCHITECTURES`` (the paper's networks for that data,
 whose defaults are the paper's network options) and repeats the paper's zn / beta settings.
 
-Each loader reads the files through :mod:`scgan_cluster.datasets` (10x_73k, which has no package
-loader, is parsed here) and returns a :class:`~_baselines.BenchData` (x float32 in [0, 1]), or
+Each loader reads the files through :mod:`scgan_cluster.datasets` and returns a :class:`~_baselines.BenchData` (x float32 in [0, 1]), or
 raises ``FileNotFoundError`` naming what is missing, so that the scripts run on what is present.
 """
 
@@ -16,15 +15,9 @@ import numpy as np
 from _baselines import BenchData
 
 from scgan_cluster import datasets as loaders
+from scgan_cluster.pp import preprocess
 
 __all__ = ["DATASETS", "load"]
-
-
-def _first(folder: Path, *names: str) -> Path:
-    for name in names:
-        if (folder / name).exists():
-            return folder / name
-    raise FileNotFoundError(f"none of {names} in {folder}")
 
 
 def synthetic(data_dir: Path) -> BenchData:
@@ -104,17 +97,12 @@ def coil20(data_dir: Path) -> BenchData:
 
 
 def tenx_73k(data_dir: Path) -> BenchData:
-    from scipy.io import mmread
-
-    folder = data_dir / "10x_73k"
-    counts = mmread(_first(folder, "sub_set-720.mtx")).tocsr().toarray()
-    remap = {0: 0, 1: 1, 2: 2, 4: 3, 6: 4, 7: 5, 8: 6, 9: 7}
-    y = np.array([remap[int(v)] for v in np.loadtxt(folder / "labels.txt")])
-    x = np.log2(1.0 + counts)
+    adata = loaders.tenx_73k(data_dir)
+    prepared = preprocess(adata, 720, copy=True)  # the paper's log2(1 + C) / max
     return BenchData(
         "10x_73k",
-        (x / x.max()).astype(np.float32),
-        y,
+        np.asarray(prepared.X.toarray(), dtype=np.float32),
+        adata.obs["label"].to_numpy(),
         8,
         architecture="mlp",
         n_latent=30,

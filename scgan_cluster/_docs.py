@@ -60,7 +60,7 @@ batch_size
     Minibatch size (``None``: the paper's 64).
 max_iter
     Number of generator iterations (each after ``n_critic`` critic steps). The paper trained for
-    100,000; the default of 5,000 is a CPU-friendly budget, see the Notes.
+    100,000; the default of 8,000 is a CPU-friendly budget, see the Notes.
 assign
     How cells become clusters: ``"kmeans"`` (the paper's rule: KMeans with K clusters on the
     encoder's full latent, zn joined with softmax(zc)) or ``"argmax"`` (the encoder's zc mode)."""

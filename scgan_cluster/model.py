@@ -34,7 +34,7 @@ from .train import TrainConfig, encode, train_clustergan
 
 __all__ = ["ClusterGAN", "DEFAULT_MAX_ITER"]
 
-DEFAULT_MAX_ITER = 5000
+DEFAULT_MAX_ITER = 8000
 """Default generator iterations: a CPU-friendly budget (the paper trained 100,000); see ``tl.clustergan``."""
 
 _ASSIGN = ("kmeans", "argmax")

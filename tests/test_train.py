@@ -301,6 +301,7 @@ def test_explicit_gradient_equals_autograd_for_conv_and_mlp_critics():
         (g_got,) = torch.autograd.grad(got.pow(2).sum(), w)
         torch.testing.assert_close(g_got, g_ref)
     assert penalty_layers(snn.MLPCritic(12, (16,), batch_norm=True)) is None
+    assert penalty_layers(snn.ConvCritic((1, 32, 32), batch_norm=True)) is None
     assert train.has_batch_norm(snn.MLPCritic(12, (16,), batch_norm=True))
     assert not train.has_batch_norm(mlp)
 
@@ -391,3 +392,21 @@ def test_ensemble_validation():
             index_generator=[torch.Generator(), torch.Generator()],
             progress=False,
         )
+
+
+def test_explicit_penalty_of_the_registry_conv_critic_equals_autograd():
+    from scgan_cluster.train._penalty import explicit_input_gradient, penalty_layers
+
+    torch_gen = torch.Generator().manual_seed(1)
+    _, _, critic = snn.build_networks("mnist", (1, 28, 28), 4, 3, fc_hidden=(32,))
+    critic = critic.double()
+    layers = penalty_layers(critic)
+    assert layers is not None
+    x = torch.rand((3, 1, 28, 28), generator=torch_gen, dtype=torch.float64).requires_grad_(True)
+    (ref,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    got = explicit_input_gradient(layers, x.detach())
+    torch.testing.assert_close(got, ref)
+    w = next(critic.parameters())
+    (g_ref,) = torch.autograd.grad(ref.pow(2).sum(), w)
+    (g_got,) = torch.autograd.grad(got.pow(2).sum(), w)
+    torch.testing.assert_close(g_got, g_ref)

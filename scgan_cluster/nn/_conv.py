@@ -219,6 +219,16 @@ class ConvCritic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(x)).squeeze(-1)
 
+    def penalty_layers(self) -> list[nn.Module] | None:
+        """The layers whose composition is ``forward`` (before the squeeze).
+
+        Used by the training loop's explicit gradient penalty; ``None`` with batch-norm.
+        """
+        layers = [*self.trunk, self.out]
+        if any(isinstance(m, nn.BatchNorm2d) for m in layers):
+            return None
+        return layers
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden layer phi(x) (the paper's "GAN with Disc. phi" baseline)."""
         return self.trunk(x)

@@ -61,7 +61,7 @@ class TrainConfig:
     ``log_every`` (generator iterations between history records) defaults to ``max_iter // 100``.
     """
 
-    max_iter: int = 5000
+    max_iter: int = 8000
     batch_size: int = 64
     n_critic: int = 5
     lr: float = 1e-4
