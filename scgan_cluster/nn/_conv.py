@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._mlp import layers_without_batch_norm
+
 __all__ = ["ConvGenerator", "ConvEncoder", "ConvCritic"]
 
 _OUTPUTS = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
@@ -224,10 +226,7 @@ class ConvCritic(nn.Module):
 
         Used by the training loop's explicit gradient penalty; ``None`` with batch-norm.
         """
-        layers = [*self.trunk, self.out]
-        if any(isinstance(m, nn.BatchNorm2d) for m in layers):
-            return None
-        return layers
+        return layers_without_batch_norm([*self.trunk, self.out])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden layer phi(x) (the paper's "GAN with Disc. phi" baseline)."""

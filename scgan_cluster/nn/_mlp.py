@@ -34,6 +34,16 @@ def init_normal_(
             nn.init.zeros_(m.bias)
 
 
+def layers_without_batch_norm(layers: list[nn.Module]) -> list[nn.Module] | None:
+    """``layers`` as they are, or ``None`` when one is a batch norm.
+
+    A batch norm couples the rows of a batch, which the explicit gradient penalty does not handle.
+    """
+    if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in layers):
+        return None
+    return layers
+
+
 def _trunk(
     n_in: int, hidden: Sequence[int], leak: float, batch_norm: bool, batch_norm_first: bool = False
 ) -> tuple[nn.Sequential, int]:
@@ -133,10 +143,7 @@ class MLPCritic(nn.Module):
 
         Used by the training loop's explicit gradient penalty; ``None`` with batch-norm.
         """
-        layers = [*self.trunk, self.out]
-        if any(isinstance(m, nn.BatchNorm1d) for m in layers):
-            return None
-        return layers
+        return layers_without_batch_norm([*self.trunk, self.out])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden layer phi(x) (the paper's "GAN with Disc. phi" baseline)."""

@@ -34,12 +34,14 @@ def show_image(ax, image: np.ndarray, cmap: str) -> None:
         spine.set_visible(False)
 
 
-def finish(fig, axes, save: str | Path | None, show: bool | None):
+def finish(
+    fig, axes, save: str | Path | None, show: bool | None, *, bbox_inches: str | None = "tight"
+):
     """Save and/or show, scanpy style: return the axes unless the figure was shown."""
     import matplotlib.pyplot as plt
 
     if save is not None:
-        fig.savefig(save, dpi=120, bbox_inches="tight")
+        fig.savefig(save, dpi=120, bbox_inches=bbox_inches)
     if show or (show is None and save is None):
         plt.show()
         return None

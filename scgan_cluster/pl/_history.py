@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
+from scgan_cluster.pl._grid import finish
+
 __all__ = ["training_history"]
 
 _PANELS = {
@@ -76,11 +78,4 @@ def training_history(
         ax.set_title(_PANELS.get(k, k), fontsize=9)
         ax.set_xlabel("generator iteration")
     fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=120)
-    if show or (show is None and save is None):
-        plt.show()
-        return None
-    if save is not None and not show:
-        plt.close(fig)
-    return axes[0]
+    return finish(fig, axes[0], save, show, bbox_inches=None)
