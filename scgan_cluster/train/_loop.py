@@ -10,13 +10,13 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from scgan_cluster._settings import logger, settings
 from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
+from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
@@ -399,8 +399,8 @@ def train_clustergan(
                     else:
                         d_hat = critic(x_hat)
                         (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
-                    gp = (grad.flatten(nl + 1).norm(2, dim=-1) - 1.0).pow(2).mean(-1)
-                    wdist = d_real.mean(-1) - d_fake.mean(-1)
+                    gp = penalty_from_gradient(grad, nl)
+                    wdist = batch_mean(d_real) - batch_mean(d_fake)
                     loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
                     opt_d.zero_grad(set_to_none=True)
                     loss_d.sum().backward()
@@ -413,15 +413,13 @@ def train_clustergan(
                 k = (k_b[t].movedim(nl, 0) if ensemble else k_b[t])[nc]
                 fake = generator(zg)
                 zn_hat, zc_logits = encoder(fake)
-                adv = -critic(fake).mean(-1)
-                zn_loss = (zn - zn_hat).pow(2).sum(-1).mean(-1)
-                ce = F.cross_entropy(zc_logits.flatten(0, -2), k.flatten(), reduction="none")
-                zc_loss = ce.view(k.shape).mean(-1)
-                loss_ge = adv + cfg.beta_n * zn_loss + cfg.beta_c * zc_loss
+                loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
+                    critic, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
+                )
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.sum().backward()
                 opt_ge.step()
-                acc_g += torch.stack([adv.detach(), zn_loss.detach(), zc_loss.detach()])
+                acc_g += torch.stack([adv, zn_loss, zc_loss])
                 n_acc += 1
                 if it % cfg.log_every == 0 or it == cfg.max_iter:
                     means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (6, *lead)

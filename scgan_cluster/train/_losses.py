@@ -12,6 +12,7 @@ __all__ = [
     "generator_encoder_loss",
     "gradient_penalty",
     "penalty_at",
+    "penalty_from_gradient",
 ]
 
 
@@ -47,19 +48,32 @@ def penalty_at(d_hat: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         The points (``requires_grad=True``) at which ``d_hat`` was computed.
     """
     (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(d_hat.dim()).norm(2, dim=-1)
+    return penalty_from_gradient(grad, d_hat.dim() - 1)
+
+
+def penalty_from_gradient(grad: torch.Tensor, n_lead: int) -> torch.Tensor:
+    """E[(||grad||_2 - 1)^2] over the batch, from the critic's input gradient at x_hat.
+
+    Parameters
+    ----------
+    grad
+        ``lead + (batch,) + sample_shape``: the gradient of D at each x_hat.
+    n_lead
+        Number of leading replica dimensions (0 for one model, 1 for an ensemble).
+    """
+    norm = grad.flatten(n_lead + 1).norm(2, dim=-1)
     return batch_mean((norm - 1.0) ** 2)
 
 
 def batch_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch (last) dimension, summed over leading replica dimensions (if any).
+    """Mean over the batch (last) dimension: one value per replica (a scalar for one model).
 
     Parameters
     ----------
     values
         Per-sample values of shape ``lead + (batch,)``.
     """
-    return values.mean(-1).sum()
+    return values.mean(-1)
 
 
 def critic_loss(
@@ -83,7 +97,8 @@ def critic_loss(
     Returns
     -------
     The loss, the Wasserstein estimate ``E D(real) - E D(fake)`` (detached) and the penalty
-    (detached). For an ensemble critic (outputs ``(R, batch)``) each is the sum over replicas.
+    (detached). For an ensemble critic (outputs ``(R, batch)``) each has one value per replica;
+    backpropagate their sum.
     """
     wasserstein = batch_mean(critic(real)) - batch_mean(critic(fake))
     gp = gradient_penalty(critic, real, fake, eps)
@@ -127,14 +142,13 @@ def generator_encoder_loss(
     Returns
     -------
     The total loss and its three parts (detached): adversarial, zn and zc terms. For an ensemble
-    (a leading replica dimension on every tensor) each is the sum over replicas.
+    (a leading replica dimension on every tensor) each has one value per replica; backpropagate
+    the sum of the total.
     """
     adversarial = -batch_mean(critic(fake))
     zn_loss = batch_mean((zn - zn_hat).pow(2).sum(dim=-1))
-    if zc_logits.dim() == 2:
-        zc_loss = F.cross_entropy(zc_logits, k)
-    else:  # an ensemble: (R, batch, K)
-        ce = F.cross_entropy(zc_logits.flatten(0, -2), k.flatten(), reduction="none")
-        zc_loss = batch_mean(ce.view(k.shape))
+    # per-sample cross-entropy over any leading replica dimensions, then the batch mean
+    ce = F.cross_entropy(zc_logits.flatten(0, -2), k.flatten(), reduction="none")
+    zc_loss = batch_mean(ce.view(k.shape))
     total = adversarial + beta_n * zn_loss + beta_c * zc_loss
     return total, adversarial.detach(), zn_loss.detach(), zc_loss.detach()
