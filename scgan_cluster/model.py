@@ -16,6 +16,7 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
+from ._consensus import consensus, vote
 from ._docs import doc_params
 from ._settings import logger
 from ._validation import check_n_clusters, check_positive_int, resolve_device
@@ -64,7 +65,14 @@ _FITTED = (
     "labels_runs_",
     "selected_run_",
     "selection_scores_",
+    "confidence_",
+    "run_maps_",
 )
+
+_PRIORS = ("uniform", "learned")
+_COMBINE = ("consensus", "select")
+PRIOR_UPDATE_EVERY = 500
+"""Generator iterations between re-estimates of a learned prior (``prior="learned"``)."""
 
 
 def _package_version() -> str:
@@ -114,8 +122,18 @@ class ClusterGAN:
         only). Replica ``r`` uses seed ``random_state + r`` for everything, so it follows the same
         random stream as a single model fitted with that seed (the same result up to float
         rounding, which a GAN amplifies over many iterations). The model then exposes the
-        replica chosen by the lowest reconstruction error (see :meth:`fit`); all replicas are in
+        replica that agrees most with the others (see :meth:`fit`); all replicas are in
         :attr:`replicas`.
+    prior
+        ``"uniform"`` (the paper): zc is uniform over the K modes. ``"learned"``: the mode
+        proportions are re-estimated from the encoder's soft assignments of the real samples
+        every 500 generator iterations from a quarter of the run on (momentum 0.5, no mode
+        below a tenth of 1/K; see :class:`scgan_cluster.train.TrainConfig`), for data whose
+        clusters differ in size.
+    combine
+        With ``n_runs > 1``: ``"consensus"`` labels each cell by the majority of the replicas
+        after matching their cluster ids (with a per-cell confidence, and new cells by the same
+        vote); ``"select"`` takes the labels of the replica that agrees most with the others.
     {doc_device}
 
     Examples
@@ -152,8 +170,16 @@ class ClusterGAN:
         random_state: int | None = 0,
         device: str | torch.device = "auto",
         n_runs: int = 1,
+        prior: Literal["uniform", "learned"] = "uniform",
+        combine: Literal["consensus", "select"] = "consensus",
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
+        if prior not in _PRIORS:
+            raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}.")
+        if combine not in _COMBINE:
+            raise ValueError(f"combine must be one of {_COMBINE}, got {combine!r}.")
+        self.prior_mode = prior
+        self.combine = combine
         if not isinstance(architecture, str) or (
             architecture != "auto" and architecture not in ARCHITECTURES
         ):
@@ -215,6 +241,8 @@ class ClusterGAN:
         self.labels_runs_: np.ndarray | None = None
         self.selected_run_: int | None = None
         self.selection_scores_: np.ndarray | None = None
+        self.confidence_: np.ndarray | None = None
+        self.run_maps_: np.ndarray | None = None
 
     def _configure(self, name: str, options: dict[str, Any] | None = None) -> None:
         """Settle the hyperparameters: the entry's paper values, overridden by what the user passed."""
@@ -243,6 +271,7 @@ class ClusterGAN:
             gp_weight=hp["gp_weight"],
             beta_n=hp["beta_n"],
             beta_c=hp["beta_c"],
+            prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
         )
         self.n_latent = int(hp["n_latent"])
         self.sigma = float(sigma)
@@ -258,6 +287,7 @@ class ClusterGAN:
         """All settings as a JSON-friendly dict (what :meth:`save` writes and :meth:`load` reads)."""
         cfg = self.train_config.to_dict()
         cfg.pop("log_every")
+        cfg.pop("prior_update_every")
         return {
             "n_clusters": self.n_clusters,
             "n_latent": self.n_latent,
@@ -268,6 +298,8 @@ class ClusterGAN:
             "assign": self.assign,
             "random_state": self.random_state,
             "n_runs": self.n_runs,
+            "prior": self.prior_mode,
+            "combine": self.combine,
         }
 
     @property
@@ -356,6 +388,7 @@ class ClusterGAN:
         preprocess: bool = True,
         n_top_genes: int = 720,
         callback: Callable[[ClusterGAN, int], None] | None = None,
+        flavor: Literal["paper", "lognorm"] = "paper",
     ) -> ClusterGAN:
         """Train on ``data`` and cluster it.
 
@@ -368,18 +401,22 @@ class ClusterGAN:
             For AnnData: the layer to read instead of ``X``.
         preprocess
             For vectors: ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` are used
-            as they are, anything else must be raw counts and gets the paper's preprocessing (on
-            a copy). ``False``: the values are used as they are (they should lie roughly in
-            [0, 1]). Images never get count preprocessing: their pixels must lie in [0, 1]
-            (integer images are divided by 255).
+            as they are, anything else must be raw counts and gets the preprocessing of
+            ``flavor`` (on a copy). ``False``: the values are used as they are (they should lie
+            roughly in [0, 1]). Images never get count preprocessing: their pixels must lie in
+            [0, 1] (integer images are divided by 255).
         n_top_genes
-            Genes kept when the paper's preprocessing is applied here.
+            Genes kept when the preprocessing is applied here.
         callback
             Called as ``callback(model, iteration)`` every ``max_iter // 100`` generator
             iterations during training, e.g. to evaluate the clustering along the run
             (``model.get_latent_representation`` works inside it) or to save checkpoints.
             With ``n_runs > 1`` the replicas are still stacked while it runs, so the model has
             no networks yet inside the callback (it serves for progress and timing only).
+        flavor
+            Preprocessing of raw counts applied here (see :func:`scgan_cluster.pp.preprocess`):
+            ``"paper"`` (top genes by count variance, ``log2(1 + C) / max``) or ``"lognorm"``
+            (library-size normalisation, ``ln(1 + x)``, scanpy's highly variable genes, ``/ max``).
 
         Returns
         -------
@@ -387,11 +424,12 @@ class ClusterGAN:
         ``proba_`` (softmax of zc), ``history_`` and ``cluster_centers_`` (KMeans) set.
 
         With ``n_runs > 1`` also ``replicas`` (the R trained single models), ``labels_runs_``
-        (``n_obs x R`` labels of every replica), ``selection_scores_`` and ``selected_run_``.
-        The selected replica, whose networks and results the model exposes, has the lowest
-        mean reconstruction error ``||x - G(zn_hat, onehot(argmax zc_hat))||^2`` over the
-        training cells: a label-free criterion of how well the generator / encoder pair
-        explains the data.
+        (``n_obs x R`` labels of every replica), ``selection_scores_`` (each replica's mean
+        adjusted Rand index with the others), ``selected_run_`` (the replica that agrees most
+        with the others: a label-free choice, whose networks, ``latent_`` and ``proba_`` the
+        model exposes), ``run_maps_`` (each replica's cluster ids matched onto the consensus
+        ids) and ``confidence_`` (per cell, the fraction of replicas that agree with its label).
+        ``labels_`` is the consensus (``combine="consensus"``) or the selected replica's labels.
         """
         prepared = prepare_fit(
             data,
@@ -399,6 +437,7 @@ class ClusterGAN:
             preprocess=preprocess,
             n_top_genes=n_top_genes,
             image_shape=self._image_hint(),
+            flavor=flavor,
         )
         n_obs = prepared.x.shape[0]
         check_n_clusters(self.n_clusters, n_obs)
@@ -505,48 +544,53 @@ class ClusterGAN:
             callback=None if callback is None else (lambda it, record: callback(self, it)),
         )
         seconds = time.perf_counter() - start
-        for rep, g, e, c, hist in zip(
-            replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, strict=True
+        for r, (rep, g, e, c, hist) in enumerate(
+            zip(replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, strict=True)
         ):
             rep.generator, rep.encoder, rep.critic = g.eval(), e.eval(), c.eval()
-            rep.prior = self.prior
+            rep.prior = self._replica_prior(r)
             rep.var_names, rep.transform = self.var_names, self.transform
             rep.history_, rep.train_seconds_ = hist, seconds
             rep._assign(prepared)
-        scores = np.array([rep._reconstruction_error(prepared) for rep in replicas])
-        best = int(np.argmin(scores))
-        self._set_replicas(replicas, best, scores)
         self.train_seconds_ = seconds
         self.labels_runs_ = np.stack([rep.labels_ for rep in replicas], axis=1)
-        self.labels_, self.latent_, self.proba_ = (
-            replicas[best].labels_,
-            replicas[best].latent_,
-            replicas[best].proba_,
-        )
+        labels, confidence, maps, scores = consensus(self.labels_runs_, self.n_clusters)
+        best = int(np.argmax(scores))
+        self._set_replicas(replicas, best, scores, maps)
+        chosen = replicas[best]
+        self.latent_, self.proba_ = chosen.latent_, chosen.proba_
+        if self.combine == "consensus":
+            self.labels_, self.confidence_ = labels.astype(np.int64), confidence
+        else:
+            self.labels_ = chosen.labels_
+            # fraction of replicas that agree with the chosen one, after matching cluster ids
+            self.confidence_ = (
+                vote(self.labels_runs_, maps, self.n_clusters)[
+                    np.arange(len(labels)), maps[best][self.labels_]
+                ]
+                / self.n_runs
+            )
 
-    def _set_replicas(self, replicas: list[ClusterGAN], best: int, scores: np.ndarray) -> None:
+    def _replica_prior(self, r: int) -> MixedPrior:
+        """Replica ``r``'s prior: its own learned proportions, or the shared uniform prior."""
+        if self.prior.weights.dim() == 1:
+            return self.prior
+        prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
+        prior.weights.copy_(self.prior.weights[r])
+        return prior
+
+    def _set_replicas(
+        self, replicas: list[ClusterGAN], best: int, scores: np.ndarray, maps: np.ndarray
+    ) -> None:
         self.replicas = replicas
         self.selected_run_ = best
         self.selection_scores_ = np.asarray(scores, dtype=np.float64)
+        self.run_maps_ = np.asarray(maps, dtype=np.int64)
         chosen = replicas[best]
         self.generator, self.encoder, self.critic = chosen.generator, chosen.encoder, chosen.critic
+        self.prior = chosen.prior
         self.cluster_centers_ = chosen.cluster_centers_
         self.history_ = chosen.history_
-
-    @torch.no_grad()
-    def _reconstruction_error(self, prepared: Prepared, chunk_size: int = 4096) -> float:
-        """Mean over cells of ``||x - G(zn_hat, onehot(argmax zc_hat))||^2`` (streamed in chunks)."""
-        source = as_source(prepared.x, self.device, self._sample_shape())
-        self.encoder.eval()
-        self.generator.eval()
-        total = 0.0
-        for start in range(0, source.n_obs, chunk_size):
-            x = source.take(torch.arange(start, min(start + chunk_size, source.n_obs)))
-            zn, logits = self.encoder(x)
-            zc = torch.nn.functional.one_hot(logits.argmax(1), self.n_clusters).to(zn.dtype)
-            recon = self.generator(torch.cat([zn, zc], dim=1))
-            total += float((x - recon).pow(2).flatten(1).sum(1).sum())
-        return total / source.n_obs
 
     def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         sample_shape = self._sample_shape()
@@ -609,11 +653,17 @@ class ClusterGAN:
         assign
             ``"kmeans"`` puts each cell in the nearest KMeans centre found in training;
             ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``.
+            An ensemble with ``combine="consensus"`` labels cells by the replicas' matched vote.
         """
         self._check_trained()
         assign = self.assign if assign is None else assign
         if assign not in _ASSIGN:
             raise ValueError(f"assign must be one of {_ASSIGN}, got {assign!r}.")
+        if self.replicas is not None and self.combine == "consensus":
+            runs = np.stack(
+                [rep.predict(data, layer=layer, assign=assign) for rep in self.replicas], axis=1
+            )
+            return vote(runs, self.run_maps_, self.n_clusters).argmax(axis=1).astype(np.int64)
         full = self.get_latent_representation(data, layer=layer, representation="full")
         if assign == "argmax":
             return full[:, self.n_latent :].argmax(axis=1).astype(np.int64)
@@ -718,6 +768,7 @@ class ClusterGAN:
                     "generator": rep.generator.state_dict(),
                     "encoder": rep.encoder.state_dict(),
                     "critic": rep.critic.state_dict(),
+                    "prior": rep.prior.state_dict(),
                     **(
                         {}
                         if rep.cluster_centers_ is None
@@ -741,6 +792,7 @@ class ClusterGAN:
             config["runs"] = {
                 "selected": self.selected_run_,
                 "selection_scores": self.selection_scores_.tolist(),
+                "maps": self.run_maps_.tolist(),
                 "histories": [rep.history_ for rep in self.replicas],
             }
         (path / _FILES["config"]).write_text(json.dumps(config, indent=1))
@@ -795,13 +847,23 @@ class ClusterGAN:
                 for name in ("generator", "encoder", "critic"):
                     getattr(rep, name).load_state_dict(rstate[name])
                     getattr(rep, name).eval()
-                rep.prior = model.prior
+                if "prior" in rstate:
+                    rep.prior.load_state_dict(rstate["prior"])
                 rep.var_names, rep.transform = model.var_names, model.transform
                 if "cluster_centers" in rstate:
                     rep.cluster_centers_ = rstate["cluster_centers"].cpu().numpy()
                 rep.history_, rep.train_seconds_ = hist, model.train_seconds_
                 replicas.append(rep)
-            model._set_replicas(replicas, int(runs["selected"]), np.array(runs["selection_scores"]))
+            maps = runs.get("maps")
+            if maps is None:  # saved before consensus existed: the model used the selected replica
+                model.combine = "select"
+                maps = np.tile(np.arange(model.n_clusters), (len(replicas), 1))
+            model._set_replicas(
+                replicas,
+                int(runs["selected"]),
+                np.array(runs["selection_scores"]),
+                np.array(maps, dtype=np.int64),
+            )
         return model
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ from _helpers import make_counts
 from scipy import sparse
 
 import scgan_cluster as scg
+from scgan_cluster._consensus import agreement, consensus
 
 FAST = {"max_iter": 40, "batch_size": 32}
 
@@ -156,6 +157,8 @@ def test_argmax_model_and_unfitted_errors():
         ),
         ({"sigma": -1}, ValueError, "sigma"),
         ({"assign": "hdbscan"}, ValueError, "assign"),
+        ({"prior": "dirichlet"}, ValueError, "prior"),
+        ({"combine": "mean"}, ValueError, "combine"),
         ({"device": "tpu"}, ValueError, "device"),
         ({"random_state": -3}, TypeError, "random_state"),
     ],
@@ -332,16 +335,34 @@ def test_ensemble_fit_outputs(ensemble):
     assert len(model.replicas) == 3
     assert [r.random_state for r in model.replicas] == [0, 1, 2]
     best = model.selected_run_
-    assert best == int(np.argmin(model.selection_scores_))
-    np.testing.assert_array_equal(model.labels_, model.labels_runs_[:, best])
-    np.testing.assert_array_equal(model.labels_, model.replicas[best].labels_)
-    np.testing.assert_array_equal(model.predict(a), model.replicas[best].predict(a))
+    assert best == int(np.argmax(model.selection_scores_))
+    np.testing.assert_allclose(model.selection_scores_, agreement(model.labels_runs_))
+    # default combine="consensus": the matched majority vote of the replicas, with its share
+    labels, confidence, maps, _ = consensus(model.labels_runs_, 3)
+    np.testing.assert_array_equal(model.labels_, labels)
+    np.testing.assert_allclose(model.confidence_, confidence)
+    np.testing.assert_array_equal(model.run_maps_, maps)
+    assert set(np.unique(model.confidence_)) <= {1 / 3, 2 / 3, 1.0}
+    # new cells get the same vote: on the training cells that is the consensus itself
+    np.testing.assert_array_equal(model.predict(a), labels)
+    np.testing.assert_array_equal(model.latent_, model.replicas[best].latent_)
     for r, rep in enumerate(model.replicas):
         np.testing.assert_array_equal(rep.labels_, model.labels_runs_[:, r])
         assert rep.history_["iteration"][-1] == 40
         assert rep.n_runs == 1
     # replicas are distinct models
     assert not np.allclose(model.replicas[0].latent_, model.replicas[1].latent_)
+
+
+def test_ensemble_combine_select_takes_the_medoid_replica(ensemble):
+    model, a = ensemble
+    sel = scg.ClusterGAN(3, n_latent=5, n_runs=3, combine="select", **FAST).fit(a, n_top_genes=30)
+    best = sel.selected_run_
+    assert best == model.selected_run_
+    np.testing.assert_array_equal(sel.labels_, sel.replicas[best].labels_)
+    np.testing.assert_array_equal(sel.predict(a), sel.replicas[best].predict(a))
+    # the chosen replica agrees with itself, so each cell has at least 1 / R
+    assert sel.confidence_.min() >= 1 / 3 - 1e-12
 
 
 def test_ensemble_replica_follows_the_single_run_with_its_seed(ensemble):
@@ -359,7 +380,9 @@ def test_ensemble_save_load_roundtrip(ensemble, tmp_path):
     loaded = scg.ClusterGAN.load(tmp_path / "ens")
     assert loaded.n_runs == 3
     assert loaded.selected_run_ == model.selected_run_
+    assert loaded.combine == "consensus"
     np.testing.assert_allclose(loaded.selection_scores_, model.selection_scores_)
+    np.testing.assert_array_equal(loaded.run_maps_, model.run_maps_)
     np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
     for r1, r2 in zip(loaded.replicas, model.replicas, strict=True):
         np.testing.assert_array_equal(r1.predict(a), r2.predict(a))
@@ -386,3 +409,60 @@ def test_n_runs_needs_an_ensemble_capable_architecture(monkeypatch):
     )
     with pytest.raises(ValueError, match="n_runs > 1 is not available for architecture 'plain'"):
         scg.ClusterGAN(3, architecture="plain", n_runs=2, **FAST).fit(make_counts(), n_top_genes=30)
+
+
+# ---------------------------------------------------------------- learned prior
+def test_learned_prior_moves_towards_the_encoders_proportions():
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, prior="learned", max_iter=400, batch_size=32)
+    model.fit(a, n_top_genes=30)
+    assert model.params["prior"] == "learned"
+    w = model.prior.weights
+    assert w.shape == (3,)
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float(w.min()) >= 0.1 / 3 - 1e-6
+    assert not torch.allclose(w, torch.full((3,), 1 / 3))  # updated at iteration 128
+    uniform = scg.ClusterGAN(3, n_latent=5, max_iter=40, batch_size=32).fit(a, n_top_genes=30)
+    torch.testing.assert_close(uniform.prior.weights, torch.full((3,), 1 / 3))
+
+
+def test_learned_prior_per_replica_roundtrip(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(
+        3, n_latent=5, prior="learned", n_runs=2, max_iter=400, batch_size=32
+    ).fit(a, n_top_genes=30)
+    w0, w1 = (rep.prior.weights for rep in model.replicas)
+    assert w0.shape == w1.shape == (3,)
+    assert not torch.allclose(w0, w1)
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    for r1, r2 in zip(loaded.replicas, model.replicas, strict=True):
+        torch.testing.assert_close(r1.prior.weights, r2.prior.weights)
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+
+
+# ---------------------------------------------------------------- flavor="lognorm"
+def test_lognorm_flavor_fit_predict_and_roundtrip(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, **FAST).fit(a, n_top_genes=30, flavor="lognorm")
+    assert model.transform["flavor"] == "lognorm"
+    prepared = scg.pp.preprocess(
+        a, genes=model.var_names, scale=model.scale, flavor="lognorm", copy=True
+    )
+    np.testing.assert_allclose(
+        model.get_latent_representation(a), model.get_latent_representation(prepared), atol=1e-5
+    )
+    np.testing.assert_array_equal(model.predict(a), model.labels_)
+    # new cells are normalised by their own totals: three times the depth, the same labels
+    deep = a.copy()
+    deep.X = deep.X * 3
+    np.testing.assert_array_equal(model.predict(deep), model.labels_)
+    with pytest.raises(ValueError, match="needs every gene"):
+        model.predict(a[:, model.var_names].X)
+    paper_prepared = scg.pp.preprocess(a, 30, subset=False, copy=True)
+    with pytest.raises(ValueError, match="flavor 'paper'"):
+        model.predict(paper_prepared)
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert loaded.transform["flavor"] == "lognorm"
+    np.testing.assert_array_equal(loaded.predict(a), model.labels_)

@@ -181,3 +181,66 @@ def test_preprocessed_file_roundtrip_is_still_recognised(tmp_path):
     )
     scg.tl.clustergan(b, 3, max_iter=10, batch_size=32, n_latent=3)
     assert list(b.uns["clustergan"]["var_names"]) == list(a.var_names[a.var["clustergan_selected"]])
+
+
+# ---------------------------------------------------------------- flavor="lognorm"
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_lognorm_matches_scanpy(fmt):
+    import scanpy as sc
+
+    a = make_counts()
+    ref = a.copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    sc.pp.highly_variable_genes(ref, n_top_genes=20, flavor="seurat")
+    keep = np.flatnonzero(ref.var["highly_variable"].to_numpy())
+    expected = ref.X[:, keep] / ref.X[:, keep].max()
+    if fmt == "csr":
+        a.X = sparse.csr_matrix(a.X)
+    scg.pp.preprocess(a, 20, flavor="lognorm")
+    np.testing.assert_array_equal(a.var_names, ref.var_names[keep])
+    got = a.X.toarray() if sparse.issparse(a.X) else a.X
+    assert got.dtype == np.float32
+    assert sparse.issparse(a.X) == (fmt == "csr")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    info = a.uns["clustergan_preprocess"]
+    assert info["flavor"] == "lognorm"
+    assert info["target_sum"] == 1e4
+    assert info["scale"] == pytest.approx(float(ref.X[:, keep].max()), rel=1e-6)
+
+
+def test_lognorm_removes_sequencing_depth():
+    a = make_counts()
+    deep = a.copy()
+    deep.X = deep.X * 3  # every cell sequenced three times as deep
+    scg.pp.preprocess(a, 20, flavor="lognorm")
+    scg.pp.preprocess(deep, 20, flavor="lognorm")
+    np.testing.assert_allclose(deep.X, a.X, rtol=1e-5)
+    p, q = make_counts(), make_counts()
+    q.X = q.X * 3
+    scg.pp.preprocess(p, 20)
+    scg.pp.preprocess(q, 20)
+    assert not np.allclose(p.X, q.X, rtol=1e-3)  # the paper's transform keeps depth
+
+
+def test_lognorm_recorded_transform_on_new_cells_uses_all_genes():
+    ref, new = make_counts(seed=1), make_counts(seed=2)
+    scg.pp.preprocess(ref, 12, flavor="lognorm")
+    info = ref.uns["clustergan_preprocess"]
+    raw = new.X.copy()
+    genes = list(info["genes"])
+    pos = new.var_names.get_indexer(genes)
+    scg.pp.preprocess(new, genes=genes, scale=info["scale"], flavor="lognorm")
+    expected = np.log1p(raw[:, pos] / raw.sum(axis=1, keepdims=True) * 1e4) / info["scale"]
+    np.testing.assert_allclose(new.X, expected, rtol=1e-5)
+
+
+def test_lognorm_empty_cell_and_unknown_flavor_are_clear_errors():
+    a = make_counts()
+    a.X[3] = 0
+    before = snapshot(a)
+    with pytest.raises(ValueError, match=r"1 cells of adata.X have no counts.*filter_cells"):
+        scg.pp.preprocess(a, 10, flavor="lognorm")
+    assert_unchanged(a, before)
+    with pytest.raises(ValueError, match="flavor must be one of"):
+        scg.pp.preprocess(make_counts(), 10, flavor="seurat")

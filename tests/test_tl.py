@@ -254,6 +254,9 @@ def test_n_runs_writes_every_replica(counts, tmp_path):
     assert list(info["random_state"]) == [0, 1]
     sel = info["selected"]
     np.testing.assert_array_equal(a.obs["clustergan"].astype(int).to_numpy(), runs[:, sel])
+    # two replicas: a tied vote keeps the selected replica's label; confidence 1/2 or 1
+    conf = a.obs["clustergan_confidence"].to_numpy()
+    assert set(np.unique(conf)) <= {0.5, 1.0}
     assert set(info["history"]) == {"0", "1"}
     assert a.uns["clustergan"]["params"]["n_runs"] == 2
     a.write_h5ad(tmp_path / "a.h5ad")

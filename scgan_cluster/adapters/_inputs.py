@@ -21,9 +21,9 @@ from scgan_cluster._validation import (
 from scgan_cluster.pp._prepare import (
     UNS_KEY,
     align_genes,
-    choose_genes,
-    fitted_scale,
-    log2_scale,
+    apply_transform,
+    check_flavor,
+    fit_transform,
 )
 
 __all__ = [
@@ -182,6 +182,7 @@ def prepare_fit(
     n_top_genes: int = 720,
     copy: bool = True,
     image_shape: tuple[int, int, int] | None = None,
+    flavor: str = "paper",
 ) -> Prepared:
     """Input for training.
 
@@ -207,6 +208,9 @@ def prepare_fit(
         Genes kept when the preprocessing is applied here.
     copy
         Whether the caller will write into a copy (a view of an AnnData is then allowed).
+    flavor
+        The preprocessing applied here (:data:`scgan_cluster.pp.FLAVORS`); data prepared by
+        :func:`scgan_cluster.pp.preprocess` keep the flavor they were prepared with.
     image_shape
         Read 2-D data (and AnnData without ``uns["image_shape"]``) as flattened images of this
         ``(C, H, W)``; the number of columns must match. Data that carry their own image shape
@@ -229,7 +233,11 @@ def prepare_fit(
             x = x[:, cols] if len(cols) < data.n_vars else x
             check_finite(x, where_text(layer))
             info = data.uns[UNS_KEY]
-            transform = {"genes": names[cols].tolist(), "scale": float(info["scale"])}
+            transform = {
+                "genes": names[cols].tolist(),
+                **{k: info[k] for k in ("flavor", "scale", "target_sum") if k in info},
+            }
+            transform["scale"] = float(transform["scale"])
             return Prepared(_float32(x), names[cols], transform)
         adata = data
     else:
@@ -254,13 +262,14 @@ def prepare_fit(
         adata,
         extra_hint=" Or pass preprocess=False to use the values as they are (they should lie in [0, 1]).",
     )
-    cols = choose_genes(x, n_top_genes)
-    x_sel = x[:, cols]
-    scale = fitted_scale(x_sel, where_text(layer) if adata is not None else "the input")
-    transform = {"genes": names[cols].tolist(), "scale": scale}
+    check_flavor(flavor)
+    values, cols, record = fit_transform(
+        x, n_top_genes, flavor, where_text(layer) if adata is not None else "the input"
+    )
+    transform = {"genes": names[cols].tolist(), **record}
     if adata is None:
         transform["n_input_features"] = int(x.shape[1])
-    return Prepared(log2_scale(x_sel, scale), names[cols], transform)
+    return Prepared(values, names[cols], transform)
 
 
 def _predict_images(
@@ -314,7 +323,8 @@ def prepare_predict(
     var_names
         The model's features, in order.
     transform
-        The model's ``{"genes", "scale"[, "n_input_features"]}`` or ``None``.
+        The model's ``{"genes", "flavor", "scale"[, "target_sum", "n_input_features"]}`` or
+        ``None``.
     layer
         For AnnData: read this layer instead of ``X``.
     image_shape
@@ -327,9 +337,15 @@ def prepare_predict(
         check_adata(data, copy=True, allow_view=True)
         x = get_matrix(data, layer)
         pos = align_genes(data.var_names, var_names)
-        x = x[:, pos]
         if transform is not None and is_prepared(data, layer):
-            scale = float(data.uns[UNS_KEY]["scale"])
+            x = x[:, pos]
+            info = data.uns[UNS_KEY]
+            scale, flavor = float(info["scale"]), info.get("flavor", "paper")
+            if flavor != transform.get("flavor", "paper"):
+                raise ValueError(
+                    f"These data were preprocessed with flavor {flavor!r}, the model with "
+                    f"{transform.get('flavor', 'paper')!r}. Pass raw counts instead."
+                )
             if not np.isclose(scale, transform["scale"]):
                 warnings.warn(
                     f"These data were preprocessed with scale {scale:.6g}, the model with "
@@ -343,6 +359,7 @@ def prepare_predict(
             return Prepared(_float32(x), np.asarray(var_names), transform)
         what = where_text(layer)
         adata = data
+        cols = pos
     else:
         if layer is not None:
             raise ValueError("layer= only applies to AnnData input.")
@@ -359,16 +376,24 @@ def prepare_predict(
                 raise ValueError(
                     f"The model was trained on {n_in} columns of counts, got {x.shape[1]}."
                 )
-            x = x[:, np.asarray(transform["genes"], dtype=int)]
+            cols = np.asarray(transform["genes"], dtype=int)
         elif x.shape[1] != n_features:
             raise ValueError(
                 f"The model expects {n_features} features (its var_names, in order), got {x.shape[1]}. "
                 "Pass an AnnData to align genes by name."
             )
+        elif transform is not None and transform.get("flavor", "paper") == "lognorm":
+            raise ValueError(
+                "This model normalises each cell by its total counts over all genes, so it needs "
+                "every gene of the cells: pass an AnnData of raw counts (genes aligned by name)."
+            )
+        else:
+            cols = np.arange(n_features)
         what = "The input"
         adata = None
     if transform is None:
+        x = x[:, cols] if len(cols) != x.shape[1] else x
         check_finite(x, what)
         return Prepared(_float32(x), np.asarray(var_names), None)
     check_counts(x, layer, adata)
-    return Prepared(log2_scale(x, float(transform["scale"])), np.asarray(var_names), transform)
+    return Prepared(apply_transform(x, cols, transform, what), np.asarray(var_names), transform)

@@ -40,8 +40,12 @@ class MixedPrior(nn.Module):
         *,
         generator: torch.Generator | None = None,
         cluster: int | torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw ``n`` latent vectors.
+
+        ``cluster`` fixes the mode of every draw; otherwise modes are drawn with probabilities
+        ``weights`` (default: this prior's ``weights``, uniform unless learned).
 
         Returns
         -------
@@ -55,7 +59,8 @@ class MixedPrior(nn.Module):
         device = self.weights.device
         zn = torch.randn(n, self.n_latent, generator=generator, device=device) * self.sigma
         if cluster is None:
-            k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+            w = self.weights if weights is None else weights
+            k = torch.multinomial(w, n, replacement=True, generator=generator)
         elif isinstance(cluster, torch.Tensor):
             k = cluster.to(device=device, dtype=torch.long)
         else:

@@ -1,12 +1,20 @@
-"""The paper's preprocessing of a counts matrix (Section 4.1, 10x 73k).
+"""Preprocessing of a counts matrix into the generator's range [0, 1].
 
-Keep the ``n_top_genes`` genes of highest count variance, transform every entry as
-``log2(1 + C)`` and divide by the largest transformed value, so that the data lie in [0, 1].
+Two flavors, each a gene selection and a transform that can be replayed on new cells:
+
+* ``"paper"`` (Section 4.1, 10x 73k): keep the ``n_top_genes`` genes of highest count variance,
+  transform every entry as ``log2(1 + C)`` and divide by the largest transformed value.
+* ``"lognorm"``: scanpy's standard normalisation: each cell's counts are scaled to
+  ``target_sum`` (1e4) total counts over all its genes and transformed by ``ln(1 + x)``; the
+  ``n_top_genes`` highly variable genes (``scanpy.pp.highly_variable_genes``, flavor "seurat")
+  are kept and divided by their largest value. Removes sequencing depth, which the paper's
+  transform leaves in the data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,7 +32,12 @@ from scgan_cluster._validation import (
 )
 
 __all__ = [
+    "FLAVORS",
+    "TARGET_SUM",
     "UNS_KEY",
+    "apply_transform",
+    "fit_transform",
+    "library_size",
     "align_genes",
     "choose_genes",
     "count_scale",
@@ -36,6 +49,12 @@ __all__ = [
 
 UNS_KEY = "clustergan_preprocess"
 """Key of ``adata.uns`` where :func:`preprocess` records what it did."""
+
+FLAVORS = ("paper", "lognorm")
+"""Preprocessing flavors of :func:`preprocess` (see the module docstring)."""
+
+TARGET_SUM = 1e4
+"""Total counts per cell after the ``"lognorm"`` flavor's normalisation (scanpy's usual value)."""
 
 
 def top_variance_genes(x, n_top: int) -> np.ndarray:
@@ -92,6 +111,107 @@ def log2_scale(x, scale: float):
     return (np.log2(1.0 + np.asarray(x, dtype=np.float64)) / scale).astype(np.float32)
 
 
+def library_size(x, what: str = "adata.X") -> np.ndarray:
+    """Total counts of each row, float64; an error naming the empty rows when one sums to zero."""
+    totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+    empty = np.flatnonzero(totals <= 0)
+    if len(empty):
+        raise ValueError(
+            f"{len(empty)} cells of {what} have no counts at all (e.g. rows {empty[:5].tolist()}), so "
+            "they cannot be normalised by library size. Remove them first, e.g. with "
+            "scanpy.pp.filter_cells(adata, min_counts=1), or use flavor='paper'."
+        )
+    return totals
+
+
+def _log_normalise(x, totals: np.ndarray, target_sum: float):
+    """``ln(1 + target_sum * C / total)`` per cell, float32; sparse stays sparse."""
+    factor = target_sum / totals
+    if sparse.issparse(x):
+        y = sparse.csr_matrix(x, dtype=np.float64)
+        y = sparse.csr_matrix(sparse.diags(factor) @ y)
+        y.data = np.log1p(y.data)
+        return y.astype(np.float32)
+    return np.log1p(np.asarray(x, dtype=np.float64) * factor[:, None]).astype(np.float32)
+
+
+def _highly_variable(logx, n_top: int) -> np.ndarray:
+    """Columns (ascending) of scanpy's ``n_top`` highly variable genes (flavor "seurat", log data)."""
+    if n_top >= logx.shape[1]:
+        return np.arange(logx.shape[1])
+    import scanpy as sc
+
+    a = AnnData(
+        logx,
+        obs=pd.DataFrame(index=[str(i) for i in range(logx.shape[0])]),
+        var=pd.DataFrame(index=[str(j) for j in range(logx.shape[1])]),
+    )
+    sc.pp.highly_variable_genes(a, n_top_genes=n_top, flavor="seurat")
+    return np.flatnonzero(a.var["highly_variable"].to_numpy())
+
+
+def select_genes(x, n_top_genes: int, flavor: str, what: str = "adata.X") -> np.ndarray:
+    """Columns (ascending) that ``flavor`` keeps from raw counts ``x``."""
+    check_flavor(flavor)
+    cols = choose_genes(x, n_top_genes)  # also validates n_top_genes
+    if flavor == "paper":
+        return cols
+    return _highly_variable(_log_normalise(x, library_size(x, what), TARGET_SUM), len(cols))
+
+
+def fit_record(x, cols: np.ndarray, flavor: str, what: str = "adata.X") -> dict:
+    """The transform record of ``flavor`` on raw counts ``x`` restricted to ``cols``: its divisor."""
+    check_flavor(flavor)
+    if flavor == "paper":
+        return {"flavor": "paper", "scale": fitted_scale(x[:, cols], what)}
+    record = {"flavor": "lognorm", "scale": 1.0, "target_sum": TARGET_SUM}
+    values = apply_transform(x, cols, record, what)
+    scale = float(values.max()) if values.shape[0] * values.shape[1] else 0.0
+    if scale <= 0:
+        raise ValueError(
+            f"All selected genes are zero in every cell of {what}; there is nothing to scale."
+        )
+    record["scale"] = scale
+    return record
+
+
+def fit_transform(x, n_top_genes: int, flavor: str, what: str = "adata.X"):
+    """Choose genes on raw counts ``x`` and transform them by ``flavor``.
+
+    Returns ``(values, cols, record)``: the transformed selected genes, float32 (sparse stays
+    sparse), their column indices (ascending) and the record that :func:`apply_transform`
+    replays (``flavor``, ``scale`` and, for ``"lognorm"``, ``target_sum``).
+    """
+    cols = select_genes(x, n_top_genes, flavor, what)
+    record = fit_record(x, cols, flavor, what)
+    return apply_transform(x, cols, record, what), cols, record
+
+
+def apply_transform(x, cols: np.ndarray, record: dict, what: str = "adata.X"):
+    """Replay a transform record on raw counts ``x`` (all genes; ``cols``: the genes to return).
+
+    For ``"lognorm"`` each cell's library size is its total over every column of ``x``.
+    """
+    flavor = record.get("flavor", "paper")  # records written before flavors existed are "paper"
+    check_flavor(flavor)
+    scale = float(record["scale"])
+    x_sel = x[:, cols]
+    if flavor == "paper":
+        return log2_scale(x_sel, scale)
+    logx = _log_normalise(x_sel, library_size(x, what), float(record["target_sum"]))
+    if sparse.issparse(logx):
+        logx.data /= np.float32(scale)
+        return logx
+    return logx / np.float32(scale)
+
+
+def check_flavor(flavor: object) -> str:
+    """A known preprocessing flavor."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}.")
+    return flavor
+
+
 def align_genes(var_names: pd.Index, genes: Sequence[str], what: str = "adata") -> np.ndarray:
     """Positions of ``genes`` in ``var_names``; an error that lists the missing ones."""
     genes = pd.Index([str(g) for g in genes])
@@ -115,21 +235,24 @@ def preprocess(
     subset: bool = True,
     genes: Sequence[str] | None = None,
     scale: float | None = None,
+    flavor: Literal["paper", "lognorm"] = "paper",
     copy: bool = False,
 ) -> AnnData | None:
-    """Preprocess raw counts as the ClusterGAN paper does for 10x_73k.
+    """Preprocess raw counts into [0, 1] for ClusterGAN, as the paper does for 10x_73k or scanpy-style.
 
-    Keeps the ``n_top_genes`` genes of highest variance of the raw counts, then replaces each
-    count C by ``log2(1 + C) / s`` with ``s = max(log2(1 + C))`` over the kept genes, so that values
-    lie in [0, 1]. Output is float32; a scipy sparse input stays sparse (zeros stay zeros, the
-    matrix is never densified).
+    ``flavor="paper"`` keeps the ``n_top_genes`` genes of highest variance of the raw counts, then
+    replaces each count C by ``log2(1 + C) / s`` with ``s = max(log2(1 + C))`` over the kept
+    genes. ``flavor="lognorm"`` scales each cell to 10,000 total counts (over all its genes),
+    takes ``ln(1 + x)``, keeps scanpy's ``n_top_genes`` highly variable genes (flavor "seurat")
+    and divides by their maximum. Either way the values lie in [0, 1]. Output is float32; a scipy
+    sparse input stays sparse (zeros stay zeros, the matrix is never densified).
 
     Parameters
     ----------
     {doc_adata}
         Must hold raw (non-negative integer) counts.
     n_top_genes
-        Number of genes of highest count variance to keep (the paper: 720).
+        Number of genes to keep (the paper: 720 of highest count variance).
     {doc_layer}
         The transformed values are written back to the same place (``X`` or that layer).
     subset
@@ -143,6 +266,9 @@ def preprocess(
     scale
         Apply a recorded divisor instead of the maximum of this data
         (``ref.uns["clustergan_preprocess"]["scale"]``), so that new cells are on the training scale.
+    flavor
+        ``"paper"`` (the paper's transform, default here so that this function stays the paper's
+        recipe) or ``"lognorm"`` (library-size normalisation, see above).
     {doc_copy}
 
     Returns
@@ -152,32 +278,36 @@ def preprocess(
     ``adata.X`` (or ``adata.layers[layer]``)
         The transformed values, float32.
     ``adata.uns["clustergan_preprocess"]``
-        ``flavor`` (``"paper"``), ``n_top_genes``, ``scale`` (the divisor), ``genes`` (the kept
+        ``flavor``, ``n_top_genes``, ``scale`` (the divisor), ``target_sum`` (``"lognorm"``), ``genes`` (the kept
         genes, in order), ``subset`` and, when given, ``layer``. Pass ``genes`` and ``scale`` from
         here to transform new data identically.
     ``adata.var["clustergan_selected"]``
         Boolean, only when ``subset=False``.
     """
     check_adata(adata, copy=copy)
+    check_flavor(flavor)
     x = get_matrix(adata, layer)
     check_counts(x, layer, adata)
+    what = where_text(layer)
     if genes is None:
-        idx = choose_genes(x, n_top_genes)
+        idx = select_genes(x, n_top_genes, flavor, what)
     else:
         idx = np.sort(align_genes(adata.var_names, genes))
         if len(set(idx.tolist())) != len(idx):
             raise ValueError("genes contains duplicates.")
-    x_sel = x[:, idx]
     if scale is None:
-        scale = fitted_scale(x_sel, where_text(layer))
+        record = fit_record(x, idx, flavor, what)
     else:
         scale = float(scale)
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale must be a positive finite number, got {scale!r}.")
+        record = {"flavor": flavor, "scale": scale}
+        if flavor == "lognorm":
+            record["target_sum"] = TARGET_SUM
     selected = np.zeros(adata.n_vars, dtype=bool)
     selected[idx] = True
     gene_names = adata.var_names[idx].astype(str).to_numpy()
-    transformed = log2_scale(x_sel if subset else x, scale)
+    transformed = apply_transform(x, idx if subset else np.arange(adata.n_vars), record, what)
 
     # every check has passed: from here on only writes
     if copy:
@@ -191,9 +321,8 @@ def preprocess(
     else:
         adata.layers[layer] = transformed
     info = {
-        "flavor": "paper",
+        **record,
         "n_top_genes": len(idx),
-        "scale": scale,
         "genes": gene_names,
         "subset": bool(subset),
     }
@@ -201,10 +330,11 @@ def preprocess(
         info["layer"] = layer
     adata.uns[UNS_KEY] = info
     logger.info(
-        "finished: kept %d genes, log2(1 + C) / %.4g into %s; added adata.uns[%r]",
+        "finished: kept %d genes, %s transform / %.4g into %s; added adata.uns[%r]",
         len(idx),
-        scale,
-        where_text(layer),
+        flavor,
+        record["scale"],
+        what,
         UNS_KEY,
     )
     return adata if copy else None

@@ -40,6 +40,9 @@ def clustergan(
     key_added: str = "clustergan",
     copy: bool = False,
     n_runs: int = 1,
+    flavor: Literal["paper", "lognorm"] = "paper",
+    prior: Literal["uniform", "learned"] = "uniform",
+    combine: Literal["consensus", "select"] = "consensus",
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -63,9 +66,8 @@ def clustergan(
     {doc_layer}
     preprocess
         ``True``: data prepared by :func:`scgan_cluster.pp.preprocess` (for the same ``layer``) are
-        used as they are; anything else must be raw counts and gets the paper's preprocessing
-        (top ``n_top_genes`` genes by count variance, ``log2(1 + C) / max``) on an internal copy,
-        leaving ``adata`` as it was. ``False``: the values are used as they are (scale them to
+        used as they are; anything else must be raw counts and gets the preprocessing of
+        ``flavor`` on an internal copy, leaving ``adata`` as it was. ``False``: the values are used as they are (scale them to
         about [0, 1] first).
     n_top_genes
         Genes kept when the preprocessing is applied here (paper: 720).
@@ -99,9 +101,21 @@ def clustergan(
     n_runs
         Train this many independent replicas (seeds ``random_state + r``) in one vectorized pass
         (MLP only); on a 2-core CPU R = 5 cost about 3.8 single runs (1.3x faster than 5
-        separate runs; see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]`` then comes from
-        the replica with the lowest reconstruction error on the cells (label-free; see
-        :meth:`scgan_cluster.ClusterGAN.fit`), and every replica's labels are kept.
+        separate runs; see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]`` is then combined
+        from the replicas as ``combine`` says, every replica's labels are kept and
+        ``obs[key_added + "_confidence"]`` is added.
+    flavor
+        Preprocessing of raw counts (see :func:`scgan_cluster.pp.preprocess`): ``"paper"`` (top
+        ``n_top_genes`` genes by count variance, ``log2(1 + C) / max``) or ``"lognorm"``
+        (library-size normalisation to 10,000 counts, ``ln(1 + x)``, scanpy's highly variable
+        genes, ``/ max``).
+    prior
+        ``"uniform"`` (the paper's zc prior) or ``"learned"`` (cluster proportions re-estimated
+        from the encoder during training; see :class:`scgan_cluster.ClusterGAN`).
+    combine
+        With ``n_runs > 1``: ``"consensus"`` (majority vote of the replicas after matching their
+        cluster ids) or ``"select"`` (the replica that agrees most with the others). Neither
+        uses labels.
 
     Returns
     -------
@@ -120,8 +134,11 @@ def clustergan(
     ``adata.obsm[key_added + "_runs"]`` (only with ``n_runs > 1``)
         int64 array ``n_obs x n_runs``: the labels of every replica (column r: seed
         ``random_state + r``). ``adata.uns[key_added]["runs"]`` holds ``random_state`` (per
-        replica), ``selected`` (the replica behind ``obs[key_added]``), ``selection_score``
-        (reconstruction error per replica) and ``history`` (one dict per replica).
+        replica), ``selected`` (the replica that agrees most with the others, behind
+        ``obsm["X_" + key_added]``), ``selection_score`` (each replica's mean adjusted Rand
+        index with the others) and ``history`` (one dict per replica).
+    ``adata.obs[key_added + "_confidence"]`` (only with ``n_runs > 1``)
+        Per cell, the fraction of replicas that give it its label (after matching cluster ids).
 
     Notes
     -----
@@ -161,8 +178,10 @@ def clustergan(
         random_state=random_state,
         device=device,
         n_runs=n_runs,
+        prior=prior,
+        combine=combine,
     )
-    model.fit(adata, layer=layer, preprocess=preprocess, n_top_genes=n_top_genes)
+    model.fit(adata, layer=layer, preprocess=preprocess, n_top_genes=n_top_genes, flavor=flavor)
 
     # training succeeded: from here on only writes
     if copy:
@@ -176,6 +195,7 @@ def clustergan(
         **model.params,
         "preprocess": bool(preprocess),
         "n_top_genes": int(n_top_genes),
+        "flavor": flavor,
         "device": str(model.device),
         "key_added": key_added,
     }
@@ -193,6 +213,7 @@ def clustergan(
     }
     if model.replicas is not None:
         adata.obsm[key_added + "_runs"] = model.labels_runs_
+        adata.obs[key_added + "_confidence"] = model.confidence_.astype(np.float32)
         adata.uns[key_added]["runs"] = {
             "random_state": np.array([rep.random_state for rep in model.replicas]),
             "selected": int(model.selected_run_),

@@ -20,6 +20,11 @@ from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
+    "PRIOR_FLOOR",
+    "PRIOR_MOMENTUM",
+    "PRIOR_SAMPLE",
+    "PRIOR_START",
+    "update_prior_weights",
     "BatchSource",
     "TrainConfig",
     "HISTORY_KEYS",
@@ -42,6 +47,16 @@ HISTORY_KEYS = (
 )
 
 
+PRIOR_START = 0.25
+"""Fraction of the run after which a learned prior starts to be re-estimated."""
+PRIOR_MOMENTUM = 0.5
+"""Weight of the new estimate when the prior's cluster proportions are updated."""
+PRIOR_FLOOR = 0.1
+"""No cluster proportion of a learned prior falls below ``PRIOR_FLOOR / K``."""
+PRIOR_SAMPLE = 2048
+"""Real samples encoded for one estimate of the cluster proportions."""
+
+
 @runtime_checkable
 class BatchSource(Protocol):
     """What the loop needs of the data: its size and a way to fetch rows as a float tensor."""
@@ -59,6 +74,12 @@ class TrainConfig:
     """Optimisation settings; every default is the paper's (appendix 6.2), except ``max_iter``.
 
     ``log_every`` (generator iterations between history records) defaults to ``max_iter // 100``.
+
+    ``prior_update_every`` (0: never, the paper's fixed uniform prior) re-estimates the cluster
+    proportions of the prior's zc from the encoder every that many generator iterations, from
+    ``PRIOR_START`` of the run on: the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` random real
+    samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and no weight falls below
+    ``PRIOR_FLOOR / K`` (so no mode is switched off). See :func:`update_prior_weights`.
     """
 
     max_iter: int = 8000
@@ -70,6 +91,7 @@ class TrainConfig:
     beta_n: float = 10.0
     beta_c: float = 10.0
     log_every: int | None = None
+    prior_update_every: int = 0
 
     def __post_init__(self) -> None:
         for name in ("max_iter", "batch_size", "n_critic"):
@@ -87,6 +109,14 @@ class TrainConfig:
             self.log_every = max(1, self.max_iter // 100)
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every!r}.")
+        if (
+            isinstance(self.prior_update_every, bool)
+            or not isinstance(self.prior_update_every, int)
+            or self.prior_update_every < 0
+        ):
+            raise ValueError(
+                f"prior_update_every must be an integer >= 0, got {self.prior_update_every!r}."
+            )
 
     def to_dict(self) -> dict:
         """JSON-friendly dict of the settings."""
@@ -185,6 +215,7 @@ class DrawStream:
         self.noise_generator = noise_generator
         self.sampler = EpochSampler(n_obs, batch_size, index_generator)
         self.block = check_positive_int(block, "block")
+        self.weights = prior.weights  # cluster proportions of zc (a learned prior updates them)
 
     def next_block(
         self, n_iter: int
@@ -202,7 +233,9 @@ class DrawStream:
         """
         b, nc = self.batch, self.n_critic
         idx = torch.stack([next(self.sampler) for _ in range(n_iter * nc)]).view(n_iter, nc * b)
-        z, zn, k = self.prior.sample(n_iter * (nc + 1) * b, generator=self.noise_generator)
+        z, zn, k = self.prior.sample(
+            n_iter * (nc + 1) * b, generator=self.noise_generator, weights=self.weights
+        )
         shape = (n_iter, nc + 1, b)
         eps = torch.rand(
             n_iter * nc * b, generator=self.noise_generator, device=self.prior.weights.device
@@ -214,6 +247,51 @@ class DrawStream:
             k.view(shape),
             eps.view(n_iter, nc, b),
         )
+
+
+@torch.no_grad()
+def update_prior_weights(
+    weights: torch.Tensor,
+    encoder: nn.Module,
+    source: BatchSource,
+    generator: torch.Generator,
+    *,
+    n_runs: int | None = None,
+) -> None:
+    """One re-estimate of a learned prior's cluster proportions, in place.
+
+    ``weights`` (``(K,)``, or ``(R, K)`` for an ensemble of R encoders) becomes
+    ``(1 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p``, floored at ``PRIOR_FLOOR / K`` and
+    renormalised, where ``p`` is the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` real samples
+    drawn with ``generator``.
+
+    Parameters
+    ----------
+    weights
+        The proportions to update.
+    encoder
+        E (in training mode; it has no batch-norm when this is used by the loop, or its running
+        statistics are not touched because the call runs under ``eval``).
+    source
+        The training data.
+    generator
+        CPU random generator choosing the samples.
+    n_runs
+        R for an ensemble encoder, else ``None``.
+    """
+    m = min(PRIOR_SAMPLE, source.n_obs)
+    idx = torch.randperm(source.n_obs, generator=generator)[:m]
+    x = source.take(idx)
+    if n_runs is not None:
+        x = x.unsqueeze(0).expand(n_runs, *x.shape)
+    was_training = encoder.training
+    encoder.eval()
+    _, logits = encoder(x)
+    encoder.train(was_training)
+    p = torch.softmax(logits.float(), dim=-1).mean(-2)
+    k = weights.shape[-1]
+    new = ((1.0 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p).clamp_min(PRIOR_FLOOR / k)
+    weights.copy_(new / new.sum(-1, keepdim=True))
 
 
 def _as_list(value, n: int, name: str) -> list:
@@ -333,6 +411,13 @@ def train_clustergan(
         )
         for ng, ig in zip(noise_gens, index_gens, strict=True)
     ]
+    if cfg.prior_update_every:
+        if ensemble and prior.weights.dim() == 1:  # one set of proportions per replica
+            prior.weights = prior.weights.expand(n_rep, -1).clone()
+        for r, stream in enumerate(streams):
+            stream.weights = prior.weights[r] if ensemble else prior.weights
+    prior_from = math.ceil(PRIOR_START * cfg.max_iter)
+    last_prior = -cfg.prior_update_every
     history: list[dict[str, list[float]]] = [
         {key: [] for key in HISTORY_KEYS} for _ in range(n_rep)
     ]
@@ -357,6 +442,13 @@ def train_clustergan(
     it = 0
     try:
         while it < cfg.max_iter:
+            if (
+                cfg.prior_update_every
+                and it >= prior_from
+                and it - last_prior >= cfg.prior_update_every
+            ):
+                update_prior_weights(prior.weights, encoder, source, index_gens[0], n_runs=n_runs)
+                last_prior = it
             n_block = min(block, cfg.max_iter - it)
             draws = [s.next_block(n_block) for s in streams]
             if ensemble:  # stack replicas after the iteration axis: (T, R, ...)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from scgan_cluster._consensus import agreement, align_labels, consensus, vote
+
+
+def test_align_labels_recovers_a_permutation():
+    ref = np.array([0, 0, 1, 1, 2, 2, 2])
+    perm = np.array([2, 0, 1])  # run label = perm[ref label]
+    labels = perm[ref]
+    mapping = align_labels(ref, labels, 3)
+    np.testing.assert_array_equal(mapping[labels], ref)
+
+
+def test_consensus_majority_vote_known_answer():
+    truth = np.repeat([0, 1, 2], 4)
+    run_a = truth.copy()
+    run_b = np.array([1, 2, 0])[truth]  # same partition, other ids
+    run_c = run_b.copy()
+    run_c[[0, 5]] = [0, 1]  # two cells moved to another cluster
+    runs = np.stack([run_a, run_b, run_c], axis=1)
+    labels, confidence, maps, scores = consensus(runs, 3)
+    # the partition of the two agreeing runs wins everywhere
+    assert len(np.unique(labels)) == 3
+    for k in range(3):
+        assert len(np.unique(labels[truth == k])) == 1
+    # the two moved cells have 2 of 3 votes, all others 3 of 3
+    expected = np.ones(12)
+    expected[[0, 5]] = 2 / 3
+    np.testing.assert_allclose(confidence, expected)
+    # the moved-cell run agrees least with the others
+    assert scores.argmin() == 2
+    # maps send every run onto the consensus ids
+    for r in range(3):
+        agree = maps[r][runs[:, r]] == labels
+        assert agree.mean() >= 10 / 12
+    votes = vote(runs, maps, 3)
+    np.testing.assert_array_equal(votes.sum(axis=1), np.full(12, 3))
+
+
+def test_agreement_is_mean_ari_with_the_others():
+    a = np.array([0, 0, 1, 1])
+    runs = np.stack([a, a, np.array([0, 1, 0, 1])], axis=1)
+    scores = agreement(runs)
+    # runs 0 and 1 are identical (ARI 1) and independent of run 2 (ARI -0.5 on 4 cells)
+    np.testing.assert_allclose(scores, [0.25, 0.25, -0.5])
+
+
+@pytest.mark.parametrize(
+    ("runs", "msg"),
+    [(np.zeros((5, 1), dtype=int), "R >= 2"), (np.full((5, 2), 3), r"\[0, 3\)")],
+)
+def test_consensus_input_errors(runs, msg):
+    with pytest.raises(ValueError, match=msg):
+        consensus(runs, 3)
