@@ -86,3 +86,46 @@ def test_scrna_harness_end_to_end(tmp_path):
         "pca_kmeans",
         "pca_gmm",
     ]
+
+
+def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path):
+    import scrna
+
+    adata = make_counts(n_per_cluster=80, n_clusters=3)
+    adata.obs["label"] = adata.obs["truth"].astype(str)
+    path = tmp_path / "toy.h5ad"
+    adata.write_h5ad(path)
+    argv = ["--h5ad", str(path), "--runs", "3", "--max-iter", "10", "--methods"]
+    argv += ["--clustergan", "paper", "lognorm_learned", "--out", str(tmp_path)]
+    scrna.main(argv)
+    result = json.loads((tmp_path / "scrna_toy.json").read_text())
+    methods = {m["method"]: m for m in result["methods"]}
+    assert list(methods) == [
+        "clustergan_paper",
+        "clustergan_paper_medoid",
+        "clustergan_paper_consensus",
+        "clustergan_lognorm_learned",
+        "clustergan_lognorm_learned_medoid",
+        "clustergan_lognorm_learned_consensus",
+    ]
+    for variant, flavor, prior in (
+        ("paper", "paper", "uniform"),
+        ("lognorm_learned", "lognorm", "learned"),
+    ):
+        m = methods[f"clustergan_{variant}"]
+        assert m["n_runs"] == 3
+        assert [r["seed"] for r in m["runs"]] == [0, 1, 2]
+        assert (m["params"]["flavor"], m["params"]["prior"]) == (flavor, prior)
+        sel = m["selection"]
+        assert sel["medoid"] == int(np.argmax(sel["agreement"]))
+        # the medoid entry is that replica's run, scored the same way
+        medoid = methods[f"clustergan_{variant}_medoid"]
+        assert medoid["n_runs"] == 1
+        assert medoid["mean"] == {
+            k: round(v, 4) for k, v in m["runs"][sel["medoid"]]["test"].items()
+        }
+        assert methods[f"clustergan_{variant}_consensus"]["n_runs"] == 1
+    # rerunning one variant keeps the other and the order
+    scrna.main([*argv[:7], "--clustergan", "paper", "--out", str(tmp_path)])
+    again = [m["method"] for m in json.loads((tmp_path / "scrna_toy.json").read_text())["methods"]]
+    assert again == list(methods)
