@@ -33,10 +33,22 @@ from .nn import (
 from .nn._registry import check_options
 from .train import TrainConfig, encode, train_clustergan
 
-__all__ = ["ClusterGAN", "DEFAULT_MAX_ITER"]
+__all__ = ["ClusterGAN", "DEFAULT_MAX_ITER", "RECIPES"]
 
 DEFAULT_MAX_ITER = 8000
 """Default generator iterations: a CPU-friendly budget (the paper trained 100,000); see ``tl.clustergan``."""
+
+RECIPES: dict[str, dict[str, object]] = {
+    "lognorm": {"prior": "learned", "n_runs": 5, "max_iter": 4000},
+    "paper": {"prior": "uniform", "n_runs": 1, "max_iter": DEFAULT_MAX_ITER},
+}
+"""Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
+
+``"lognorm"`` (the default there) is the setting chosen on the validation split of the single-cell
+benchmark (``benchmarks/scrna.py``); ``"paper"`` is the paper's recipe at the CPU budget of
+:data:`DEFAULT_MAX_ITER` iterations (the paper: 100,000). The :class:`ClusterGAN` class itself
+defaults to the paper's settings.
+"""
 
 _ASSIGN = ("kmeans", "argmax")
 _REPRESENTATIONS = ("zn", "full", "proba")

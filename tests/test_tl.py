@@ -49,7 +49,7 @@ def test_writes_results_like_leiden(counts):
 
 def test_same_seed_same_labels_other_seed_other_latent(counts):
     a, b, c = counts.copy(), counts.copy(), counts.copy()
-    for x, seed in ((a, 0), (b, 0), (c, 1)):
+    for x, seed in ((a, 0), (b, 0), (c, 10)):  # replicas use seeds seed .. seed + 4
         scg.tl.clustergan(x, 3, random_state=seed, **FAST)
     np.testing.assert_array_equal(a.obs["clustergan"], b.obs["clustergan"])
     np.testing.assert_array_equal(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
@@ -61,7 +61,7 @@ def test_copy_key_added_layer_and_argmax(counts):
     counts.X = np.log1p(counts.X)
     before = snapshot(counts)
     out = scg.tl.clustergan(
-        counts, 3, layer="counts", key_added="gan", assign="argmax", copy=True, **FAST
+        counts, 3, layer="counts", key_added="gan", assign="argmax", copy=True, n_runs=1, **FAST
     )
     assert_unchanged(counts, before)
     assert "gan" in out.obs
@@ -263,3 +263,78 @@ def test_n_runs_writes_every_replica(counts, tmp_path):
     back = ad.read_h5ad(tmp_path / "a.h5ad")
     np.testing.assert_array_equal(back.obsm["clustergan_runs"], runs)
     assert int(back.uns["clustergan"]["runs"]["selected"]) == sel
+
+
+# ---------------------------------------------------------------- recipes (flavor)
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("flavor", "kwargs", "expected"),
+    [
+        ("lognorm", {}, {"prior": "learned", "n_runs": 5, "max_iter": 4000}),
+        ("paper", {}, {"prior": "uniform", "n_runs": 1, "max_iter": 8000}),
+        (
+            "lognorm",
+            {"n_runs": 2, "max_iter": 10},
+            {"prior": "learned", "n_runs": 2, "max_iter": 10},
+        ),
+        ("paper", {"prior": "learned"}, {"prior": "learned", "n_runs": 1, "max_iter": 8000}),
+    ],
+)
+def test_flavor_fills_the_recipe_unless_overridden(counts, monkeypatch, flavor, kwargs, expected):
+    seen = {}
+
+    class Recorder(scg.ClusterGAN):
+        def fit(self, data, **fit_kwargs):
+            seen.update(self.params, flavor=fit_kwargs["flavor"])
+            raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "ClusterGAN", Recorder)
+    before = snapshot(counts)
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(counts, 3, flavor=flavor, **kwargs)
+    assert_unchanged(counts, before)
+    assert {k: seen[k] for k in expected} == expected
+    assert seen["flavor"] == flavor
+
+
+def test_image_anndata_takes_the_paper_settings(monkeypatch):
+    seen = {}
+
+    class Recorder(scg.ClusterGAN):
+        def fit(self, data, **fit_kwargs):
+            seen.update(self.params)
+            raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "ClusterGAN", Recorder)
+    images = ad.AnnData(np.zeros((8, 784), dtype=np.float32))
+    images.uns["image_shape"] = [1, 28, 28]
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(images, 3)
+    assert (seen["prior"], seen["n_runs"], seen["max_iter"]) == ("uniform", 1, 8000)
+
+
+def test_paper_flavor_is_the_paper_model_exactly(counts):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, flavor="paper", **FAST)
+    opts = {k: v for k, v in FAST.items() if k != "n_top_genes"}
+    model = scg.ClusterGAN(3, **opts).fit(counts, n_top_genes=30)  # the class: paper defaults
+    np.testing.assert_array_equal(a.obs["clustergan"].astype(int).to_numpy(), model.labels_)
+    np.testing.assert_array_equal(a.obsm["X_clustergan"], model.latent_)
+    params = a.uns["clustergan"]["params"]
+    assert (params["flavor"], params["prior"], params["n_runs"]) == ("paper", "uniform", 1)
+    assert "clustergan_confidence" not in a.obs
+
+
+def test_default_recipe_outputs(counts):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, **FAST)
+    params = a.uns["clustergan"]["params"]
+    assert (params["flavor"], params["prior"], params["n_runs"]) == ("lognorm", "learned", 5)
+    assert a.obsm["clustergan_runs"].shape == (a.n_obs, 5)
+    conf = a.obs["clustergan_confidence"].to_numpy()
+    assert np.all((conf >= 0.2 - 1e-6) & (conf <= 1.0))
+    with pytest.raises(ValueError, match="flavor must be one of"):
+        scg.tl.clustergan(a, 3, flavor="seurat")
