@@ -116,7 +116,7 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
         assert m["n_runs"] == 3
         assert [r["seed"] for r in m["runs"]] == [0, 1, 2]
         assert (m["params"]["flavor"], m["params"]["prior"]) == (flavor, prior)
-        sel = m["selection"]
+        (sel,) = m["selection"]
         assert sel["medoid"] == int(np.argmax(sel["agreement"]))
         # the medoid entry is that replica's run, scored the same way
         medoid = methods[f"clustergan_{variant}_medoid"]
@@ -125,7 +125,12 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
             k: round(v, 4) for k, v in m["runs"][sel["medoid"]]["test"].items()
         }
         assert methods[f"clustergan_{variant}_consensus"]["n_runs"] == 1
-    # rerunning one variant keeps the other and the order
-    scrna.main([*argv[:7], "--clustergan", "paper", "--out", str(tmp_path)])
-    again = [m["method"] for m in json.loads((tmp_path / "scrna_toy.json").read_text())["methods"]]
-    assert again == list(methods)
+    # rerunning one variant keeps the other and the order; two fits use seeds 0-2 and 3-5
+    scrna.main([*argv[:7], "--clustergan", "paper", "--ensembles", "2", "--out", str(tmp_path)])
+    again = {
+        m["method"]: m for m in json.loads((tmp_path / "scrna_toy.json").read_text())["methods"]
+    }
+    assert list(again) == list(methods)
+    assert [r["seed"] for r in again["clustergan_paper"]["runs"]] == [0, 1, 2, 3, 4, 5]
+    assert [r["seed"] for r in again["clustergan_paper_consensus"]["runs"]] == [0, 3]
+    assert again["clustergan_paper_medoid"]["n_runs"] == 2
