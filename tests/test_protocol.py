@@ -134,3 +134,50 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
     assert [r["seed"] for r in again["clustergan_paper"]["runs"]] == [0, 1, 2, 3, 4, 5]
     assert [r["seed"] for r in again["clustergan_paper_consensus"]["runs"]] == [0, 3]
     assert again["clustergan_paper_medoid"]["n_runs"] == 2
+
+
+def test_scrna_summary_verdict(tmp_path):
+    import scrna_summary
+
+    def entry(method, nmi, ari, n_runs=5):
+        return {
+            "method": method,
+            "n_runs": n_runs,
+            "mean": {"nmi": nmi, "ari": ari},
+            "sd": {"nmi": 0.01, "ari": 0.02},
+        }
+
+    base = {"n_obs": 100, "n_clusters": 3, "split": {"test": 20}}
+    (tmp_path / "scrna_pbmc4k.json").write_text(
+        json.dumps(
+            base
+            | {
+                "methods": [
+                    entry("pca_kmeans", 0.70, 0.60),
+                    entry("scanpy_leiden", 0.75, 0.55),
+                    entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1),
+                ]
+            }
+        )
+    )
+    (tmp_path / "scrna_worm_neuron.json").write_text(
+        json.dumps(
+            base
+            | {
+                "methods": [
+                    entry("pca_kmeans", 0.70, 0.60),
+                    entry("clustergan_lognorm_learned_consensus", 0.80, 0.59, n_runs=1),
+                ]
+            }
+        )
+    )
+    text = scrna_summary.summarise(tmp_path)
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| 10x PBMC 4k") or line.startswith("| worm")
+    ]
+    assert rows[0].endswith("| yes |")  # 0.76 >= 0.75 (leiden) and 0.61 >= 0.60 (PCs + KMeans)
+    assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
+    assert rows[1].endswith("| no |")  # ARI 0.59 < 0.60
+    assert "| **default**: + both, consensus of 5 replicas | 1 | 0.76 | 0.61 |" in text

@@ -1,0 +1,111 @@
+"""Summary of the single-cell benchmark: the default recipe against the best baseline per dataset.
+
+Reads ``benchmarks/results/scrna_<dataset>.json`` (written by ``scrna.py``) and prints, per
+dataset, NMI and ARI (test split, mean +- sd over runs) of every baseline, of the paper's recipe,
+of each change alone and of the default recipe (the consensus of ``clustergan_lognorm_learned``,
+which is what ``tl.clustergan`` does by default), then one line per dataset saying whether the
+default is at or above the best baseline on both NMI and ARI.
+
+    python benchmarks/scrna_summary.py                  # all staged datasets with results
+    python benchmarks/scrna_summary.py --out benchmarks/results/scrna_summary.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _protocol import RESULTS
+
+DATASETS = {
+    "zheng2017_sorted8": "sorted PBMC, 8 populations",
+    "zheng2017_sorted10": "sorted PBMC, 10 populations",
+    "pbmc4k": "10x PBMC 4k",
+    "mouse_bladder": "mouse bladder",
+    "worm_neuron": "worm neurons",
+}
+BASELINES = {
+    "paper_kmeans": "paper's preprocessing + KMeans",
+    "pca_kmeans": "50 PCs + KMeans",
+    "pca_gmm": "50 PCs + GMM",
+    "scanpy_leiden": "leiden (K clusters)",
+    "scvi_kmeans": "scVI + KMeans",
+}
+CLUSTERGAN = {
+    "clustergan": "ClusterGAN, paper's recipe (one model, {it} iterations)",
+    "clustergan_paper": "ClusterGAN, paper's recipe, replicas of {it} iterations",
+    "clustergan_lognorm": "+ lognorm preprocessing alone (replicas)",
+    "clustergan_paper_learned": "+ learned prior alone (replicas)",
+    "clustergan_lognorm_learned": "+ both (single replicas)",
+    "clustergan_lognorm_learned_medoid": "+ both, medoid replica (label-free pick)",
+    "clustergan_lognorm_learned_consensus": "**default**: + both, consensus of 5 replicas",
+}
+DEFAULT = "clustergan_lognorm_learned_consensus"
+
+
+def _cell(m: dict, key: str) -> str:
+    if m["n_runs"] < 2:
+        return f"{m['mean'][key]:.2f}"
+    return f"{m['mean'][key]:.2f} ± {m['sd'][key]:.2f}"
+
+
+def summarise(results: Path) -> str:
+    lines: list[str] = []
+    verdicts: list[str] = []
+    for name, title in DATASETS.items():
+        path = results / f"scrna_{name}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        methods = {m["method"]: m for m in result["methods"]}
+        lines += [
+            f"**{title}** ({result['n_obs']:,} cells, K = {result['n_clusters']}, test split "
+            f"{result['split']['test']} cells)",
+            "",
+            "| method | runs | NMI | ARI |",
+            "|---|---|---|---|",
+        ]
+        for key, label in BASELINES.items():
+            if key in methods:
+                m = methods[key]
+                lines.append(f"| {label} | {m['n_runs']} | {_cell(m, 'nmi')} | {_cell(m, 'ari')} |")
+        for key, label in CLUSTERGAN.items():
+            if key in methods:
+                m = methods[key]
+                it = m.get("iterations")
+                label = label.format(it=f"{it:,}" if isinstance(it, int) else "?")
+                lines.append(f"| {label} | {m['n_runs']} | {_cell(m, 'nmi')} | {_cell(m, 'ari')} |")
+        lines.append("")
+        present = [methods[k] for k in BASELINES if k in methods]
+        if DEFAULT in methods and present:
+            best_nmi = max(present, key=lambda m: m["mean"]["nmi"])
+            best_ari = max(present, key=lambda m: m["mean"]["ari"])
+            d = methods[DEFAULT]["mean"]
+            ok = d["nmi"] >= best_nmi["mean"]["nmi"] and d["ari"] >= best_ari["mean"]["ari"]
+            verdicts.append(
+                f"| {title} | {d['nmi']:.2f} / {d['ari']:.2f} | "
+                f"{best_nmi['mean']['nmi']:.2f} ({BASELINES[best_nmi['method']]}) / "
+                f"{best_ari['mean']['ari']:.2f} ({BASELINES[best_ari['method']]}) | "
+                f"{'yes' if ok else 'no'} |"
+            )
+    head = [
+        "| dataset | default NMI / ARI | best baseline NMI / ARI | at or above on both |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join([*head, *verdicts, "", *lines])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    args = parser.parse_args(argv)
+    text = summarise(args.results)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
