@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-iter",
         type=int,
         default=None,
-        help="generator iterations (default: the package default)",
+        help="generator iterations per replica (default: the recipe's, 4,000)",
     )
     demo.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
     args = parser.parse_args(argv)

@@ -95,11 +95,9 @@ def run_demo(
     import scanpy as sc
 
     from . import pl, tl
-    from .model import DEFAULT_MAX_ITER
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
     adata = demo_data()
     k = adata.obs["bulk_labels"].nunique()
     print(
@@ -124,7 +122,8 @@ def run_demo(
         "clustergan": {
             **metrics.cluster_metrics(truth, adata.obs["clustergan"]),
             "seconds": t_gan,
-            "max_iter": max_iter,
+            "max_iter": int(adata.uns["clustergan"]["params"]["max_iter"]),
+            "n_runs": int(adata.uns["clustergan"]["params"]["n_runs"]),
             "random_state": random_state,
         },
         "leiden": {
