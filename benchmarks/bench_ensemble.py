@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
-from default_max_iter import load_sorted_pbmc8
 
 import scgan_cluster as scg
 from scgan_cluster import nn as snn
@@ -86,7 +85,7 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
-    adata = load_sorted_pbmc8(data_dir)
+    adata = scg.datasets.zheng2017_sorted(data_dir, populations="10x_73k")
     truth = adata.obs["label"].to_numpy()
     prepared = scg.pp.preprocess(adata, 720, copy=True)
     start = time.perf_counter()

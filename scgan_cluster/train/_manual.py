@@ -85,6 +85,11 @@ def mlp_chain(module: nn.Module, role: str) -> list[nn.Module] | None:
 _MIN_CAST_WIDTH = 64
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is a half-precision tensor (losses and norms are taken in float32)."""
+    return t.float() if t.dtype in _HALF else t
+
+
 def _weights(layers: list[nn.Module], dtype: torch.dtype | None) -> list:
     """Per layer: ``(weight, bias)`` of a linear layer (cast to ``dtype`` if wide), else ``None``."""
     out = []
@@ -271,7 +276,7 @@ class ManualSteps:
         joint = torch.cat([real, fake], dim=-2)
         out, saved = _forward(layers, weights, joint)
         d_real, d_fake = out.squeeze(-1).split(batch, dim=-1)
-        wdist = d_real.float().mean(-1) - d_fake.float().mean(-1)
+        wdist = _full(d_real).mean(-1) - _full(d_fake).mean(-1)
         # activations at x_hat: the first layer is affine, so its output there interpolates the
         # outputs at real and fake; later layers (only up to the last activation) are computed
         a = saved[1] if n > 1 else out
@@ -298,7 +303,7 @@ class ManualSteps:
                 g = _linear_t(layers[i], g, weights[i][0])
             elif pre[i] is not None:
                 g = _activation_backward(layers[i], g, pre[i])
-        grad_x = g.float() if g.dtype in _HALF else g
+        grad_x = _full(g)
         norm = grad_x.norm(2, dim=-1)
         gp = ((norm - 1.0) ** 2).mean(-1)
         coef = torch.where(norm > 0, (norm - 1.0) / norm, torch.zeros_like(norm))
@@ -354,9 +359,9 @@ class ManualSteps:
         enc, e_saved = _forward(self.e_layers, e_weights, fake)
         d_out, d_saved = _forward(self.d_layers, d_weights, fake)
         batch = z.shape[-2]
-        enc = enc.float() if enc.dtype in _HALF else enc
+        enc = _full(enc)
         zn_hat, logits = enc[..., : self.n_latent], enc[..., self.n_latent :]
-        adversarial = -d_out.squeeze(-1).float().mean(-1)
+        adversarial = -_full(d_out.squeeze(-1)).mean(-1)
         diff = zn_hat - zn
         zn_loss = diff.pow(2).sum(-1).mean(-1)
         log_p = torch.log_softmax(logits, dim=-1)
