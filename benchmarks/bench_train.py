@@ -163,6 +163,21 @@ def main() -> None:
     device = torch.device(args.device)
     info = {**machine(), "device": str(device)}
     print(info)
+    # rows of models not rerun now are kept from the existing file (each row has its UTC time)
+    kept = []
+    if args.out.exists():
+        kept = [
+            r
+            for r in json.loads(args.out.read_text()).get("results", [])
+            if r["model"] not in args.models
+        ]
+
+    def save(rows: list[dict]) -> None:  # after every measurement, so a cut-off run keeps its rows
+        write_json(
+            args.out,
+            {"script": "benchmarks/bench_train.py", "machine": info, "results": kept + rows},
+        )
+
     results = []
     for model in args.models:
         iters = args.iters or MODELS[model]["iters"]
@@ -221,6 +236,8 @@ def main() -> None:
             f"x{row.get('speedup_bf16', float('nan'))}; {row['after_package']}",
             flush=True,
         )
+        results.append(row)
+        save(results)
         if args.ablation:
             row["ablation_ms_per_it"] = {}
             for name, opts in ABLATION.items():
@@ -235,18 +252,8 @@ def main() -> None:
                     )
                 row["ablation_ms_per_it"][name] = round(sec * 1e3, 2)
                 print(f"  {name:<42} {sec * 1e3:7.1f} ms/it", flush=True)
-        results.append(row)
-    # rows of models not rerun now are kept from the existing file (each row has its UTC time)
-    if args.out.exists():
-        kept = [
-            r
-            for r in json.loads(args.out.read_text()).get("results", [])
-            if r["model"] not in args.models
-        ]
-        results = kept + results
-    write_json(
-        args.out, {"script": "benchmarks/bench_train.py", "machine": info, "results": results}
-    )
+                save(results)
+    save(results)
 
 
 if __name__ == "__main__":
