@@ -559,3 +559,45 @@ def test_gradients_and_precision_validation():
     # bf16 training runs and records finite losses
     hist = train.train_clustergan(*nets, prior, src, cfg, precision="bf16", **kw)
     assert all(np.isfinite(hist["critic_loss"]))
+
+
+def test_manual_critic_step_of_a_custom_chain_equals_autograd(float64):
+    from scgan_cluster.train._losses import critic_loss
+    from scgan_cluster.train._manual import ManualSteps
+
+    class Critic(torch.nn.Module):  # an Identity right after the first layer, ReLU, no bias
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(
+                torch.nn.Linear(6, 8),
+                torch.nn.Identity(),
+                torch.nn.ReLU(),
+                torch.nn.Linear(8, 5, bias=False),
+                torch.nn.LeakyReLU(0.1),
+                torch.nn.Linear(5, 1),
+            )
+
+        def forward(self, x):
+            return self.layers(x).squeeze(-1)
+
+        def penalty_layers(self):
+            return list(self.layers)
+
+    critic = Critic()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    real, fake = torch.randn((2, 10, 6), generator=gen)
+    eps = torch.rand((10, 1), generator=gen)
+    steps = ManualSteps(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), critic)
+    assert not steps.handles_generator
+    values = steps.critic_step(real, fake, eps, 10.0)
+    got = _grads(critic)
+    for p in critic.parameters():
+        p.grad = None
+    loss, wdist, gp = critic_loss(critic, real, fake, eps, 10.0)
+    loss.backward()
+    for a, b in zip(got, _grads(critic), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(values[0], loss.detach(), rtol=1e-9, atol=1e-12)

@@ -274,12 +274,13 @@ class ManualSteps:
         dt = real.dtype
         batch = real.shape[-2]
         joint = torch.cat([real, fake], dim=-2)
-        out, saved = _forward(layers, weights, joint)
+        a = _linear(layers[0], joint, *weights[0])  # the first layer (linear, see mlp_chain)
+        out, saved = _forward(layers[1:], weights[1:], a)
+        saved = [joint, *saved]
         d_real, d_fake = out.squeeze(-1).split(batch, dim=-1)
         wdist = _full(d_real).mean(-1) - _full(d_fake).mean(-1)
         # activations at x_hat: the first layer is affine, so its output there interpolates the
         # outputs at real and fake; later layers (only up to the last activation) are computed
-        a = saved[1] if n > 1 else out
         a_real, a_fake = a.split(batch, dim=-2)
         e = eps.to(a.dtype)
         h = e * a_real + (1.0 - e) * a_fake
