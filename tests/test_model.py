@@ -466,3 +466,10 @@ def test_lognorm_flavor_fit_predict_and_roundtrip(tmp_path):
     loaded = scg.ClusterGAN.load(tmp_path / "m")
     assert loaded.transform["flavor"] == "lognorm"
     np.testing.assert_array_equal(loaded.predict(a), model.labels_)
+
+
+def test_precision_option_is_checked_and_recorded():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        scg.ClusterGAN(3, precision="fp16")
+    assert scg.ClusterGAN(3, precision="bf16").params["precision"] == "bf16"
+    assert scg.ClusterGAN(3).params["precision"] == "fp32"
