@@ -2,8 +2,8 @@
 
 1. Timing (generated data, the paper's 10x MLP: 720 genes, K = 8, zn 30, batch 64, n_critic 5):
    generator iterations of one model vs of an ensemble of R models trained together
-   (:func:`scgan_cluster.nn.stack_ensemble` + the package trainer); the ratio is the wall-time
-   cost of R models relative to one.
+   (:func:`scgan_cluster.nn.stack_ensemble` + the package trainer), in float32 and with
+   ``precision="bf16"``; the ratio is the wall-time cost of R models relative to one.
 2. Quality (sorted PBMC, the 8 populations of 10x_73k, 3,238 cells, paper preprocessing):
    ``ClusterGAN(n_runs=R, random_state=0)`` vs R separate ``ClusterGAN(random_state=r)`` fits,
    ``--pbmc-iters`` iterations each; every replica / run is scored on all cells (labels only
@@ -12,6 +12,7 @@
    the float rounding that GAN training amplifies).
 
     python benchmarks/bench_ensemble.py --runs 5 --timing-iters 200 --pbmc-iters 2000
+    python benchmarks/bench_ensemble.py --runs 5 --timing-iters 150 --skip-pbmc  # timing only
 
 writes ``benchmarks/results/bench_ensemble.json``.
 """
@@ -19,13 +20,13 @@ writes ``benchmarks/results/bench_ensemble.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
-from default_max_iter import load_sorted_pbmc8
 
 import scgan_cluster as scg
 from scgan_cluster import nn as snn
@@ -43,13 +44,17 @@ def _nets(seed: int):
     return g, e, c
 
 
-def time_training(n_runs: int, iters: int) -> dict:
+def time_training(n_runs: int, iters: int, repeats: int = 3) -> dict:
+    """ms per generator iteration of one model and of R replicas, per precision.
+
+    The four configurations are timed in turn, ``repeats`` times, and the fastest of each kept.
+    """
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(4096, 720, generator=gen) * (torch.rand(4096, 720, generator=gen) > 0.4)
     source = DenseSource(x, torch.device("cpu"))
     prior = snn.MixedPrior(30, 8)
 
-    def run(nets, n_rep, n):
+    def run(nets, n_rep, n, precision):
         train.train_clustergan(
             *nets,
             prior,
@@ -62,18 +67,37 @@ def time_training(n_runs: int, iters: int) -> dict:
             if n_rep > 1
             else torch.Generator().manual_seed(2),
             progress=False,
+            precision=precision,
         )
 
-    out = {}
-    single = _nets(0)
-    ensemble = [snn.stack_ensemble([_nets(r)[i] for r in range(n_runs)]) for i in range(3)]
-    for name, nets, n_rep in (("single", single, 1), ("ensemble", ensemble, n_runs)):
-        run(nets, n_rep, 5)
-        start = time.perf_counter()
-        run(nets, n_rep, iters)
-        out[f"{name}_ms_per_it"] = round((time.perf_counter() - start) / iters * 1e3, 2)
-    out["ratio"] = round(out["ensemble_ms_per_it"] / out["single_ms_per_it"], 2)
-    out["per_model_speedup"] = round(n_runs / out["ratio"], 2)
+    times: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for precision in ("fp32", "bf16"):
+            for name, n_rep in (("single", 1), ("ensemble", n_runs)):
+                if n_rep == 1:
+                    nets = _nets(0)
+                else:
+                    nets = [
+                        snn.stack_ensemble([_nets(r)[i] for r in range(n_rep)]) for i in range(3)
+                    ]
+                run(nets, n_rep, 5, precision)
+                start = time.perf_counter()
+                run(nets, n_rep, iters, precision)
+                ms = (time.perf_counter() - start) / iters * 1e3
+                times.setdefault(f"{precision}_{name}", []).append(round(ms, 2))
+    out: dict = {"all_repeats_ms_per_it": times}
+    for precision in ("fp32", "bf16"):
+        single = min(times[f"{precision}_single"])
+        ens = min(times[f"{precision}_ensemble"])
+        out[precision] = {
+            "single_ms_per_it": single,
+            "ensemble_ms_per_it": ens,
+            "ratio": round(ens / single, 2),
+            "per_model_speedup": round(n_runs * single / ens, 2),
+        }
+    out["bf16_ensemble_vs_fp32_single"] = round(
+        out["bf16"]["ensemble_ms_per_it"] / out["fp32"]["single_ms_per_it"], 2
+    )
     return out
 
 
@@ -86,7 +110,7 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
-    adata = load_sorted_pbmc8(data_dir)
+    adata = scg.datasets.zheng2017_sorted(data_dir, populations="10x_73k")
     truth = adata.obs["label"].to_numpy()
     prepared = scg.pp.preprocess(adata, 720, copy=True)
     start = time.perf_counter()
@@ -131,14 +155,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timing-iters", type=int, default=200)
     parser.add_argument("--pbmc-iters", type=int, default=2000)
-    parser.add_argument("--skip-pbmc", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--skip-pbmc",
+        action="store_true",
+        help="timing only; an existing PBMC section of --out is kept (marked as from an earlier run)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_ensemble.json")
     args = parser.parse_args()
     scg.settings.progress_bar = False
     info = {**machine(), "device": "cpu"}
     print(info)
-    timing = time_training(args.runs, args.timing_iters)
+    timing = time_training(args.runs, args.timing_iters, args.repeats)
     print(f"R={args.runs}: {timing}", flush=True)
     result = {
         "script": "benchmarks/bench_ensemble.py",
@@ -146,6 +175,11 @@ def main() -> None:
         "n_runs": args.runs,
         "timing": {"iterations": args.timing_iters, **timing},
     }
+    if args.skip_pbmc and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        if "pbmc" in earlier:
+            result["pbmc"] = {**earlier["pbmc"], "from_an_earlier_run": True}
+            result["pbmc_machine"] = earlier.get("pbmc_machine", earlier.get("machine"))
     if not args.skip_pbmc:
         if not (args.data_dir / "zheng2017_pbmc_facs_fasttopics").is_dir():
             print(f"no PBMC data under {args.data_dir}; skipping the quality comparison")

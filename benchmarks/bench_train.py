@@ -9,12 +9,13 @@ trainer is :func:`scgan_cluster.train.train_clustergan` with its defaults. Model
 
 * ``mlp``: the paper's 10x_73k MLP (720 genes, K = 8, zn 30; FC256-LReLU x2 in G, E and D), on
   generated data with ~40% zeros (values do not change the cost);
-* ``conv``: a DCGAN-style conv G / E / D after the paper's MNIST spec (appendix 6.2) on random
-  1 x 28 x 28 images, K = 10, zn 30. Until the package's conv architecture (issue 5) is merged
-  into this branch the networks come from ``benchmarks/_convnets.py``, defined here for timing only.
+* ``conv``: the package's ``"mnist"`` registry entry (the paper's DCGAN-style conv G / E / D,
+  appendix 6.2) on random 1 x 28 x 28 images, K = 10, zn 30.
 
-``--ablation`` also times the package trainer with single levers switched back off. Each
-measurement is repeated ``--repeats`` times (naive and package interleaved) and the fastest kept.
+For the MLP the package trainer is also timed with ``precision="bf16"`` (bfloat16 matrix
+products, float32 parameters and Adam). ``--ablation`` also times the package trainer with
+single levers switched back off. Each measurement is repeated ``--repeats`` times (naive and
+package interleaved) and the fastest kept.
 
     python benchmarks/bench_train.py                    # both models, CPU (or CUDA if present)
     python benchmarks/bench_train.py --models mlp --iters 300 --ablation
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 from pathlib import Path
 
 import torch
-from _convnets import build_dcgan_mnist
 from _naive import naive_train
 from _protocol import RESULTS, machine, write_json
 
@@ -61,7 +62,7 @@ def build(model: str, device: torch.device, seed: int = 0):
         x = torch.rand(spec["n_obs"], 720, generator=gen)
         x = x * (torch.rand(spec["n_obs"], 720, generator=gen) > 0.4)
     else:
-        g, e, c = build_dcgan_mnist(spec["n_latent"], spec["n_clusters"])
+        g, e, c = snn.build_networks("mnist", (1, 28, 28), spec["n_latent"], spec["n_clusters"])
         x = torch.rand(spec["n_obs"], 1, 28, 28, generator=gen)
     for net in (g, e, c):
         snn.init_normal_(net, 0.02, generator=gen)
@@ -132,11 +133,13 @@ def time_package(model: str, device: torch.device, iters: int, warmup: int, **op
 
 ABLATION = {
     "package defaults": {},
+    "autograd instead of hand-written gradients": {"gradients": "autograd"},
     "autograd double-backward penalty": {"penalty": "autograd"},
     "separate real / fake critic passes": {"joint_critic_batch": False},
     "draws sampled every iteration (block=1)": {"block": 1},
     "default (for-loop) Adam": {"_plain_adam": True},
     "none of the levers": {
+        "gradients": "autograd",
         "penalty": "autograd",
         "joint_critic_batch": False,
         "block": 1,
@@ -160,18 +163,40 @@ def main() -> None:
     device = torch.device(args.device)
     info = {**machine(), "device": str(device)}
     print(info)
+    # rows of models not rerun now are kept from the existing file (each row has its UTC time)
+    kept = []
+    if args.out.exists():
+        kept = [
+            r
+            for r in json.loads(args.out.read_text()).get("results", [])
+            if r["model"] not in args.models
+        ]
+
+    def save(rows: list[dict]) -> None:  # after every measurement, so a cut-off run keeps its rows
+        write_json(
+            args.out,
+            {"script": "benchmarks/bench_train.py", "machine": info, "results": kept + rows},
+        )
+
     results = []
     for model in args.models:
         iters = args.iters or MODELS[model]["iters"]
         warmup = MODELS[model]["warmup"]
-        row: dict = {"model": model, "iterations": iters, "batch_size": 64, "n_critic": 5}
+        row: dict = {
+            "model": model,
+            "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "iterations": iters,
+            "batch_size": 64,
+            "n_critic": 5,
+        }
         if model == "conv":
-            row["networks"] = (
-                "benchmarks/_convnets.py (DCGAN per paper appendix 6.2 MNIST; timing only)"
-            )
+            row["networks"] = 'scgan_cluster.nn.build_networks("mnist", (1, 28, 28), 30, 10)'
         # naive and package alternate, --repeats times; the fastest of each is kept (the
         # least disturbed by anything else running on the machine)
-        naive_s, package_s = [], []
+        naive_s, package_s, bf16_s = [], [], []
+        bf16 = model == "mlp"  # precision="bf16" needs fully connected networks
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(args.repeats):
@@ -179,6 +204,8 @@ def main() -> None:
                 naive_s.append(time_naive(model, device, iters, warmup))
                 row["after_naive"] = _rss_mb()
             package_s.append(time_package(model, device, iters, warmup))
+            if bf16:
+                bf16_s.append(time_package(model, device, iters, warmup, precision="bf16"))
         if naive_s:
             sec = min(naive_s)
             row["naive_ms_per_it"] = round(sec * 1e3, 2)
@@ -188,21 +215,34 @@ def main() -> None:
         row["package_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in package_s]
         row["package_ms_per_it"] = round(sec * 1e3, 2)
         row["package_it_per_s"] = round(1 / sec, 2)
+        if bf16_s:
+            row["package_bf16_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in bf16_s]
+            row["package_bf16_ms_per_it"] = round(min(bf16_s) * 1e3, 2)
         row["after_package"] = _rss_mb()
         if device.type == "cuda":
             row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if "naive_ms_per_it" in row:
             row["speedup"] = round(row["naive_ms_per_it"] / row["package_ms_per_it"], 2)
+            if bf16_s:
+                row["speedup_bf16"] = round(
+                    row["naive_ms_per_it"] / row["package_bf16_ms_per_it"], 2
+                )
         print(
             f"{model}: naive {row.get('naive_it_per_s', float('nan')):.2f} it/s "
             f"({row.get('naive_ms_per_it', float('nan')):.1f} ms/it), package "
             f"{row['package_it_per_s']:.2f} it/s ({row['package_ms_per_it']:.1f} ms/it), "
-            f"speedup x{row.get('speedup', float('nan'))}; {row['after_package']}",
+            f"speedup x{row.get('speedup', float('nan'))}; bf16 "
+            f"{row.get('package_bf16_ms_per_it', float('nan')):.1f} ms/it, speedup "
+            f"x{row.get('speedup_bf16', float('nan'))}; {row['after_package']}",
             flush=True,
         )
+        results.append(row)
+        save(results)
         if args.ablation:
             row["ablation_ms_per_it"] = {}
             for name, opts in ABLATION.items():
+                if model == "conv" and name.startswith("autograd instead"):
+                    continue  # conv networks always use autograd (no hand-written gradients)
                 opts = dict(opts)
                 plain = opts.pop("_plain_adam", False)
                 with _plain_adam() if plain else contextlib.nullcontext():
@@ -212,10 +252,8 @@ def main() -> None:
                     )
                 row["ablation_ms_per_it"][name] = round(sec * 1e3, 2)
                 print(f"  {name:<42} {sec * 1e3:7.1f} ms/it", flush=True)
-        results.append(row)
-    write_json(
-        args.out, {"script": "benchmarks/bench_train.py", "machine": info, "results": results}
-    )
+                save(results)
+    save(results)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ _FITTED = (
 
 _PRIORS = ("uniform", "learned")
 _COMBINE = ("consensus", "select")
+_PRECISIONS = ("fp32", "bf16")
 PRIOR_UPDATE_EVERY = 500
 """Generator iterations between re-estimates of a learned prior (``prior="learned"``)."""
 
@@ -146,6 +147,12 @@ class ClusterGAN:
         With ``n_runs > 1``: ``"consensus"`` labels each cell by the majority of the replicas
         after matching their cluster ids (with a per-cell confidence, and new cells by the same
         vote); ``"select"`` takes the labels of the replica that agrees most with the others.
+    precision
+        ``"fp32"`` (default): train in float32. ``"bf16"``: the training step's matrix products
+        run in bfloat16 (float32 parameters, gradients, losses and Adam), for the fully
+        connected architectures without batch-norm (``"mlp"``); faster where the hardware has
+        bfloat16 matrix units (e.g. CPUs with AMX), most for ``n_runs > 1``. Results differ
+        from float32 by rounding; see ``benchmarks/PERFORMANCE.md`` for the accuracy check.
     {doc_device}
 
     Examples
@@ -184,8 +191,12 @@ class ClusterGAN:
         n_runs: int = 1,
         prior: Literal["uniform", "learned"] = "uniform",
         combine: Literal["consensus", "select"] = "consensus",
+        precision: Literal["fp32", "bf16"] = "fp32",
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
+        self.precision = precision
         if prior not in _PRIORS:
             raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}.")
         if combine not in _COMBINE:
@@ -312,6 +323,7 @@ class ClusterGAN:
             "n_runs": self.n_runs,
             "prior": self.prior_mode,
             "combine": self.combine,
+            "precision": self.precision,
         }
 
     @property
@@ -495,6 +507,7 @@ class ClusterGAN:
                 noise_generator=noise_gen,
                 index_generator=index_gen,
                 callback=None if callback is None else (lambda it, record: callback(self, it)),
+                precision=self.precision,
             )
             self.train_seconds_ = time.perf_counter() - start
             self._assign(prepared)
@@ -554,6 +567,7 @@ class ClusterGAN:
             noise_generator=noise_gens,
             index_generator=index_gens,
             callback=None if callback is None else (lambda it, record: callback(self, it)),
+            precision=self.precision,
         )
         seconds = time.perf_counter() - start
         for r, (rep, g, e, c, hist) in enumerate(

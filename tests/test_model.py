@@ -368,10 +368,20 @@ def test_ensemble_combine_select_takes_the_medoid_replica(ensemble):
 def test_ensemble_replica_follows_the_single_run_with_its_seed(ensemble):
     model, a = ensemble
     single = scg.ClusterGAN(3, n_latent=5, random_state=1, **FAST).fit(a, n_top_genes=30)
-    for p, q in zip(
-        single.encoder.parameters(), model.replicas[1].encoder.parameters(), strict=True
+    # exact equality of a few steps is tested in float64 (tests/test_train.py); in float32 the
+    # batched and single products round differently and 40 GAN steps amplify that (to ~1e-3 on
+    # some weights with the hand-written gradients), so here: replica 1 is the seed-1 run up to
+    # that, and far closer to it than replica 0 (seed 0) is
+    for p, q, o in zip(
+        single.encoder.parameters(),
+        model.replicas[1].encoder.parameters(),
+        model.replicas[0].encoder.parameters(),
+        strict=True,
     ):
-        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
+        p, q, o = p.detach(), q.detach(), o.detach()
+        torch.testing.assert_close(p, q, rtol=0, atol=5e-3)
+        if p.dim() == 2:  # weights (biases start at zero for every seed)
+            assert float((p - q).abs().max()) < 0.1 * float((p - o).abs().max())
 
 
 def test_ensemble_save_load_roundtrip(ensemble, tmp_path):
@@ -466,3 +476,10 @@ def test_lognorm_flavor_fit_predict_and_roundtrip(tmp_path):
     loaded = scg.ClusterGAN.load(tmp_path / "m")
     assert loaded.transform["flavor"] == "lognorm"
     np.testing.assert_array_equal(loaded.predict(a), model.labels_)
+
+
+def test_precision_option_is_checked_and_recorded():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        scg.ClusterGAN(3, precision="fp16")
+    assert scg.ClusterGAN(3, precision="bf16").params["precision"] == "bf16"
+    assert scg.ClusterGAN(3).params["precision"] == "fp32"

@@ -410,3 +410,194 @@ def test_explicit_penalty_of_the_registry_conv_critic_equals_autograd():
     (g_ref,) = torch.autograd.grad(ref.pow(2).sum(), w)
     (g_got,) = torch.autograd.grad(got.pow(2).sum(), w)
     torch.testing.assert_close(g_got, g_ref)
+
+
+# ---------------------------------------------------------------- hand-written gradients
+def _chain_nets(n_runs, d=12, hidden=(16, 16), output="linear", leak=0.2, seed=0):
+    def one(s):
+        g = snn.MLPGenerator(d, 3, 2, hidden, output=output, leak=leak)
+        e = snn.MLPEncoder(d, 3, 2, hidden, leak=leak)
+        c = snn.MLPCritic(d, hidden, leak=leak)
+        for net in (g, e, c):
+            snn.init_normal_(net, 0.3, generator=torch.Generator().manual_seed(s))
+        return g, e, c
+
+    if n_runs == 1:
+        return one(seed)
+    return tuple(snn.stack_ensemble([one(seed + r)[i] for r in range(n_runs)]) for i in range(3))
+
+
+def _grads(module):
+    return [p.grad.clone() for p in module.parameters()]
+
+
+@pytest.mark.parametrize(
+    ("n_runs", "output", "leak"), [(1, "linear", 0.2), (1, "sigmoid", 0.0), (3, "linear", 0.2)]
+)
+def test_manual_steps_equal_autograd(n_runs, output, leak, float64):
+    from scgan_cluster.train._losses import critic_loss, generator_encoder_loss
+    from scgan_cluster.train._manual import ManualSteps
+
+    g, e, c = _chain_nets(n_runs, output=output, leak=leak)
+    if leak == 0.0:  # LeakyReLU(0) behaves as ReLU; check ReLU layers too
+        assert isinstance(c.trunk[1], torch.nn.LeakyReLU)
+        c.trunk[1] = torch.nn.ReLU()
+    gen = torch.Generator().manual_seed(5)
+    lead = (n_runs,) if n_runs > 1 else ()
+    real = torch.rand((*lead, 8, 12), generator=gen)
+    z = torch.randn((*lead, 8, 5), generator=gen)
+    zn, k = z[..., :3], torch.randint(0, 2, (*lead, 8), generator=gen)
+    eps = torch.rand((*lead, 8, 1), generator=gen)
+    steps = ManualSteps(g, e, c)
+    steps.refresh_generator()
+    fake = steps.generate(z)
+    torch.testing.assert_close(fake, g(z).detach())
+    # critic step
+    values = steps.critic_step(real, fake, eps, 10.0)
+    got = _grads(c)
+    for p in c.parameters():
+        p.grad = None
+    loss, wdist, gp = critic_loss(c, real, fake, eps, 10.0)
+    loss.sum().backward()
+    for a, b in zip(got, _grads(c), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(values, (loss.detach(), wdist, gp), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    # generator / encoder step
+    values = steps.generator_step(z, zn, k, 10.0, 10.0)
+    got = _grads(g) + _grads(e)
+    for p in [*g.parameters(), *e.parameters()]:
+        p.grad = None
+    for p in c.parameters():
+        p.requires_grad_(False)
+    fake = g(z)
+    total, *parts = generator_encoder_loss(c, fake, zn, k, *e(fake), 10.0, 10.0)
+    total.sum().backward()
+    for a, b in zip(got, _grads(g) + _grads(e), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(values, parts, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_ensemble_manual_training_equals_autograd(float64):
+    cfg = train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3, log_every=1)
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
+    runs = []
+    for gradients in ("manual", "autograd"):
+        nets = _chain_nets(2)
+        hist = train.train_clustergan(
+            *nets,
+            snn.MixedPrior(3, 2),
+            _Source64(x),
+            cfg,
+            noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(2)],
+            index_generator=[torch.Generator().manual_seed(20 + r) for r in range(2)],
+            progress=False,
+            gradients=gradients,
+        )
+        runs.append((nets, hist))
+    (nets_m, hist_m), (nets_a, hist_a) = runs
+    for m, a in zip(nets_m, nets_a, strict=True):
+        for p, q in zip(m.state_dict().values(), a.state_dict().values(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+    for r in range(2):
+        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
+            np.testing.assert_allclose(hist_m[r][key], hist_a[r][key], rtol=1e-7, atol=1e-9)
+
+
+def test_bf16_gradients_are_close_to_float32():
+    from scgan_cluster.train._manual import ManualSteps
+
+    # wide enough (>= 64) that the hidden layers really run in bfloat16
+    g, e, c = _chain_nets(1, d=96, hidden=(128, 64))
+    gen = torch.Generator().manual_seed(3)
+    real = torch.rand((64, 96), generator=gen)
+    z = torch.randn((64, 5), generator=gen)
+    zn, k = z[:, :3], torch.randint(0, 2, (64,), generator=gen)
+    eps = torch.rand((64, 1), generator=gen)
+    grads, values = {}, {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        steps = ManualSteps(g, e, c, dtype=dtype)
+        steps.refresh_generator()
+        fake = steps.generate(z)
+        assert fake.dtype == (torch.bfloat16 if dtype else torch.float32)
+        real_c = real.to(fake.dtype)
+        values[name] = [*steps.critic_step(real_c, fake, eps, 10.0)]
+        values[name] += steps.generator_step(z, zn, k, 10.0, 10.0)
+        grads[name] = _grads(c) + _grads(g) + _grads(e)
+    for a, b in zip(grads["bf16"], grads["fp32"], strict=True):
+        assert a.dtype == torch.float32
+        if float(b.norm()) < 1e-6:  # the critic's output bias: sum of +-1/batch, exactly 0
+            assert float(a.norm()) < 1e-6
+            continue
+        cos = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        assert cos > 0.99
+        assert float((a - b).norm() / b.norm()) < 0.1
+    for a, b in zip(values["bf16"], values["fp32"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.02)
+
+
+def test_gradients_and_precision_validation():
+    kw = {
+        "noise_generator": torch.Generator(),
+        "index_generator": torch.Generator(),
+        "progress": False,
+    }
+    src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
+    cfg = train.TrainConfig(max_iter=1, batch_size=8)
+    prior = snn.MixedPrior(3, 2)
+    nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
+    with pytest.raises(ValueError, match="gradients must be"):
+        train.train_clustergan(*nets, prior, src, cfg, gradients="x", **kw)
+    with pytest.raises(ValueError, match="precision must be"):
+        train.train_clustergan(*nets, prior, src, cfg, precision="fp16", **kw)
+    with pytest.raises(ValueError, match="needs fully connected networks"):
+        train.train_clustergan(*nets, prior, src, cfg, gradients="manual", penalty="autograd", **kw)
+    bn_nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=True)
+    with pytest.raises(ValueError, match="needs fully connected networks"):
+        train.train_clustergan(*bn_nets, prior, src, cfg, precision="bf16", **kw)
+    # bf16 training runs and records finite losses
+    hist = train.train_clustergan(*nets, prior, src, cfg, precision="bf16", **kw)
+    assert all(np.isfinite(hist["critic_loss"]))
+
+
+def test_manual_critic_step_of_a_custom_chain_equals_autograd(float64):
+    from scgan_cluster.train._losses import critic_loss
+    from scgan_cluster.train._manual import ManualSteps
+
+    class Critic(torch.nn.Module):  # an Identity right after the first layer, ReLU, no bias
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(
+                torch.nn.Linear(6, 8),
+                torch.nn.Identity(),
+                torch.nn.ReLU(),
+                torch.nn.Linear(8, 5, bias=False),
+                torch.nn.LeakyReLU(0.1),
+                torch.nn.Linear(5, 1),
+            )
+
+        def forward(self, x):
+            return self.layers(x).squeeze(-1)
+
+        def penalty_layers(self):
+            return list(self.layers)
+
+    critic = Critic()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    real, fake = torch.randn((2, 10, 6), generator=gen)
+    eps = torch.rand((10, 1), generator=gen)
+    steps = ManualSteps(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), critic)
+    assert not steps.handles_generator
+    values = steps.critic_step(real, fake, eps, 10.0)
+    got = _grads(critic)
+    for p in critic.parameters():
+        p.grad = None
+    loss, wdist, gp = critic_loss(critic, real, fake, eps, 10.0)
+    loss.backward()
+    for a, b in zip(got, _grads(critic), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(values[0], loss.detach(), rtol=1e-9, atol=1e-12)

@@ -17,6 +17,7 @@ from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
 from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
+from ._manual import ManualSteps, mlp_chain
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
@@ -320,6 +321,8 @@ def train_clustergan(
     joint_critic_batch: bool | None = None,
     penalty: Literal["auto", "explicit", "autograd"] = "auto",
     block: int = 32,
+    gradients: Literal["auto", "manual", "autograd"] = "auto",
+    precision: Literal["fp32", "bf16"] = "fp32",
 ) -> dict[str, list[float]] | list[dict[str, list[float]]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
@@ -363,6 +366,21 @@ def train_clustergan(
         backward pass; ``"auto"`` (default) takes ``"explicit"`` where the critic allows it.
     block
         Generator iterations whose random draws are sampled at once (see :class:`DrawStream`).
+    gradients
+        ``"manual"``: the critic's and the generator / encoder's gradients are written out by
+        hand as matrix products (:class:`~scgan_cluster.train._manual.ManualSteps`; needs
+        fully connected networks without batch-norm, e.g. the ``"mlp"`` architecture and its
+        ensembles), the same numbers as autograd's without building a graph, and one matrix
+        product fewer per critic step; ``"autograd"``: torch autograd; ``"auto"`` (default):
+        ``"manual"`` for each step whose networks allow it (and when ``penalty`` is not
+        ``"autograd"`` and ``joint_critic_batch`` is not ``False``).
+    precision
+        ``"fp32"`` (default): everything in the parameters' dtype. ``"bf16"``: the matrix
+        products of the hand-written steps run in bfloat16 (weights cast once per step), while
+        parameters, gradients, losses, the penalty's norm and Adam stay in float32. Faster on
+        CPUs with AMX / AVX-512 BF16 and on GPUs; the results differ from ``"fp32"`` by rounding
+        (see ``benchmarks/PERFORMANCE.md`` for the accuracy check). Needs ``gradients`` to be
+        ``"manual"``-capable (fully connected networks without batch-norm).
 
     Returns
     -------
@@ -391,6 +409,34 @@ def train_clustergan(
         raise ValueError(
             "penalty='explicit' needs a piecewise-linear critic defining penalty_layers() "
             "(Linear / Conv2d / (Leaky)ReLU / Flatten, no batch-norm); use penalty='auto'."
+        )
+    if gradients not in ("auto", "manual", "autograd"):
+        raise ValueError(f"gradients must be 'auto', 'manual' or 'autograd', got {gradients!r}.")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}.")
+    steps = None
+    if (
+        gradients != "autograd"
+        and penalty != "autograd"
+        and joint_critic_batch
+        and batch_fakes
+        and mlp_chain(critic, "critic") is not None
+    ):
+        steps = ManualSteps(
+            generator,
+            encoder,
+            critic,
+            dtype=torch.bfloat16 if precision == "bf16" else None,
+        )
+        if steps.g_layers is None:  # the critic's fakes come from an autograd-path G
+            steps = None
+    manual_g = steps is not None and steps.handles_generator
+    if (gradients == "manual" or precision == "bf16") and not manual_g:
+        what = "gradients='manual'" if gradients == "manual" else "precision='bf16'"
+        raise ValueError(
+            f"{what} needs fully connected networks without batch-norm (the 'mlp' architecture "
+            "or its ensembles), penalty other than 'autograd' and joint_critic_batch not False; "
+            "use the defaults (gradients='auto', precision='fp32') for other networks."
         )
     adam = {"lr": cfg.lr, "betas": cfg.betas}
     if device.type in ("cpu", "cuda"):
@@ -466,51 +512,73 @@ def train_clustergan(
                 z_t = z_b[t].movedim(nl, 0) if ensemble else z_b[t]  # (nc + 1, *lead, batch, zdim)
                 eps_t = eps_b[t].movedim(nl, 0) if ensemble else eps_b[t]
                 eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
-                # --- critic: n_critic steps ---
-                _set_requires_grad(critic, True)
-                if batch_fakes:  # G is fixed during the critic steps: all fakes in one pass
-                    with torch.no_grad():
-                        fakes = generator(z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim))
-                    fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
-                for j in range(nc):
-                    real = real_all.select(nl, j)
-                    if batch_fakes:
-                        fake = fakes.select(nl, j)
-                    else:
+                zn_t = zn_b[t].movedim(nl, 0) if ensemble else zn_b[t]
+                k_t = k_b[t].movedim(nl, 0) if ensemble else k_b[t]
+                if steps is not None:  # hand-written gradients (fully connected networks)
+                    steps.refresh_generator()
+                    if steps.dtype is not None:
+                        real_all = real_all.to(steps.dtype)
+                    fakes = steps.generate(z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim))
+                    fakes = fakes.view(*lead, nc, batch, *feat)
+                    for j in range(nc):
+                        loss_d, wdist, gp = steps.critic_step(
+                            real_all.select(nl, j), fakes.select(nl, j), eps_t[j], cfg.gp_weight
+                        )
+                        opt_d.step()
+                        acc_d += torch.stack([loss_d, wdist, gp])
+                else:
+                    # --- critic: n_critic steps ---
+                    _set_requires_grad(critic, True)
+                    if batch_fakes:  # G is fixed during the critic steps: all fakes in one pass
                         with torch.no_grad():
-                            fake = generator(z_t[j])
-                    eps = eps_t[j]
-                    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
-                    if joint_critic_batch:
-                        d_rf = critic(torch.cat([real, fake], dim=nl))
-                        d_real, d_fake = d_rf.split(batch, dim=nl)
-                    else:
-                        d_real, d_fake = critic(real), critic(fake)
-                    if layers is not None:
-                        grad = explicit_input_gradient(layers, x_hat.detach())
-                    else:
-                        d_hat = critic(x_hat)
-                        (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
-                    gp = penalty_from_gradient(grad, nl)
-                    wdist = batch_mean(d_real) - batch_mean(d_fake)
-                    loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.sum().backward()
-                    opt_d.step()
-                    acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
-                # --- generator and encoder, jointly ---
-                _set_requires_grad(critic, False)
-                zg = z_t[nc]
-                zn = (zn_b[t].movedim(nl, 0) if ensemble else zn_b[t])[nc]
-                k = (k_b[t].movedim(nl, 0) if ensemble else k_b[t])[nc]
-                fake = generator(zg)
-                zn_hat, zc_logits = encoder(fake)
-                loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
-                    critic, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
-                )
-                opt_ge.zero_grad(set_to_none=True)
-                loss_ge.sum().backward()
-                opt_ge.step()
+                            fakes = generator(
+                                z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim)
+                            )
+                        fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
+                    for j in range(nc):
+                        real = real_all.select(nl, j)
+                        if batch_fakes:
+                            fake = fakes.select(nl, j)
+                        else:
+                            with torch.no_grad():
+                                fake = generator(z_t[j])
+                        eps = eps_t[j]
+                        x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
+                        if joint_critic_batch:
+                            d_rf = critic(torch.cat([real, fake], dim=nl))
+                            d_real, d_fake = d_rf.split(batch, dim=nl)
+                        else:
+                            d_real, d_fake = critic(real), critic(fake)
+                        if layers is not None:
+                            grad = explicit_input_gradient(layers, x_hat.detach())
+                        else:
+                            d_hat = critic(x_hat)
+                            (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
+                        gp = penalty_from_gradient(grad, nl)
+                        wdist = batch_mean(d_real) - batch_mean(d_fake)
+                        loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
+                        opt_d.zero_grad(set_to_none=True)
+                        loss_d.sum().backward()
+                        opt_d.step()
+                        acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
+                if manual_g:
+                    adv, zn_loss, zc_loss = steps.generator_step(
+                        z_t[nc], zn_t[nc], k_t[nc], cfg.beta_n, cfg.beta_c
+                    )
+                    opt_ge.step()
+                else:
+                    # --- generator and encoder, jointly ---
+                    _set_requires_grad(critic, False)
+                    zg = z_t[nc]
+                    zn, k = zn_t[nc], k_t[nc]
+                    fake = generator(zg)
+                    zn_hat, zc_logits = encoder(fake)
+                    loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
+                        critic, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
+                    )
+                    opt_ge.zero_grad(set_to_none=True)
+                    loss_ge.sum().backward()
+                    opt_ge.step()
                 acc_g += torch.stack([adv, zn_loss, zc_loss])
                 n_acc += 1
                 if it % cfg.log_every == 0 or it == cfg.max_iter:

@@ -1,0 +1,401 @@
+"""Hand-written gradients of ClusterGAN's two losses for fully connected networks (no autograd).
+
+For networks that are chains of linear layers (``nn.Linear`` or the ensembles'
+:class:`~scgan_cluster.nn.EnsembleLinear`) and elementwise activations (LeakyReLU, ReLU,
+Sigmoid, Identity) both training steps can be written out as a handful of matrix products:
+
+* **Critic step** (WGAN-GP): one forward pass over ``[real, fake]``; the critic's values at the
+  interpolates ``x_hat = eps * real + (1 - eps) * fake`` are not needed, only the activations'
+  slope masks there, and since the first layer is affine its output at ``x_hat`` is
+  ``eps * a(real) + (1 - eps) * a(fake)``, which saves the first (widest) matrix product of that
+  pass. The input gradient ``grad_x D(x_hat)`` is the product of the transposed weights and the
+  slope masks (as in :func:`~scgan_cluster.train.explicit_input_gradient`), and the penalty's
+  gradient with respect to each weight matrix is again a matrix product; it is summed with the
+  Wasserstein term's gradient in one product per layer (the two batches concatenated).
+* **Generator / encoder step**: forward G, E and D, then the gradients of
+  ``-E D(G(z)) + beta_n E||zn - E_n||^2 + beta_c E CE(k, E_c)`` back through E, D (input gradient
+  only, the critic is fixed) and G.
+
+These are the same numbers as autograd's (up to float rounding; the tests compare both in float64)
+without building a graph. With ``dtype=torch.bfloat16`` the matrix products (and the
+activations between them) run in bfloat16 from bfloat16 copies of the weights made once per step,
+while the parameters, their gradients, the losses, the penalty's norm and Adam stay in float32
+(on CPUs with AMX / AVX-512 BF16 the products are 2-3x faster).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from scgan_cluster.nn import (
+    EnsembleEncoder,
+    EnsembleGenerator,
+    EnsembleLinear,
+    MLPEncoder,
+    MLPGenerator,
+)
+
+from ._penalty import penalty_layers
+
+__all__ = ["ManualSteps", "mlp_chain"]
+
+_LINEAR = (nn.Linear, EnsembleLinear)
+_ACTIVATIONS = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid)
+_GENERATORS = (MLPGenerator, EnsembleGenerator)
+_ENCODERS = (MLPEncoder, EnsembleEncoder)
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def mlp_chain(module: nn.Module, role: str) -> list[nn.Module] | None:
+    """``module`` as a list of layers for :class:`ManualSteps`, or ``None`` when it is not such a chain.
+
+    Parameters
+    ----------
+    module
+        A generator (:class:`~scgan_cluster.nn.MLPGenerator` or its ensemble), encoder
+        (:class:`~scgan_cluster.nn.MLPEncoder` or its ensemble) or critic (one defining
+        ``penalty_layers()``, see :func:`~scgan_cluster.train.penalty_layers`).
+    role
+        ``"generator"``, ``"encoder"`` or ``"critic"``.
+    """
+    if role == "generator":
+        if type(module) not in _GENERATORS:
+            return None
+        layers = [*module.trunk, module.out, module.activation]
+    elif role == "encoder":
+        if type(module) not in _ENCODERS:
+            return None
+        layers = [*module.trunk, module.out]
+    else:
+        layers = penalty_layers(module)
+        if layers is None or any(isinstance(m, nn.Sigmoid) for m in layers):
+            return None
+    if not layers or not isinstance(layers[0], _LINEAR):
+        return None
+    if not all(isinstance(m, (*_LINEAR, *_ACTIVATIONS, nn.Identity)) for m in layers):
+        return None
+    return layers
+
+
+# layers with fewer inputs or outputs than this keep the parameters' dtype under bfloat16: their
+# products are too small to gain from it (a width-1 output even loses, as bf16 matrix-vector
+# products have no fast kernel on CPU), and float32 spares the rounding
+_MIN_CAST_WIDTH = 64
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is a half-precision tensor (losses and norms are taken in float32)."""
+    return t.float() if t.dtype in _HALF else t
+
+
+def _weights(layers: list[nn.Module], dtype: torch.dtype | None) -> list:
+    """Per layer: ``(weight, bias)`` of a linear layer (cast to ``dtype`` if wide), else ``None``."""
+    out = []
+    for m in layers:
+        if isinstance(m, _LINEAR):
+            w, b = m.weight.detach(), None if m.bias is None else m.bias.detach()
+            if dtype is not None and w.dtype != dtype and min(w.shape[-2:]) >= _MIN_CAST_WIDTH:
+                w = w.to(dtype)
+                b = None if b is None else b.to(dtype)
+            out.append((w, b))
+        else:
+            out.append(None)
+    return out
+
+
+def _linear(layer: nn.Module, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+    """``layer``'s affine map with weights ``w``, ``b`` (``b=None``: the linear part only)."""
+    x = x.to(w.dtype)
+    if isinstance(layer, EnsembleLinear):  # w: (R, in, out)
+        return torch.bmm(x, w) if b is None else torch.baddbmm(b, x, w)
+    return F.linear(x, w, b)  # w: (out, in)
+
+
+def _linear_t(layer: nn.Module, g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Gradient with respect to the input of ``layer`` from the gradient ``g`` at its output."""
+    g = g.to(w.dtype)
+    if isinstance(layer, EnsembleLinear):
+        return torch.bmm(g, w.transpose(1, 2))
+    return g @ w
+
+
+def _weight_grad(
+    layer: nn.Module, g: torch.Tensor, x: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """Gradient of ``layer.weight`` from output gradients ``g`` and inputs ``x`` (rows summed).
+
+    Computed in the dtype of ``w`` (the weights the layer ran with).
+    """
+    g, x = g.to(w.dtype), x.to(w.dtype)
+    if isinstance(layer, EnsembleLinear):
+        return torch.bmm(x.transpose(1, 2), g)
+    return g.t() @ x
+
+
+def _bias_grad(layer: nn.Module, g: torch.Tensor) -> torch.Tensor:
+    if isinstance(layer, EnsembleLinear):
+        return g.sum(1, keepdim=True, dtype=layer.bias.dtype)
+    return g.sum(0, dtype=layer.bias.dtype)
+
+
+def _activation(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    if isinstance(layer, nn.LeakyReLU):
+        return F.leaky_relu(h, layer.negative_slope)
+    if isinstance(layer, nn.ReLU):
+        return F.relu(h)
+    return torch.sigmoid(h)
+
+
+def _activation_backward(layer: nn.Module, g: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
+    """``g`` times the activation's derivative (``saved``: its input, or for Sigmoid its output)."""
+    g = g.to(saved.dtype)
+    if isinstance(layer, nn.LeakyReLU):
+        return torch.ops.aten.leaky_relu_backward(g, saved, layer.negative_slope, False)
+    if isinstance(layer, nn.ReLU):
+        return torch.ops.aten.threshold_backward(g, saved, 0)
+    return torch.ops.aten.sigmoid_backward(g, saved)
+
+
+def _forward(layers: list[nn.Module], weights: list, x: torch.Tensor):
+    """Output of the chain and, per layer, what its backward needs (input; Sigmoid: output)."""
+    saved: list[torch.Tensor | None] = []
+    h = x
+    for layer, wb in zip(layers, weights, strict=True):
+        if wb is not None:
+            saved.append(h)
+            h = _linear(layer, h, *wb)
+        elif isinstance(layer, (nn.LeakyReLU, nn.ReLU)):
+            saved.append(h)
+            h = _activation(layer, h)
+        elif isinstance(layer, nn.Sigmoid):
+            h = torch.sigmoid(h)
+            saved.append(h)
+        else:
+            saved.append(None)
+    return h, saved
+
+
+def _backward(
+    layers: list[nn.Module], weights: list, saved: list, g: torch.Tensor, input_grad: bool
+):
+    """Gradients at the output of every linear layer (dict by index) and, optionally, at the input."""
+    at_output: dict[int, torch.Tensor] = {}
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        if weights[i] is not None:
+            at_output[i] = g
+            if i == 0 and not input_grad:
+                return at_output, None
+            g = _linear_t(layer, g, weights[i][0])
+        elif saved[i] is not None:
+            g = _activation_backward(layer, g, saved[i])
+    return at_output, g
+
+
+def _set_grads(layers: list[nn.Module], grads: dict[int, tuple]) -> None:
+    for i, (gw, gb) in grads.items():
+        layer = layers[i]
+        layer.weight.grad = gw.to(layer.weight.dtype)
+        if layer.bias is not None:
+            layer.bias.grad = gb
+
+
+class ManualSteps:
+    """One critic step and one generator / encoder step of ClusterGAN with hand-written gradients.
+
+    The steps write the gradients into the parameters' ``.grad`` (replacing what was there); the
+    caller then steps its optimizers. Shapes follow the training loop: ``lead + (batch, features)``
+    with ``lead`` empty for one model and ``(R,)`` for an ensemble of R.
+
+    Parameters
+    ----------
+    generator, encoder, critic
+        The networks; the critic is required to be a chain (see :func:`mlp_chain`), the generator
+        and encoder only for :meth:`generator_step` and :meth:`generate`.
+    dtype
+        Compute dtype of the matrix products (``None``: the parameters' own dtype).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        critic: nn.Module,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.g_layers = mlp_chain(generator, "generator")
+        self.e_layers = mlp_chain(encoder, "encoder")
+        self.d_layers = mlp_chain(critic, "critic")
+        if self.d_layers is None:
+            raise ValueError("ManualSteps needs a critic made of linear layers and activations.")
+        self.n_latent = getattr(encoder, "n_latent", None)
+        self.dtype = dtype
+        self._g_weights: list | None = None
+
+    @property
+    def handles_generator(self) -> bool:
+        """Whether :meth:`generator_step` is available (G and E are chains too)."""
+        return self.g_layers is not None and self.e_layers is not None
+
+    def refresh_generator(self) -> None:
+        """Take (and cast) G's current weights; call after every update of G."""
+        self._g_weights = _weights(self.g_layers, self.dtype)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """``G(z)`` in the compute dtype with the weights of the last :meth:`refresh_generator`."""
+        h = z if self.dtype is None else z.to(self.dtype)
+        return _forward(self.g_layers, self._g_weights, h)[0]
+
+    @torch.no_grad()
+    def critic_step(
+        self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor, gp_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of ``gp_weight * GP - (E D(real) - E D(fake))`` into the critic's ``.grad``.
+
+        Parameters
+        ----------
+        real, fake
+            ``lead + (batch, features)``, in the compute dtype.
+        eps
+            ``lead + (batch, 1)`` interpolation weights.
+        gp_weight
+            Penalty coefficient.
+
+        Returns
+        -------
+        The loss, the Wasserstein estimate and the penalty (float32 or the parameters' dtype),
+        one value per replica.
+        """
+        layers, n = self.d_layers, len(self.d_layers)
+        weights = _weights(layers, self.dtype)
+        dt = real.dtype
+        batch = real.shape[-2]
+        joint = torch.cat([real, fake], dim=-2)
+        a = _linear(layers[0], joint, *weights[0])  # the first layer (linear, see mlp_chain)
+        out, saved = _forward(layers[1:], weights[1:], a)
+        saved = [joint, *saved]
+        d_real, d_fake = out.squeeze(-1).split(batch, dim=-1)
+        wdist = _full(d_real).mean(-1) - _full(d_fake).mean(-1)
+        # activations at x_hat: the first layer is affine, so its output there interpolates the
+        # outputs at real and fake; later layers (only up to the last activation) are computed
+        a_real, a_fake = a.split(batch, dim=-2)
+        e = eps.to(a.dtype)
+        h = e * a_real + (1.0 - e) * a_fake
+        last_act = max((i for i in range(n) if weights[i] is None), default=0)
+        pre: list[torch.Tensor | None] = [None] * n
+        for i in range(1, last_act + 1):
+            layer = layers[i]
+            if weights[i] is not None:
+                h = _linear(layer, h, *weights[i])
+            elif isinstance(layer, _ACTIVATIONS):
+                pre[i] = h
+                h = _activation(layer, h)
+        # input gradient of sum D at x_hat: v[i] is the gradient at the output of linear layer i
+        v: dict[int, torch.Tensor] = {}
+        last_linear = max(i for i in range(n) if weights[i] is not None)
+        top_dtype = weights[last_linear][0].dtype
+        g = torch.ones((*real.shape[:-1], 1), dtype=top_dtype, device=real.device)
+        for i in range(n - 1, -1, -1):
+            if weights[i] is not None:
+                v[i] = g
+                g = _linear_t(layers[i], g, weights[i][0])
+            elif pre[i] is not None:
+                g = _activation_backward(layers[i], g, pre[i])
+        grad_x = _full(g)
+        norm = grad_x.norm(2, dim=-1)
+        gp = ((norm - 1.0) ** 2).mean(-1)
+        coef = torch.where(norm > 0, (norm - 1.0) / norm, torch.zeros_like(norm))
+        du = (coef.unsqueeze(-1) * grad_x * (2.0 * gp_weight / batch)).to(dt)
+        # gradient of -wdist at the output of every linear layer over the joint batch
+        dd = torch.full((*joint.shape[:-1], 1), 1.0 / batch, dtype=top_dtype, device=real.device)
+        dd.narrow(-2, 0, batch).neg_()
+        da, _ = _backward(layers, weights, saved, dd, input_grad=False)
+        # weight gradient of each linear layer: Wasserstein part (joint batch) and penalty part
+        # (v times the penalty's gradient flowing up the input-gradient chain) in one product
+        grads = {}
+        for i in range(n):
+            layer = layers[i]
+            if weights[i] is None:
+                if pre[i] is not None:
+                    du = _activation_backward(layer, du, pre[i])
+                continue
+            w = weights[i][0]
+            gw = _weight_grad(
+                layer,
+                torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
+                torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
+                w,
+            )
+            gb = None if layer.bias is None else _bias_grad(layer, da[i])
+            grads[i] = (gw, gb)
+            if i < last_linear:
+                du = _linear(layer, du, weights[i][0], None)
+        _set_grads(layers, grads)
+        return gp_weight * gp - wdist, wdist, gp
+
+    @torch.no_grad()
+    def generator_step(
+        self,
+        z: torch.Tensor,
+        zn: torch.Tensor,
+        k: torch.Tensor,
+        beta_n: float,
+        beta_c: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of the G / E objective into G's and E's ``.grad`` (see ``generator_encoder_loss``).
+
+        Uses G's weights of the last :meth:`refresh_generator`.
+
+        Returns
+        -------
+        The adversarial, zn and zc terms, one value per replica.
+        """
+        e_weights = _weights(self.e_layers, self.dtype)
+        d_weights = _weights(self.d_layers, self.dtype)
+        h = z if self.dtype is None else z.to(self.dtype)
+        fake, g_saved = _forward(self.g_layers, self._g_weights, h)
+        enc, e_saved = _forward(self.e_layers, e_weights, fake)
+        d_out, d_saved = _forward(self.d_layers, d_weights, fake)
+        batch = z.shape[-2]
+        enc = _full(enc)
+        zn_hat, logits = enc[..., : self.n_latent], enc[..., self.n_latent :]
+        adversarial = -_full(d_out.squeeze(-1)).mean(-1)
+        diff = zn_hat - zn
+        zn_loss = diff.pow(2).sum(-1).mean(-1)
+        log_p = torch.log_softmax(logits, dim=-1)
+        zc_loss = -log_p.gather(-1, k.unsqueeze(-1)).squeeze(-1).mean(-1)
+        d_zn = diff * (2.0 * beta_n / batch)
+        d_logits = log_p.exp()
+        d_logits.scatter_add_(-1, k.unsqueeze(-1), torch.full_like(d_logits[..., :1], -1.0)).mul_(
+            beta_c / batch
+        )
+        d_enc = torch.cat([d_zn, d_logits], dim=-1)
+        e_grads, d_fake_e = _backward(self.e_layers, e_weights, e_saved, d_enc, input_grad=True)
+        d_top = torch.full(
+            (*fake.shape[:-1], 1),
+            -1.0 / batch,
+            dtype=[wb for wb in d_weights if wb is not None][-1][0].dtype,
+            device=fake.device,
+        )
+        _, d_fake_d = _backward(self.d_layers, d_weights, d_saved, d_top, input_grad=True)
+        g_grads, _ = _backward(
+            self.g_layers, self._g_weights, g_saved, d_fake_e + d_fake_d, input_grad=False
+        )
+        for layers, at_out, saved, weights in (
+            (self.e_layers, e_grads, e_saved, e_weights),
+            (self.g_layers, g_grads, g_saved, self._g_weights),
+        ):
+            _set_grads(
+                layers,
+                {
+                    i: (
+                        _weight_grad(layers[i], g, saved[i], weights[i][0]),
+                        None if layers[i].bias is None else _bias_grad(layers[i], g),
+                    )
+                    for i, g in at_out.items()
+                },
+            )
+        return adversarial, zn_loss, zc_loss
