@@ -143,7 +143,7 @@ def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
         "separate_runs": {"runs": sep_rows, **_summary(sep_rows)},
         "selected_replica": {
             "index": chosen,
-            "criterion": "lowest reconstruction error ||x - G(E(x))||^2 on the cells (label-free)",
+            "criterion": "highest mean ARI with the other replicas (label-free medoid)",
             "selection_scores": np.round(ens.selection_scores_, 5).tolist(),
             "metrics": ens_rows[chosen],
         },

@@ -110,7 +110,7 @@ def clustergan(
     n_runs
         Train this many independent replicas (seeds ``random_state + r``) in one vectorized pass
         (MLP only); ``None``: the recipe's (``"lognorm"``: 5, ``"paper"``: 1). On a 2-core CPU
-        R = 5 cost about 3.9 single runs (see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]``
+        R = 5 cost about 3.7 single runs (see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]``
         is then combined from the replicas as ``combine`` says, every replica's labels are kept
         and ``obs[key_added + "_confidence"]`` is added.
     flavor
