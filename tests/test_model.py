@@ -483,3 +483,15 @@ def test_precision_option_is_checked_and_recorded():
         scg.ClusterGAN(3, precision="fp16")
     assert scg.ClusterGAN(3, precision="bf16").params["precision"] == "bf16"
     assert scg.ClusterGAN(3).params["precision"] == "fp32"
+
+
+def test_predict_reorders_genes_by_name_without_preprocessing():
+    a = make_counts()
+    x = np.log1p(a.X) / np.log1p(a.X).max()
+    b = a.copy()
+    b.X = x
+    model = scg.ClusterGAN(3, n_latent=5, **FAST).fit(b, preprocess=False)
+    shuffled = b[:, b.var_names[::-1]].copy()  # same genes, reversed order
+    np.testing.assert_allclose(
+        model.get_latent_representation(shuffled), model.get_latent_representation(b), atol=1e-6
+    )

@@ -392,7 +392,8 @@ def prepare_predict(
         what = "The input"
         adata = None
     if transform is None:
-        x = x[:, cols] if len(cols) != x.shape[1] else x
+        if not np.array_equal(cols, np.arange(x.shape[1])):  # subset or reorder by name
+            x = x[:, cols]
         check_finite(x, what)
         return Prepared(_float32(x), np.asarray(var_names), None)
     check_counts(x, layer, adata)
