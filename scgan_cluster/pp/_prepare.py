@@ -159,20 +159,28 @@ def select_genes(x, n_top_genes: int, flavor: str, what: str = "adata.X") -> np.
     return _highly_variable(_log_normalise(x, library_size(x, what), TARGET_SUM), len(cols))
 
 
-def fit_record(x, cols: np.ndarray, flavor: str, what: str = "adata.X") -> dict:
-    """The transform record of ``flavor`` on raw counts ``x`` restricted to ``cols``: its divisor."""
+def _fit(x, cols: np.ndarray, flavor: str, what: str = "adata.X"):
+    """``flavor``'s divisor fitted on raw counts ``x[:, cols]`` and those genes transformed.
+
+    Returns ``(values, record)``; the transform is computed once.
+    """
     check_flavor(flavor)
     if flavor == "paper":
-        return {"flavor": "paper", "scale": fitted_scale(x[:, cols], what)}
+        scale = fitted_scale(x[:, cols], what)
+        return log2_scale(x[:, cols], scale), {"flavor": "paper", "scale": scale}
     record = {"flavor": "lognorm", "scale": 1.0, "target_sum": TARGET_SUM}
-    values = apply_transform(x, cols, record, what)
+    values = apply_transform(x, cols, record, what)  # not yet divided
     scale = float(values.max()) if values.shape[0] * values.shape[1] else 0.0
     if scale <= 0:
         raise ValueError(
             f"All selected genes are zero in every cell of {what}; there is nothing to scale."
         )
     record["scale"] = scale
-    return record
+    if sparse.issparse(values):
+        values.data /= np.float32(scale)
+    else:
+        values /= np.float32(scale)
+    return values, record
 
 
 def fit_transform(x, n_top_genes: int, flavor: str, what: str = "adata.X"):
@@ -183,8 +191,8 @@ def fit_transform(x, n_top_genes: int, flavor: str, what: str = "adata.X"):
     replays (``flavor``, ``scale`` and, for ``"lognorm"``, ``target_sum``).
     """
     cols = select_genes(x, n_top_genes, flavor, what)
-    record = fit_record(x, cols, flavor, what)
-    return apply_transform(x, cols, record, what), cols, record
+    values, record = _fit(x, cols, flavor, what)
+    return values, cols, record
 
 
 def apply_transform(x, cols: np.ndarray, record: dict, what: str = "adata.X"):
@@ -295,8 +303,11 @@ def preprocess(
         idx = np.sort(align_genes(adata.var_names, genes))
         if len(set(idx.tolist())) != len(idx):
             raise ValueError("genes contains duplicates.")
+    transformed = None
     if scale is None:
-        record = fit_record(x, idx, flavor, what)
+        values, record = _fit(x, idx, flavor, what)
+        if subset:
+            transformed = values
     else:
         scale = float(scale)
         if not np.isfinite(scale) or scale <= 0:
@@ -307,7 +318,8 @@ def preprocess(
     selected = np.zeros(adata.n_vars, dtype=bool)
     selected[idx] = True
     gene_names = adata.var_names[idx].astype(str).to_numpy()
-    transformed = apply_transform(x, idx if subset else np.arange(adata.n_vars), record, what)
+    if transformed is None:
+        transformed = apply_transform(x, idx if subset else np.arange(adata.n_vars), record, what)
 
     # every check has passed: from here on only writes
     if copy:
