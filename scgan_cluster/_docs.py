@@ -77,6 +77,11 @@ data
     genes and scale) or a matrix with the model's features in order.
 layer
     For AnnData: the layer to read instead of ``X``."""
+doc_save_show = """\
+save
+    Write the figure to this path (PNG, PDF, ... by suffix).
+show
+    Show the figure; ``None`` shows it only when not saving."""
 
 _FRAGMENTS = {
     "doc_labels": doc_labels,
@@ -87,6 +92,7 @@ _FRAGMENTS = {
     "doc_random_state": doc_random_state,
     "doc_device": doc_device,
     "doc_model_params": doc_model_params,
+    "doc_save_show": doc_save_show,
 }
 
 

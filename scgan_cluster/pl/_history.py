@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
+from scgan_cluster._docs import doc_params
 from scgan_cluster.pl._grid import finish
 
 __all__ = ["training_history"]
@@ -22,6 +23,7 @@ _PANELS = {
 }
 
 
+@doc_params
 def training_history(
     data,
     *,
@@ -41,10 +43,7 @@ def training_history(
         ``key_added`` of the run, for AnnData input.
     keys
         Which curves to draw, one panel each (see ``uns[key]["history"]``).
-    save
-        Write the figure to this path (PNG, PDF, ... by suffix).
-    show
-        Show the figure; ``None`` shows it only when not saving.
+    {doc_save_show}
 
     Returns
     -------

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scgan_cluster._docs import doc_params
+
 from ._grid import check_model, draw_zn, finish, show_image
 
 __all__ = ["interpolation"]
@@ -29,6 +31,7 @@ def _check_pairs(model, pairs) -> list[tuple[int, int]]:
     return out
 
 
+@doc_params
 def interpolation(
     model,
     *,
@@ -58,10 +61,7 @@ def interpolation(
         Seed of the zn draws.
     cmap
         Colour map of grey images and of the heatmaps.
-    save
-        Write the figure to this path (PNG, PDF, ... by suffix).
-    show
-        Show the figure; ``None`` shows it only when not saving.
+    {doc_save_show}
 
     Returns
     -------

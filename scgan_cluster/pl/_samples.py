@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scgan_cluster._docs import doc_params
 from scgan_cluster._validation import check_positive_int
 
 from ._grid import check_model, draw_zn, finish, show_image
@@ -33,6 +34,7 @@ def _check_clusters(model, clusters: Sequence[int] | None) -> list[int]:
     return out
 
 
+@doc_params
 def cluster_samples(
     model,
     *,
@@ -63,10 +65,7 @@ def cluster_samples(
         Seed of the zn draws.
     cmap
         Colour map of grey images and of the heatmaps.
-    save
-        Write the figure to this path (PNG, PDF, ... by suffix).
-    show
-        Show the figure; ``None`` shows it only when not saving.
+    {doc_save_show}
 
     Returns
     -------
