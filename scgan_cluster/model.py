@@ -679,7 +679,8 @@ class ClusterGAN:
         assign
             ``"kmeans"`` puts each cell in the nearest KMeans centre found in training;
             ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``.
-            An ensemble with ``combine="consensus"`` labels cells by the replicas' matched vote.
+            An ensemble with ``combine="consensus"`` labels cells by the replicas' matched vote
+            (with the matching found in training; for the other ``assign``, matched on ``data``).
         """
         self._check_trained()
         assign = self.assign if assign is None else assign
@@ -689,6 +690,10 @@ class ClusterGAN:
             runs = np.stack(
                 [rep.predict(data, layer=layer, assign=assign) for rep in self.replicas], axis=1
             )
+            if assign != self.assign:
+                # run_maps_ match the ids of the replicas' own assignment; zc modes carry other
+                # ids, so these labellings are matched afresh (label-free, as in training)
+                return consensus(runs, self.n_clusters)[0].astype(np.int64)
             return vote(runs, self.run_maps_, self.n_clusters).argmax(axis=1).astype(np.int64)
         full = self.get_latent_representation(data, layer=layer, representation="full")
         if assign == "argmax":

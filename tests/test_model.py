@@ -354,6 +354,16 @@ def test_ensemble_fit_outputs(ensemble):
     assert not np.allclose(model.replicas[0].latent_, model.replicas[1].latent_)
 
 
+def test_ensemble_consensus_predict_with_the_other_assign_matches_replicas_afresh(ensemble):
+    model, a = ensemble
+    runs = np.stack([rep.predict(a, assign="argmax") for rep in model.replicas], axis=1)
+    expected = consensus(runs, 3)[0]
+    got = model.predict(a, assign="argmax")
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.int64
+    assert set(np.unique(got)) <= {0, 1, 2}
+
+
 def test_ensemble_combine_select_takes_the_medoid_replica(ensemble):
     model, a = ensemble
     sel = scg.ClusterGAN(3, n_latent=5, n_runs=3, combine="select", **FAST).fit(a, n_top_genes=30)
