@@ -267,6 +267,23 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
 FIT_KEYS = ("flavor", "n_top_genes")
 
 
+def prior_modes(model: scg.ClusterGAN, min_share: float = 0.01) -> dict[str, Any]:
+    """What a replica's prior and encoder make of the K zc modes (no labels used).
+
+    ``weights``: the prior's cluster proportions at the end of training (uniform unless
+    learned); ``effective``: their effective number, ``1 / sum(w ** 2)`` (K when uniform);
+    ``occupied``: modes that are the most likely zc of at least ``min_share`` of the training
+    cells (the encoder's argmax).
+    """
+    w = model.prior.weights.detach().cpu().double().numpy()
+    share = np.bincount(model.proba_.argmax(1), minlength=model.n_clusters) / len(model.proba_)
+    return {
+        "weights": np.round(w, 4).tolist(),
+        "effective": round(float(1.0 / np.sum(w**2)), 2),
+        "occupied": int((share >= min_share).sum()),
+    }
+
+
 def clustergan_replicas(
     variant: str,
     adata: AnnData,
@@ -338,6 +355,7 @@ def clustergan_replicas(
                 "best_by_val_purity": int(np.argmax([r["val"]["purity"] for r in runs])),
                 "agreement": np.round(model.selection_scores_, 4).tolist(),
                 "mean_confidence": round(float(model.confidence_.mean()), 4),
+                "prior_modes": [prior_modes(rep) for rep in model.replicas],
             }
         )
     info = {

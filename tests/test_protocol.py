@@ -118,6 +118,15 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
         assert (m["params"]["flavor"], m["params"]["prior"]) == (flavor, prior)
         (sel,) = m["selection"]
         assert sel["medoid"] == int(np.argmax(sel["agreement"]))
+        # one record of the zc modes per replica
+        assert len(sel["prior_modes"]) == 3
+        for rec in sel["prior_modes"]:
+            assert np.isclose(sum(rec["weights"]), 1.0, atol=1e-3)
+            assert 1 <= rec["occupied"] <= 3
+            assert 1.0 <= rec["effective"] <= 3.0 + 1e-6
+            if prior == "uniform":
+                assert rec["weights"] == [round(1 / 3, 4)] * 3
+                assert rec["effective"] == 3.0
         # the medoid entry is that replica's run, scored the same way
         medoid = methods[f"clustergan_{variant}_medoid"]
         assert medoid["n_runs"] == 1
@@ -156,6 +165,21 @@ def test_scrna_summary_verdict(tmp_path):
                     entry("pca_kmeans", 0.70, 0.60),
                     entry("scanpy_leiden", 0.75, 0.55),
                     entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1),
+                    entry("clustergan_lognorm_learned", 0.7, 0.6)
+                    | {
+                        "selection": [
+                            {
+                                "prior_modes": [
+                                    {
+                                        "weights": [0.9, 0.05, 0.05],
+                                        "effective": 1.22,
+                                        "occupied": 1,
+                                    },
+                                    {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
+                                ]
+                            }
+                        ]
+                    },
                 ]
             }
         )
@@ -181,3 +205,6 @@ def test_scrna_summary_verdict(tmp_path):
     assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
     assert rows[1].endswith("| no |")  # ARI 0.59 < 0.60
     assert "| **default**: + both, consensus of 5 replicas | 1 | 0.76 | 0.61 |" in text
+    # the learned prior's modes: only pbmc4k has records; ranges over its replicas
+    assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
+    assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
