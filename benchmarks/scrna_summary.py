@@ -109,9 +109,10 @@ def prior_table(results: Path) -> list[str]:
             (m for m in result["methods"] if m["method"] == DEFAULT.removesuffix("_consensus")),
             None,
         )
-        records = [
-            r for fit in (entry or {}).get("selection", []) for r in fit.get("prior_modes", [])
-        ]
+        fits = (entry or {}).get("selection", [])
+        if isinstance(fits, dict):  # results written before several fits per variant
+            fits = [fits]
+        records = [r for fit in fits for r in fit.get("prior_modes", [])]
         if not records:
             continue
         eff = sorted(r["effective"] for r in records)

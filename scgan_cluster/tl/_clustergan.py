@@ -120,8 +120,9 @@ def clustergan(
         or ``"paper"`` (top ``n_top_genes`` genes by count variance, ``log2(1 + C) / max``).
     prior
         ``"uniform"`` (the paper's zc prior) or ``"learned"`` (cluster proportions re-estimated
-        from the encoder during training; see :class:`scgan_cluster.ClusterGAN`); ``None``: the
-        recipe's (``"lognorm"``: learned, ``"paper"``: uniform).
+        from the encoder during training; in practice it concentrates on a few modes and the
+        clusters come from KMeans on the latent, see :class:`scgan_cluster.ClusterGAN`);
+        ``None``: the recipe's (``"lognorm"``: learned, ``"paper"``: uniform).
     combine
         With ``n_runs > 1``: ``"consensus"`` (majority vote of the replicas after matching their
         cluster ids) or ``"select"`` (the replica that agrees most with the others). Neither
