@@ -164,11 +164,17 @@ def test_scrna_summary_verdict(tmp_path):
                 "methods": [
                     entry("pca_kmeans", 0.70, 0.60),
                     entry("scanpy_leiden", 0.75, 0.55),
-                    entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1),
+                    entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1)
+                    | {"runs": [{"test": {"ari": 0.61}}]},
                     entry("clustergan_lognorm_learned", 0.7, 0.6)
                     | {
+                        "replicas_per_fit": 2,
+                        "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
                         "selection": [
                             {
+                                "medoid": 1,
+                                "best_by_val_purity": 0,
+                                "agreement": [0.5, 0.6],
                                 "prior_modes": [
                                     {
                                         "weights": [0.9, 0.05, 0.05],
@@ -176,9 +182,9 @@ def test_scrna_summary_verdict(tmp_path):
                                         "occupied": 1,
                                     },
                                     {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
-                                ]
+                                ],
                             }
-                        ]
+                        ],
                     },
                 ]
             }
@@ -208,3 +214,5 @@ def test_scrna_summary_verdict(tmp_path):
     # the learned prior's modes: only pbmc4k has records; ranges over its replicas
     assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
+    # label-free picks per fit: medoid (replica 1) vs purity pick (replica 0), test ARI
+    assert "| 10x PBMC 4k | 0 | no | 0.70 | 0.60 | 0.70 | 0.50 | 0.61 |" in text
