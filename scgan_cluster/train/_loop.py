@@ -18,7 +18,7 @@ from scgan_cluster.nn import MixedPrior
 
 from ._flat import FlatAdam
 from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
-from ._manual import ManualSteps, chain_parameters, mlp_chain
+from ._manual import ManualSteps, chain_parameters, compiled_steps, mlp_chain
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
@@ -485,10 +485,14 @@ def train_clustergan(
         opt_d = torch.optim.Adam(critic.parameters(), **adam)
         opt_ge = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], **adam)
     if flat_d is not None:
-        wrap = torch.compile if compile else (lambda f, **kw: f)
-        generate_fn = wrap(steps.generate_flat, dynamic=False)
-        critic_fn = wrap(steps.critic_flat, dynamic=False)
-        generator_fn = wrap(steps.generator_flat, dynamic=False)
+        if compile:
+            generate_fn, critic_fn, generator_fn = compiled_steps(steps)
+        else:
+            generate_fn, critic_fn, generator_fn = (
+                steps.generate_flat,
+                steps.critic_flat,
+                steps.generator_flat,
+            )
         # eager: the gradients are written into preallocated flat buffers; compiled: returned
         grad_out_d = {} if compile else {"out": torch.empty_like(flat_d.data)}
         grad_out_ge = {} if compile else {"out": torch.empty_like(flat_ge.data)}

@@ -39,7 +39,7 @@ from scgan_cluster.nn import (
 
 from ._penalty import penalty_layers
 
-__all__ = ["ManualSteps", "chain_parameters", "mlp_chain"]
+__all__ = ["ManualSteps", "chain_parameters", "compiled_steps", "mlp_chain"]
 
 _LINEAR = (nn.Linear, EnsembleLinear)
 _ACTIVATIONS = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid)
@@ -570,6 +570,43 @@ class ManualSteps:
                 )
             )
         return lists[0], lists[1], adversarial, zn_loss, zc_loss
+
+
+def _layer_signature(m: nn.Module) -> tuple:
+    if isinstance(m, _LINEAR):
+        bias = None if m.bias is None else (tuple(m.bias.shape), m.bias.dtype)
+        return (type(m), tuple(m.weight.shape), m.weight.dtype, m.weight.device, bias)
+    return (type(m), getattr(m, "negative_slope", None))
+
+
+# compiled flat step functions, one set per network structure (see compiled_steps)
+_COMPILED: dict[tuple, tuple] = {}
+
+
+def compiled_steps(steps: ManualSteps) -> tuple:
+    """The flat step functions of ``steps`` through ``torch.compile``, one set per structure.
+
+    Returns compiled :meth:`~ManualSteps.generate_flat`, :meth:`~ManualSteps.critic_flat` and
+    :meth:`~ManualSteps.generator_flat`. The flat functions read only the structure of the layers (types, shapes, dtypes, slopes)
+    from the modules, the values come from the flat buffers; so networks of the same
+    structure share one compiled set per process (a new set per call of the training loop
+    would recompile, and torch's recompile limit would then fall back to eager code).
+    """
+    key = (
+        tuple(
+            _layer_signature(m)
+            for chain in (steps.g_layers, steps.e_layers, steps.d_layers)
+            for m in chain
+        ),
+        steps.n_latent,
+        steps.dtype,
+    )
+    if key not in _COMPILED:
+        _COMPILED[key] = tuple(
+            torch.compile(f, dynamic=False)
+            for f in (steps.generate_flat, steps.critic_flat, steps.generator_flat)
+        )
+    return _COMPILED[key]
 
 
 def _concat(grads: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
