@@ -365,6 +365,10 @@ class ManualSteps:
         return tuple(values)
 
     # --- flat buffers, pure functions -----------------------------------------------------
+    # Not decorated with torch.no_grad: its wrapper is one code object shared by every decorated
+    # function, so torch.compile would count all their compiled versions against one recompile
+    # limit (8). They record no autograd graph as long as their inputs do not require gradients,
+    # which the loop's flat buffers and batches do not.
 
     def _cast(self, flat: torch.Tensor) -> torch.Tensor | None:
         return None if self.dtype is None or flat.dtype == self.dtype else flat.to(self.dtype)
@@ -386,14 +390,12 @@ class ManualSteps:
             _flat_weights(self.e_layers, e_flat, e_cast),
         )
 
-    @torch.no_grad()
     def generate_flat(self, flat_ge: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``G(z)`` in the compute dtype, G's weights from ``flat_ge`` (G's then E's parameters)."""
         g_weights, _ = self._ge_weights(flat_ge)
         h = z if self.dtype is None else z.to(self.dtype)
         return _forward(self.g_layers, g_weights, h)[0]
 
-    @torch.no_grad()
     def critic_flat(
         self,
         flat_d: torch.Tensor,
@@ -418,7 +420,6 @@ class ManualSteps:
         grads, *values = self._critic(weights, real, fake, eps, gp_weight, outs)
         return (_concat(grads, flat_d.dtype) if out is None else out, *values)
 
-    @torch.no_grad()
     def generator_flat(
         self,
         flat_ge: torch.Tensor,
