@@ -725,6 +725,7 @@ def test_compile_and_flat_params_validation():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_compiled_training_equals_eager(precision):
     # float32 (what compile is for); a few dozen steps, so rounding differences stay small

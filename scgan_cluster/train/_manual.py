@@ -183,6 +183,15 @@ def _weight_grad(
     return res
 
 
+def _weight_grad_add(layer: nn.Module, gw: torch.Tensor, g: torch.Tensor, x: torch.Tensor) -> None:
+    """Add the weight gradient from ``g`` and ``x`` to ``gw`` in place (in ``gw``'s dtype)."""
+    g, x = g.to(gw.dtype), x.to(gw.dtype)
+    if isinstance(layer, EnsembleLinear):
+        gw.baddbmm_(x.transpose(1, 2), g)
+    else:
+        gw.addmm_(g.t(), x)
+
+
 def _bias_grad(layer: nn.Module, g: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     if isinstance(layer, EnsembleLinear):
         return torch.sum(g, 1, keepdim=True, dtype=layer.bias.dtype, out=out)
@@ -505,13 +514,17 @@ class ManualSteps:
                 continue
             w = weights[i][0]
             w_out, b_out = (None, None) if outs is None else outs[i]
-            gw = _weight_grad(
-                layer,
-                torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
-                torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
-                w,
-                w_out,
-            )
+            if w.dtype in _HALF:  # one product over both batches: float32 accumulation
+                gw = _weight_grad(
+                    layer,
+                    torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
+                    torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
+                    w,
+                    w_out,
+                )
+            else:  # the second product accumulates into the first (cheaper than concatenating)
+                gw = _weight_grad(layer, da[i], saved[i], w, w_out)
+                _weight_grad_add(layer, gw, v[i], du)
             gb = None if layer.bias is None else _bias_grad(layer, da[i], b_out)
             grads[i] = (gw, gb)
             if i < last_linear:
