@@ -92,6 +92,7 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
                 run(nets, n_rep, iters, precision, compiled)
                 ms = (time.perf_counter() - start) / iters * 1e3
                 times.setdefault(f"{label}_{name}", []).append(round(ms, 2))
+    print(times, flush=True)
     out: dict = {"all_repeats_ms_per_it": times}
     for precision, compiled in variants:
         label = f"{precision}_compile" if compiled else precision
@@ -107,7 +108,8 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
         out["bf16"]["ensemble_ms_per_it"] / out["fp32"]["single_ms_per_it"], 2
     )
     # the honest comparison: each ensemble against the fastest single-model configuration
-    fastest = min(out[label]["single_ms_per_it"] for label in out if label[:4] in ("fp32", "bf16"))
+    labels = [f"{precision}_compile" if compiled else precision for precision, compiled in variants]
+    fastest = min(out[label]["single_ms_per_it"] for label in labels)
     out["fastest_single_ms_per_it"] = fastest
     for precision, compiled in variants:
         label = f"{precision}_compile" if compiled else precision

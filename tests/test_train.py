@@ -727,29 +727,58 @@ def test_compile_and_flat_params_validation():
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_compiled_training_equals_eager(precision):
-    # float32 (what compile is for); a few dozen steps, so rounding differences stay small
+def test_compiled_steps_equal_eager(precision):
+    from scgan_cluster.train._manual import ManualSteps, chain_parameters, compiled_steps
+
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    g, e, c = _chain_nets(1, d=96, hidden=(128, 64))
+    steps = ManualSteps(g, e, c, dtype=dtype)
+    gen = torch.Generator().manual_seed(4)
+    flat_d = torch.cat([p.detach().reshape(-1) for p in chain_parameters(steps.d_layers)])
+    flat_ge = torch.cat(
+        [p.detach().reshape(-1) for p in chain_parameters(steps.g_layers + steps.e_layers)]
+    )
+    z = torch.randn((64, 5), generator=gen)
+    zn, k = z[:, :3], torch.randint(0, 2, (64,), generator=gen)
+    real = torch.rand((64, 96), generator=gen)
+    eps = torch.rand((64, 1), generator=gen)
+    if dtype is not None:
+        real = real.to(dtype)
+    generate_c, critic_c, generator_c = compiled_steps(steps)
+    fake = steps.generate_flat(flat_ge, z)
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype is None else {"rtol": 2e-2, "atol": 1e-3}
+    torch.testing.assert_close(generate_c(flat_ge, z), fake, **tol)
+    eager = steps.critic_flat(flat_d, real, fake, eps, 10.0)
+    for a, b in zip(critic_c(flat_d, real, fake, eps, 10.0), eager, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+    eager = steps.generator_flat(flat_ge, flat_d, z, zn, k, 10.0, 10.0)
+    for a, b in zip(generator_c(flat_ge, flat_d, z, zn, k, 10.0, 10.0), eager, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+    # a structurally equal set of networks reuses the compiled functions
+    steps2 = ManualSteps(*_chain_nets(1, d=96, hidden=(128, 64), seed=9), dtype=dtype)
+    assert compiled_steps(steps2) is compiled_steps(steps)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+def test_compiled_training_runs_close_to_eager():
+    # losses only: Adam turns rounding-level differences of (near-)zero gradients into lr-sized
+    # steps, so parameters are not compared tightly here (the steps are, above)
     cfg = train.TrainConfig(max_iter=4, batch_size=64, log_every=1)
     x = torch.rand(256, 96, generator=torch.Generator().manual_seed(99))
-    runs = []
+    hists = []
     for compile in (False, True):
-        nets = _chain_nets(1, d=96, hidden=(128, 64))
-        hist = train.train_clustergan(
-            *nets,
-            snn.MixedPrior(3, 2),
-            DenseSource(x, torch.device("cpu")),
-            cfg,
-            noise_generator=torch.Generator().manual_seed(1),
-            index_generator=torch.Generator().manual_seed(2),
-            progress=False,
-            precision=precision,
-            compile=compile,
+        hists.append(
+            train.train_clustergan(
+                *_chain_nets(1, d=96, hidden=(128, 64)),
+                snn.MixedPrior(3, 2),
+                DenseSource(x, torch.device("cpu")),
+                cfg,
+                noise_generator=torch.Generator().manual_seed(1),
+                index_generator=torch.Generator().manual_seed(2),
+                progress=False,
+                compile=compile,
+            )
         )
-        runs.append((nets, hist))
-    (nets_e, hist_e), (nets_c, hist_c) = runs
-    tol = {"rtol": 1e-4, "atol": 1e-5} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-3}
-    for m, o in zip(nets_c, nets_e, strict=True):
-        for p, q in zip(m.parameters(), o.parameters(), strict=True):
-            torch.testing.assert_close(p.detach(), q.detach(), **tol)
     for key in ("critic_loss", "wasserstein", "gradient_penalty", "zn_loss", "zc_loss"):
-        np.testing.assert_allclose(hist_c[key], hist_e[key], **tol)
+        np.testing.assert_allclose(hists[1][key], hists[0][key], rtol=1e-3, atol=1e-4)
