@@ -727,8 +727,10 @@ def test_compile_and_flat_params_validation():
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_compiled_steps_equal_eager(precision):
+def test_compiled_steps_equal_eager(precision, tmp_path, monkeypatch):
     from scgan_cluster.train._manual import ManualSteps, chain_parameters, compiled_steps
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # inductor's files go here
 
     dtype = torch.bfloat16 if precision == "bf16" else None
     g, e, c = _chain_nets(1, d=96, hidden=(128, 64))
@@ -761,7 +763,8 @@ def test_compiled_steps_equal_eager(precision):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
-def test_compiled_training_runs_close_to_eager():
+def test_compiled_training_runs_close_to_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     # losses only: Adam turns rounding-level differences of (near-)zero gradients into lr-sized
     # steps, so parameters are not compared tightly here (the steps are, above)
     cfg = train.TrainConfig(max_iter=4, batch_size=64, log_every=1)
