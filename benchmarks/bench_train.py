@@ -13,12 +13,14 @@ trainer is :func:`scgan_cluster.train.train_clustergan` with its defaults. Model
   appendix 6.2) on random 1 x 28 x 28 images, K = 10, zn 30.
 
 For the MLP the package trainer is also timed with ``precision="bf16"`` (bfloat16 matrix
-products, float32 parameters and Adam). ``--ablation`` also times the package trainer with
-single levers switched back off. Each measurement is repeated ``--repeats`` times (naive and
+products, float32 parameters and Adam) and, with ``--compile``, with ``compile=True``
+(``torch.compile`` of the hand-written steps; compiled in the untimed warm-up) in float32 and
+bf16. ``--ablation`` also times the package trainer with single levers switched back off. Each measurement is repeated ``--repeats`` times (naive and
 package interleaved) and the fastest kept.
 
     python benchmarks/bench_train.py                    # both models, CPU (or CUDA if present)
     python benchmarks/bench_train.py --models mlp --iters 300 --ablation
+    python benchmarks/bench_train.py --models mlp --compile --repeats 3
 
 writes ``benchmarks/results/bench_train.json``.
 """
@@ -134,6 +136,7 @@ def time_package(model: str, device: torch.device, iters: int, warmup: int, **op
 ABLATION = {
     "package defaults": {},
     "autograd instead of hand-written gradients": {"gradients": "autograd"},
+    "per-parameter torch.optim.Adam instead of flat buffers": {"flat_params": False},
     "autograd double-backward penalty": {"penalty": "autograd"},
     "separate real / fake critic passes": {"joint_critic_batch": False},
     "draws sampled every iteration (block=1)": {"block": 1},
@@ -155,6 +158,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also time compile=True (MLP)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_train.json")
     args = parser.parse_args()
@@ -196,6 +200,7 @@ def main() -> None:
         # naive and package alternate, --repeats times; the fastest of each is kept (the
         # least disturbed by anything else running on the machine)
         naive_s, package_s, bf16_s = [], [], []
+        compiled: dict[str, list[float]] = {"fp32": [], "bf16": []}
         bf16 = model == "mlp"  # precision="bf16" needs fully connected networks
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -206,6 +211,13 @@ def main() -> None:
             package_s.append(time_package(model, device, iters, warmup))
             if bf16:
                 bf16_s.append(time_package(model, device, iters, warmup, precision="bf16"))
+            if bf16 and args.compile:
+                for precision, times in compiled.items():
+                    times.append(
+                        time_package(
+                            model, device, iters, warmup, precision=precision, compile=True
+                        )
+                    )
         if naive_s:
             sec = min(naive_s)
             row["naive_ms_per_it"] = round(sec * 1e3, 2)
@@ -218,6 +230,14 @@ def main() -> None:
         if bf16_s:
             row["package_bf16_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in bf16_s]
             row["package_bf16_ms_per_it"] = round(min(bf16_s) * 1e3, 2)
+        for precision, times in compiled.items():
+            if times:
+                row[f"package_compile_{precision}_ms_per_it_all_repeats"] = [
+                    round(t * 1e3, 2) for t in times
+                ]
+                row[f"package_compile_{precision}_ms_per_it"] = round(min(times) * 1e3, 2)
+                if naive_s:
+                    row[f"speedup_compile_{precision}"] = round(min(naive_s) / min(times), 2)
         row["after_package"] = _rss_mb()
         if device.type == "cuda":
             row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -233,7 +253,10 @@ def main() -> None:
             f"{row['package_it_per_s']:.2f} it/s ({row['package_ms_per_it']:.1f} ms/it), "
             f"speedup x{row.get('speedup', float('nan'))}; bf16 "
             f"{row.get('package_bf16_ms_per_it', float('nan')):.1f} ms/it, speedup "
-            f"x{row.get('speedup_bf16', float('nan'))}; {row['after_package']}",
+            f"x{row.get('speedup_bf16', float('nan'))}; compiled fp32 / bf16 "
+            f"{row.get('package_compile_fp32_ms_per_it', float('nan')):.1f} / "
+            f"{row.get('package_compile_bf16_ms_per_it', float('nan')):.1f} ms/it; "
+            f"{row['after_package']}",
             flush=True,
         )
         results.append(row)
@@ -241,7 +264,7 @@ def main() -> None:
         if args.ablation:
             row["ablation_ms_per_it"] = {}
             for name, opts in ABLATION.items():
-                if model == "conv" and name.startswith("autograd instead"):
+                if model == "conv" and name.startswith(("autograd instead", "per-parameter")):
                     continue  # conv networks always use autograd (no hand-written gradients)
                 opts = dict(opts)
                 plain = opts.pop("_plain_adam", False)

@@ -493,6 +493,10 @@ def test_precision_option_is_checked_and_recorded():
         scg.ClusterGAN(3, precision="fp16")
     assert scg.ClusterGAN(3, precision="bf16").params["precision"] == "bf16"
     assert scg.ClusterGAN(3).params["precision"] == "fp32"
+    assert scg.ClusterGAN(3).params["compile"] is False
+    assert scg.ClusterGAN(3, compile=True).params["compile"] is True
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        scg.ClusterGAN(3, compile="yes")
 
 
 def test_predict_reorders_genes_by_name_without_preprocessing():

@@ -601,3 +601,194 @@ def test_manual_critic_step_of_a_custom_chain_equals_autograd(float64):
     for a, b in zip(got, _grads(critic), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(values[0], loss.detach(), rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- flat parameters, FlatAdam
+@pytest.mark.parametrize("fused", [True, False])
+def test_flat_adam_equals_torch_adam(fused, float64):
+    from scgan_cluster.train._flat import FlatAdam
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3), (3,), (2, 4, 5), (1,)]
+    mine = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    kw = {"lr": 1e-2, "betas": (0.5, 0.9)}
+    flat = FlatAdam(mine, fused=fused, **kw)
+    opt = torch.optim.Adam(ref, fused=fused, foreach=False if not fused else None, **kw)
+    for p in mine:  # the parameters are views of the one buffer
+        assert p.untyped_storage().data_ptr() == flat.data.untyped_storage().data_ptr()
+    for _ in range(5):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for p, g in zip(ref, grads, strict=True):
+            p.grad = g
+        opt.step()
+        flat.step(torch.cat([g.reshape(-1) for g in grads]))
+        for p, q in zip(mine, ref, strict=True):
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-15, atol=1e-15)
+    flat.release()
+    for p, q in zip(mine, ref, strict=True):  # own storage again, same values
+        assert p.untyped_storage().data_ptr() != flat.data.untyped_storage().data_ptr()
+        assert p.is_contiguous()
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one dtype"):
+        FlatAdam([torch.zeros(2), torch.zeros(2, dtype=torch.float32)], **kw)
+
+
+@pytest.mark.parametrize("n_runs", [1, 3])
+def test_flat_steps_equal_the_module_steps(n_runs, float64):
+    from scgan_cluster.train._manual import ManualSteps, chain_parameters
+
+    g, e, c = _chain_nets(n_runs)
+    gen = torch.Generator().manual_seed(5)
+    lead = (n_runs,) if n_runs > 1 else ()
+    real = torch.rand((*lead, 8, 12), generator=gen)
+    z = torch.randn((*lead, 8, 5), generator=gen)
+    zn, k = z[..., :3], torch.randint(0, 2, (*lead, 8), generator=gen)
+    eps = torch.rand((*lead, 8, 1), generator=gen)
+    steps = ManualSteps(g, e, c)
+    steps.refresh_generator()
+    fake = steps.generate(z)
+    d_params = chain_parameters(steps.d_layers)
+    ge_params = chain_parameters(steps.g_layers) + chain_parameters(steps.e_layers)
+    assert {id(p) for p in d_params} == {id(p) for p in c.parameters()}
+    flat_d = torch.cat([p.detach().reshape(-1) for p in d_params])
+    flat_ge = torch.cat([p.detach().reshape(-1) for p in ge_params])
+    torch.testing.assert_close(steps.generate_flat(flat_ge, z), fake, rtol=0, atol=0)
+    values = steps.critic_step(real, fake, eps, 10.0)
+    want = torch.cat([p.grad.reshape(-1) for p in d_params])
+    for out in (None, torch.full_like(flat_d, float("nan"))):
+        got, *got_values = steps.critic_flat(flat_d, real, fake, eps, 10.0, out=out)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+        for a, b in zip(got_values, values, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    values = steps.generator_step(z, zn, k, 10.0, 10.0)
+    want = torch.cat([p.grad.reshape(-1) for p in ge_params])
+    for out in (None, torch.full_like(flat_ge, float("nan"))):
+        got, *got_values = steps.generator_flat(flat_ge, flat_d, z, zn, k, 10.0, 10.0, out=out)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+        for a, b in zip(got_values, values, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
+    cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=2)
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
+    runs = []
+    for flat_params in (True, False):
+        nets = _chain_nets(n_runs)
+        noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
+        index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
+        g = {
+            "noise_generator": noise if n_runs > 1 else noise[0],
+            "index_generator": index if n_runs > 1 else index[0],
+        }
+        hist = train.train_clustergan(
+            *nets,
+            snn.MixedPrior(3, 2),
+            _Source64(x),
+            cfg,
+            progress=False,
+            flat_params=flat_params,
+            **g,
+        )
+        runs.append((nets, hist))
+    (nets_f, hist_f), (nets_o, hist_o) = runs
+    for m, o in zip(nets_f, nets_o, strict=True):
+        for p, q in zip(m.parameters(), o.parameters(), strict=True):
+            # own storage again after training
+            assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-10, atol=1e-12)
+    hist_f = hist_f if n_runs > 1 else [hist_f]
+    hist_o = hist_o if n_runs > 1 else [hist_o]
+    for a, b in zip(hist_f, hist_o, strict=True):
+        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-12)
+
+
+def test_compile_and_flat_params_validation():
+    kw = {
+        "noise_generator": torch.Generator(),
+        "index_generator": torch.Generator(),
+        "progress": False,
+    }
+    src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
+    cfg = train.TrainConfig(max_iter=1, batch_size=8)
+    prior = snn.MixedPrior(3, 2)
+    nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
+    with pytest.raises(TypeError, match="True or False"):
+        train.train_clustergan(*nets, prior, src, cfg, compile="yes", **kw)
+    with pytest.raises(ValueError, match="compile=True needs"):
+        train.train_clustergan(*nets, prior, src, cfg, compile=True, gradients="autograd", **kw)
+    with pytest.raises(ValueError, match="compile=True needs"):
+        train.train_clustergan(*nets, prior, src, cfg, compile=True, flat_params=False, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_steps_equal_eager(precision, tmp_path, monkeypatch):
+    from scgan_cluster.train._manual import ManualSteps, chain_parameters, compiled_steps
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # inductor's files go here
+
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    g, e, c = _chain_nets(1, d=96, hidden=(128, 64))
+    steps = ManualSteps(g, e, c, dtype=dtype)
+    gen = torch.Generator().manual_seed(4)
+    flat_d = torch.cat([p.detach().reshape(-1) for p in chain_parameters(steps.d_layers)])
+    flat_ge = torch.cat(
+        [p.detach().reshape(-1) for p in chain_parameters(steps.g_layers + steps.e_layers)]
+    )
+    z = torch.randn((64, 5), generator=gen)
+    zn, k = z[:, :3], torch.randint(0, 2, (64,), generator=gen)
+    real = torch.rand((64, 96), generator=gen)
+    eps = torch.rand((64, 1), generator=gen)
+    if dtype is not None:
+        real = real.to(dtype)
+    generate_c, critic_c, generator_c = compiled_steps(steps)
+
+    def close(a, b):
+        if dtype is None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        else:  # inductor keeps bf16 intermediates in float32: a few bf16 roundings apart
+            a, b = a.float(), b.float()
+            assert float((a - b).norm()) <= 0.03 * float(b.norm()) + 1e-3
+
+    fake = steps.generate_flat(flat_ge, z)
+    close(generate_c(flat_ge, z), fake)
+    eager = steps.critic_flat(flat_d, real, fake, eps, 10.0)
+    for a, b in zip(critic_c(flat_d, real, fake, eps, 10.0), eager, strict=True):
+        close(a, b)
+    eager = steps.generator_flat(flat_ge, flat_d, z, zn, k, 10.0, 10.0)
+    for a, b in zip(generator_c(flat_ge, flat_d, z, zn, k, 10.0, 10.0), eager, strict=True):
+        close(a, b)
+    # a structurally equal set of networks reuses the compiled functions
+    steps2 = ManualSteps(*_chain_nets(1, d=96, hidden=(128, 64), seed=9), dtype=dtype)
+    assert compiled_steps(steps2) is compiled_steps(steps)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+def test_compiled_training_runs_close_to_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    # losses only: Adam turns rounding-level differences of (near-)zero gradients into lr-sized
+    # steps, so parameters are not compared tightly here (the steps are, above)
+    cfg = train.TrainConfig(max_iter=4, batch_size=64, log_every=1)
+    x = torch.rand(256, 96, generator=torch.Generator().manual_seed(99))
+    hists = []
+    for compile in (False, True):
+        hists.append(
+            train.train_clustergan(
+                *_chain_nets(1, d=96, hidden=(128, 64)),
+                snn.MixedPrior(3, 2),
+                DenseSource(x, torch.device("cpu")),
+                cfg,
+                noise_generator=torch.Generator().manual_seed(1),
+                index_generator=torch.Generator().manual_seed(2),
+                progress=False,
+                compile=compile,
+            )
+        )
+    for key in ("critic_loss", "wasserstein", "gradient_penalty", "zn_loss", "zc_loss"):
+        np.testing.assert_allclose(hists[1][key], hists[0][key], rtol=1e-3, atol=1e-4)

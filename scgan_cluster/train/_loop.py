@@ -16,8 +16,9 @@ from scgan_cluster._settings import logger, settings
 from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
+from ._flat import FlatAdam
 from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
-from ._manual import ManualSteps, mlp_chain
+from ._manual import ManualSteps, chain_parameters, compiled_steps, mlp_chain
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
@@ -323,6 +324,8 @@ def train_clustergan(
     block: int = 32,
     gradients: Literal["auto", "manual", "autograd"] = "auto",
     precision: Literal["fp32", "bf16"] = "fp32",
+    flat_params: bool = True,
+    compile: bool = False,
 ) -> dict[str, list[float]] | list[dict[str, list[float]]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
@@ -381,6 +384,19 @@ def train_clustergan(
         CPUs with AMX / AVX-512 BF16 and on GPUs; the results differ from ``"fp32"`` by rounding
         (see ``benchmarks/PERFORMANCE.md`` for the accuracy check). Needs ``gradients`` to be
         ``"manual"``-capable (fully connected networks without batch-norm).
+    flat_params
+        With hand-written gradients: keep the critic's and G / E's parameters each in one flat
+        buffer (the parameters are views of it during training and get their own storage back
+        at the end), so each Adam step is one fused kernel call on one tensor
+        (:class:`~scgan_cluster.train._flat.FlatAdam`, the same update as ``torch.optim.Adam``)
+        and, with ``precision="bf16"``, the weights are cast in one conversion per step.
+        Default ``True``; ignored on the autograd path.
+    compile
+        With hand-written gradients (and ``flat_params``): run the critic step, the generator /
+        encoder step and the generation of the critic's fakes through ``torch.compile``
+        (inductor), which fuses their elementwise operations. The same numbers up to float
+        rounding. Compiling takes tens of seconds (once per process and shape), so it pays for
+        long runs only (thousands of iterations); default ``False``.
 
     Returns
     -------
@@ -431,6 +447,13 @@ def train_clustergan(
         if steps.g_layers is None:  # the critic's fakes come from an autograd-path G
             steps = None
     manual_g = steps is not None and steps.handles_generator
+    if not isinstance(compile, bool) or not isinstance(flat_params, bool):
+        raise TypeError("compile and flat_params must be True or False.")
+    if compile and not (manual_g and flat_params):
+        raise ValueError(
+            "compile=True needs the hand-written gradient path (fully connected networks without "
+            "batch-norm, gradients not 'autograd') and flat_params=True."
+        )
     if (gradients == "manual" or precision == "bf16") and not manual_g:
         what = "gradients='manual'" if gradients == "manual" else "precision='bf16'"
         raise ValueError(
@@ -443,8 +466,36 @@ def train_clustergan(
         adam["fused"] = True
     else:
         adam["foreach"] = True
-    opt_d = torch.optim.Adam(critic.parameters(), **adam)
-    opt_ge = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], **adam)
+    flat_d = flat_ge = None
+    if manual_g and flat_params:
+        d_params = chain_parameters(steps.d_layers)
+        ge_params = chain_parameters(steps.g_layers) + chain_parameters(steps.e_layers)
+        ids = (
+            {id(p) for p in critic.parameters()},
+            {id(p) for m in (generator, encoder) for p in m.parameters()},
+        )
+        if ids == ({id(p) for p in d_params}, {id(p) for p in ge_params}):
+            flat = {"lr": cfg.lr, "betas": cfg.betas, "fused": device.type in ("cpu", "cuda")}
+            flat_d, flat_ge = FlatAdam(d_params, **flat), FlatAdam(ge_params, **flat)
+        elif compile:
+            raise ValueError(
+                "compile=True needs networks whose parameters are all in their chains."
+            )
+    if flat_d is None:
+        opt_d = torch.optim.Adam(critic.parameters(), **adam)
+        opt_ge = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], **adam)
+    if flat_d is not None:
+        if compile:
+            generate_fn, critic_fn, generator_fn = compiled_steps(steps)
+        else:
+            generate_fn, critic_fn, generator_fn = (
+                steps.generate_flat,
+                steps.critic_flat,
+                steps.generator_flat,
+            )
+        # eager: the gradients are written into preallocated flat buffers; compiled: returned
+        grad_out_d = {} if compile else {"out": torch.empty_like(flat_d.data)}
+        grad_out_ge = {} if compile else {"out": torch.empty_like(flat_ge.data)}
     streams = [
         DrawStream(
             prior,
@@ -514,7 +565,25 @@ def train_clustergan(
                 eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
                 zn_t = zn_b[t].movedim(nl, 0) if ensemble else zn_b[t]
                 k_t = k_b[t].movedim(nl, 0) if ensemble else k_b[t]
-                if steps is not None:  # hand-written gradients (fully connected networks)
+                if flat_d is not None:  # hand-written gradients on flat parameter buffers
+                    if steps.dtype is not None:
+                        real_all = real_all.to(steps.dtype)
+                    fakes = generate_fn(
+                        flat_ge.data, z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim)
+                    )
+                    fakes = fakes.view(*lead, nc, batch, *feat)
+                    for j in range(nc):
+                        grad, loss_d, wdist, gp = critic_fn(
+                            flat_d.data,
+                            real_all.select(nl, j),
+                            fakes.select(nl, j),
+                            eps_t[j],
+                            cfg.gp_weight,
+                            **grad_out_d,
+                        )
+                        flat_d.step(grad)
+                        acc_d += torch.stack([loss_d, wdist, gp])
+                elif steps is not None:  # hand-written gradients (fully connected networks)
                     steps.refresh_generator()
                     if steps.dtype is not None:
                         real_all = real_all.to(steps.dtype)
@@ -561,7 +630,19 @@ def train_clustergan(
                         loss_d.sum().backward()
                         opt_d.step()
                         acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
-                if manual_g:
+                if flat_ge is not None:
+                    grad, adv, zn_loss, zc_loss = generator_fn(
+                        flat_ge.data,
+                        flat_d.data,
+                        z_t[nc],
+                        zn_t[nc],
+                        k_t[nc],
+                        cfg.beta_n,
+                        cfg.beta_c,
+                        **grad_out_ge,
+                    )
+                    flat_ge.step(grad)
+                elif manual_g:
                     adv, zn_loss, zc_loss = steps.generator_step(
                         z_t[nc], zn_t[nc], k_t[nc], cfg.beta_n, cfg.beta_c
                     )
@@ -625,6 +706,9 @@ def train_clustergan(
                 bar.update(1)
     finally:
         bar.close()
+        for buffer in (flat_d, flat_ge):
+            if buffer is not None:
+                buffer.release()
         _set_requires_grad(critic, True)
         _set_training(networks, False)
     return history if ensemble else history[0]

@@ -39,7 +39,7 @@ from scgan_cluster.nn import (
 
 from ._penalty import penalty_layers
 
-__all__ = ["ManualSteps", "mlp_chain"]
+__all__ = ["ManualSteps", "chain_parameters", "compiled_steps", "mlp_chain"]
 
 _LINEAR = (nn.Linear, EnsembleLinear)
 _ACTIVATIONS = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid)
@@ -105,6 +105,45 @@ def _weights(layers: list[nn.Module], dtype: torch.dtype | None) -> list:
     return out
 
 
+def chain_parameters(layers: list[nn.Module]) -> list[nn.Parameter]:
+    """The parameters of a chain's linear layers in chain order (weight, then bias if any).
+
+    This is the order of the gradient lists of :meth:`ManualSteps.critic_grads` and
+    :meth:`ManualSteps.generator_grads`, and of the flat buffers of the training loop.
+    """
+    out = []
+    for m in layers:
+        if isinstance(m, _LINEAR):
+            out.append(m.weight)
+            if m.bias is not None:
+                out.append(m.bias)
+    return out
+
+
+def _flat_weights(layers: list[nn.Module], flat: torch.Tensor, cast: torch.Tensor | None) -> list:
+    """As :func:`_weights`, but as views of ``flat`` (the chain's parameters in chain order).
+
+    ``cast``: ``flat`` already converted to the compute dtype (one conversion for all layers);
+    wide layers take their weights from it, the others from ``flat``.
+    """
+    out, offset = [], 0
+    for m in layers:
+        if not isinstance(m, _LINEAR):
+            out.append(None)
+            continue
+        shape = m.weight.shape
+        n = m.weight.numel()
+        src = flat if cast is None or min(shape[-2:]) < _MIN_CAST_WIDTH else cast
+        w = src[offset : offset + n].view(shape)
+        offset += n
+        b = None
+        if m.bias is not None:
+            b = src[offset : offset + m.bias.numel()].view(m.bias.shape)
+            offset += m.bias.numel()
+        out.append((w, b))
+    return out
+
+
 def _linear(layer: nn.Module, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
     """``layer``'s affine map with weights ``w``, ``b`` (``b=None``: the linear part only)."""
     x = x.to(w.dtype)
@@ -122,22 +161,41 @@ def _linear_t(layer: nn.Module, g: torch.Tensor, w: torch.Tensor) -> torch.Tenso
 
 
 def _weight_grad(
-    layer: nn.Module, g: torch.Tensor, x: torch.Tensor, w: torch.Tensor
+    layer: nn.Module,
+    g: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradient of ``layer.weight`` from output gradients ``g`` and inputs ``x`` (rows summed).
 
-    Computed in the dtype of ``w`` (the weights the layer ran with).
+    Computed in the dtype of ``w`` (the weights the layer ran with); written into ``out`` if
+    given (directly by the product when the dtypes agree, else converted).
     """
     g, x = g.to(w.dtype), x.to(w.dtype)
+    direct = out if out is not None and out.dtype == w.dtype else None
     if isinstance(layer, EnsembleLinear):
-        return torch.bmm(x.transpose(1, 2), g)
-    return g.t() @ x
+        res = torch.bmm(x.transpose(1, 2), g, out=direct)
+    else:
+        res = torch.mm(g.t(), x, out=direct)
+    if out is not None and direct is None:
+        return out.copy_(res)
+    return res
 
 
-def _bias_grad(layer: nn.Module, g: torch.Tensor) -> torch.Tensor:
+def _weight_grad_add(layer: nn.Module, gw: torch.Tensor, g: torch.Tensor, x: torch.Tensor) -> None:
+    """Add the weight gradient from ``g`` and ``x`` to ``gw`` in place (in ``gw``'s dtype)."""
+    g, x = g.to(gw.dtype), x.to(gw.dtype)
     if isinstance(layer, EnsembleLinear):
-        return g.sum(1, keepdim=True, dtype=layer.bias.dtype)
-    return g.sum(0, dtype=layer.bias.dtype)
+        gw.baddbmm_(x.transpose(1, 2), g)
+    else:
+        gw.addmm_(g.t(), x)
+
+
+def _bias_grad(layer: nn.Module, g: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    if isinstance(layer, EnsembleLinear):
+        return torch.sum(g, 1, keepdim=True, dtype=layer.bias.dtype, out=out)
+    return torch.sum(g, 0, dtype=layer.bias.dtype, out=out)
 
 
 def _activation(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -194,26 +252,39 @@ def _backward(
     return at_output, g
 
 
-def _set_grads(layers: list[nn.Module], grads: dict[int, tuple]) -> None:
-    for i, (gw, gb) in grads.items():
-        layer = layers[i]
-        layer.weight.grad = gw.to(layer.weight.dtype)
-        if layer.bias is not None:
-            layer.bias.grad = gb
+def _grad_list(layers: list[nn.Module], grads: dict[int, tuple]) -> list[torch.Tensor]:
+    """Gradients in the order of :func:`chain_parameters` (weight gradients possibly half)."""
+    out = []
+    for i in sorted(grads):
+        gw, gb = grads[i]
+        out.append(gw)
+        if layers[i].bias is not None:
+            out.append(gb)
+    return out
+
+
+def _set_grads(layers: list[nn.Module], grads: list[torch.Tensor]) -> None:
+    for p, g in zip(chain_parameters(layers), grads, strict=True):
+        p.grad = g.to(p.dtype)
 
 
 class ManualSteps:
     """One critic step and one generator / encoder step of ClusterGAN with hand-written gradients.
 
-    The steps write the gradients into the parameters' ``.grad`` (replacing what was there); the
-    caller then steps its optimizers. Shapes follow the training loop: ``lead + (batch, features)``
-    with ``lead`` empty for one model and ``(R,)`` for an ensemble of R.
+    Two ways to use it. :meth:`critic_step` / :meth:`generator_step` read the modules' weights
+    and write the gradients into the parameters' ``.grad`` (replacing what was there), for the
+    caller's optimizers. :meth:`critic_flat` / :meth:`generator_flat` / :meth:`generate_flat`
+    are pure tensor functions of flat parameter buffers (the chains' parameters in the order of
+    :func:`chain_parameters`, as kept by :class:`~scgan_cluster.train._flat.FlatAdam`) that
+    return one flat gradient; the training loop uses these (optionally through
+    ``torch.compile``). Shapes follow the training loop: ``lead + (batch, features)`` with
+    ``lead`` empty for one model and ``(R,)`` for an ensemble of R.
 
     Parameters
     ----------
     generator, encoder, critic
         The networks; the critic is required to be a chain (see :func:`mlp_chain`), the generator
-        and encoder only for :meth:`generator_step` and :meth:`generate`.
+        and encoder only for the generator step and generation.
     dtype
         Compute dtype of the matrix products (``None``: the parameters' own dtype).
     """
@@ -236,8 +307,10 @@ class ManualSteps:
 
     @property
     def handles_generator(self) -> bool:
-        """Whether :meth:`generator_step` is available (G and E are chains too)."""
+        """Whether the generator step is available (G and E are chains too)."""
         return self.g_layers is not None and self.e_layers is not None
+
+    # --- module weights, gradients into .grad ---------------------------------------------
 
     def refresh_generator(self) -> None:
         """Take (and cast) G's current weights; call after every update of G."""
@@ -269,8 +342,124 @@ class ManualSteps:
         The loss, the Wasserstein estimate and the penalty (float32 or the parameters' dtype),
         one value per replica.
         """
+        weights = _weights(self.d_layers, self.dtype)
+        grads, *values = self._critic(weights, real, fake, eps, gp_weight)
+        _set_grads(self.d_layers, grads)
+        return tuple(values)
+
+    @torch.no_grad()
+    def generator_step(
+        self,
+        z: torch.Tensor,
+        zn: torch.Tensor,
+        k: torch.Tensor,
+        beta_n: float,
+        beta_c: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of the G / E objective into G's and E's ``.grad`` (see ``generator_encoder_loss``).
+
+        Uses G's weights of the last :meth:`refresh_generator`.
+
+        Returns
+        -------
+        The adversarial, zn and zc terms, one value per replica.
+        """
+        e_weights = _weights(self.e_layers, self.dtype)
+        d_weights = _weights(self.d_layers, self.dtype)
+        g_grads, e_grads, *values = self._generator(
+            self._g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c
+        )
+        _set_grads(self.e_layers, e_grads)
+        _set_grads(self.g_layers, g_grads)
+        return tuple(values)
+
+    # --- flat buffers, pure functions -----------------------------------------------------
+    # Not decorated with torch.no_grad: its wrapper is one code object shared by every decorated
+    # function, so torch.compile would count all their compiled versions against one recompile
+    # limit (8). They record no autograd graph as long as their inputs do not require gradients,
+    # which the loop's flat buffers and batches do not.
+
+    def _cast(self, flat: torch.Tensor) -> torch.Tensor | None:
+        return None if self.dtype is None or flat.dtype == self.dtype else flat.to(self.dtype)
+
+    def _ge_views(self, flat_ge: torch.Tensor) -> tuple[list, list]:
+        n_g = sum(p.numel() for p in chain_parameters(self.g_layers))
+        return (
+            _flat_weights(self.g_layers, flat_ge[:n_g], None),
+            _flat_weights(self.e_layers, flat_ge[n_g:], None),
+        )
+
+    def _ge_weights(self, flat_ge: torch.Tensor) -> tuple[list, list]:
+        n_g = sum(p.numel() for p in chain_parameters(self.g_layers))
+        cast = self._cast(flat_ge)
+        g_flat, e_flat = flat_ge[:n_g], flat_ge[n_g:]
+        g_cast, e_cast = (None, None) if cast is None else (cast[:n_g], cast[n_g:])
+        return (
+            _flat_weights(self.g_layers, g_flat, g_cast),
+            _flat_weights(self.e_layers, e_flat, e_cast),
+        )
+
+    def generate_flat(self, flat_ge: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``G(z)`` in the compute dtype, G's weights from ``flat_ge`` (G's then E's parameters)."""
+        g_weights, _ = self._ge_weights(flat_ge)
+        h = z if self.dtype is None else z.to(self.dtype)
+        return _forward(self.g_layers, g_weights, h)[0]
+
+    def critic_flat(
+        self,
+        flat_d: torch.Tensor,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        eps: torch.Tensor,
+        gp_weight: float,
+        out: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`critic_step` with the critic's parameters in ``flat_d``.
+
+        ``out``: a buffer like ``flat_d`` to write the gradient into (each weight gradient
+        straight from its matrix product); else the gradients are concatenated.
+
+        Returns
+        -------
+        The flat gradient (``flat_d``'s dtype and layout), the loss, the Wasserstein estimate
+        and the penalty.
+        """
+        weights = _flat_weights(self.d_layers, flat_d, self._cast(flat_d))
+        outs = None if out is None else _flat_weights(self.d_layers, out, None)
+        grads, *values = self._critic(weights, real, fake, eps, gp_weight, outs)
+        return (_concat(grads, flat_d.dtype) if out is None else out, *values)
+
+    def generator_flat(
+        self,
+        flat_ge: torch.Tensor,
+        flat_d: torch.Tensor,
+        z: torch.Tensor,
+        zn: torch.Tensor,
+        k: torch.Tensor,
+        beta_n: float,
+        beta_c: float,
+        out: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`generator_step` with G's then E's parameters in ``flat_ge``, D's in ``flat_d``.
+
+        ``out``: as in :meth:`critic_flat`, a buffer like ``flat_ge``.
+
+        Returns
+        -------
+        The flat gradient of G and E (``flat_ge``'s layout), the adversarial, zn and zc terms.
+        """
+        g_weights, e_weights = self._ge_weights(flat_ge)
+        d_weights = _flat_weights(self.d_layers, flat_d, self._cast(flat_d))
+        outs = (None, None) if out is None else self._ge_views(out)
+        g_grads, e_grads, *values = self._generator(
+            g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs
+        )
+        return (_concat(g_grads + e_grads, flat_ge.dtype) if out is None else out, *values)
+
+    # --- the two steps ----------------------------------------------------------------------
+
+    def _critic(self, weights: list, real, fake, eps, gp_weight: float, outs: list | None = None):
         layers, n = self.d_layers, len(self.d_layers)
-        weights = _weights(layers, self.dtype)
         dt = real.dtype
         batch = real.shape[-2]
         joint = torch.cat([real, fake], dim=-2)
@@ -284,7 +473,8 @@ class ManualSteps:
         a_real, a_fake = a.split(batch, dim=-2)
         e = eps.to(a.dtype)
         h = e * a_real + (1.0 - e) * a_fake
-        last_act = max((i for i in range(n) if weights[i] is None), default=0)
+        acts = [i for i in range(n) if weights[i] is None]
+        last_act = max(acts) if acts else 0
         pre: list[torch.Tensor | None] = [None] * n
         for i in range(1, last_act + 1):
             layer = layers[i]
@@ -311,7 +501,7 @@ class ManualSteps:
         du = (coef.unsqueeze(-1) * grad_x * (2.0 * gp_weight / batch)).to(dt)
         # gradient of -wdist at the output of every linear layer over the joint batch
         dd = torch.full((*joint.shape[:-1], 1), 1.0 / batch, dtype=top_dtype, device=real.device)
-        dd.narrow(-2, 0, batch).neg_()
+        dd[..., :batch, :] = -1.0 / batch
         da, _ = _backward(layers, weights, saved, dd, input_grad=False)
         # weight gradient of each linear layer: Wasserstein part (joint batch) and penalty part
         # (v times the penalty's gradient flowing up the input-gradient chain) in one product
@@ -323,40 +513,29 @@ class ManualSteps:
                     du = _activation_backward(layer, du, pre[i])
                 continue
             w = weights[i][0]
-            gw = _weight_grad(
-                layer,
-                torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
-                torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
-                w,
-            )
-            gb = None if layer.bias is None else _bias_grad(layer, da[i])
+            w_out, b_out = (None, None) if outs is None else outs[i]
+            if w.dtype in _HALF:  # one product over both batches: float32 accumulation
+                gw = _weight_grad(
+                    layer,
+                    torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
+                    torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
+                    w,
+                    w_out,
+                )
+            else:  # the second product accumulates into the first (cheaper than concatenating)
+                gw = _weight_grad(layer, da[i], saved[i], w, w_out)
+                _weight_grad_add(layer, gw, v[i], du)
+            gb = None if layer.bias is None else _bias_grad(layer, da[i], b_out)
             grads[i] = (gw, gb)
             if i < last_linear:
                 du = _linear(layer, du, weights[i][0], None)
-        _set_grads(layers, grads)
-        return gp_weight * gp - wdist, wdist, gp
+        return _grad_list(layers, grads), gp_weight * gp - wdist, wdist, gp
 
-    @torch.no_grad()
-    def generator_step(
-        self,
-        z: torch.Tensor,
-        zn: torch.Tensor,
-        k: torch.Tensor,
-        beta_n: float,
-        beta_c: float,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gradients of the G / E objective into G's and E's ``.grad`` (see ``generator_encoder_loss``).
-
-        Uses G's weights of the last :meth:`refresh_generator`.
-
-        Returns
-        -------
-        The adversarial, zn and zc terms, one value per replica.
-        """
-        e_weights = _weights(self.e_layers, self.dtype)
-        d_weights = _weights(self.d_layers, self.dtype)
+    def _generator(
+        self, g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs=(None, None)
+    ):
         h = z if self.dtype is None else z.to(self.dtype)
-        fake, g_saved = _forward(self.g_layers, self._g_weights, h)
+        fake, g_saved = _forward(self.g_layers, g_weights, h)
         enc, e_saved = _forward(self.e_layers, e_weights, fake)
         d_out, d_saved = _forward(self.d_layers, d_weights, fake)
         batch = z.shape[-2]
@@ -369,9 +548,9 @@ class ManualSteps:
         zc_loss = -log_p.gather(-1, k.unsqueeze(-1)).squeeze(-1).mean(-1)
         d_zn = diff * (2.0 * beta_n / batch)
         d_logits = log_p.exp()
-        d_logits.scatter_add_(-1, k.unsqueeze(-1), torch.full_like(d_logits[..., :1], -1.0)).mul_(
-            beta_c / batch
-        )
+        d_logits = d_logits.scatter_add(
+            -1, k.unsqueeze(-1), torch.full_like(d_logits[..., :1], -1.0)
+        ) * (beta_c / batch)
         d_enc = torch.cat([d_zn, d_logits], dim=-1)
         e_grads, d_fake_e = _backward(self.e_layers, e_weights, e_saved, d_enc, input_grad=True)
         d_top = torch.full(
@@ -382,20 +561,68 @@ class ManualSteps:
         )
         _, d_fake_d = _backward(self.d_layers, d_weights, d_saved, d_top, input_grad=True)
         g_grads, _ = _backward(
-            self.g_layers, self._g_weights, g_saved, d_fake_e + d_fake_d, input_grad=False
+            self.g_layers, g_weights, g_saved, d_fake_e + d_fake_d, input_grad=False
         )
-        for layers, at_out, saved, weights in (
-            (self.e_layers, e_grads, e_saved, e_weights),
-            (self.g_layers, g_grads, g_saved, self._g_weights),
+        lists = []
+        for layers, at_out, saved, weights, out in (
+            (self.g_layers, g_grads, g_saved, g_weights, outs[0]),
+            (self.e_layers, e_grads, e_saved, e_weights, outs[1]),
         ):
-            _set_grads(
-                layers,
-                {
-                    i: (
-                        _weight_grad(layers[i], g, saved[i], weights[i][0]),
-                        None if layers[i].bias is None else _bias_grad(layers[i], g),
-                    )
-                    for i, g in at_out.items()
-                },
+            views = [(None, None)] * len(layers) if out is None else out
+            lists.append(
+                _grad_list(
+                    layers,
+                    {
+                        i: (
+                            _weight_grad(layers[i], g, saved[i], weights[i][0], views[i][0]),
+                            None
+                            if layers[i].bias is None
+                            else _bias_grad(layers[i], g, views[i][1]),
+                        )
+                        for i, g in at_out.items()
+                    },
+                )
             )
-        return adversarial, zn_loss, zc_loss
+        return lists[0], lists[1], adversarial, zn_loss, zc_loss
+
+
+def _layer_signature(m: nn.Module) -> tuple:
+    if isinstance(m, _LINEAR):
+        bias = None if m.bias is None else (tuple(m.bias.shape), m.bias.dtype)
+        return (type(m), tuple(m.weight.shape), m.weight.dtype, m.weight.device, bias)
+    return (type(m), getattr(m, "negative_slope", None))
+
+
+# compiled flat step functions, one set per network structure (see compiled_steps)
+_COMPILED: dict[tuple, tuple] = {}
+
+
+def compiled_steps(steps: ManualSteps) -> tuple:
+    """The flat step functions of ``steps`` through ``torch.compile``, one set per structure.
+
+    Returns compiled :meth:`~ManualSteps.generate_flat`, :meth:`~ManualSteps.critic_flat` and
+    :meth:`~ManualSteps.generator_flat`. The flat functions read only the structure of the layers (types, shapes, dtypes, slopes)
+    from the modules, the values come from the flat buffers; so networks of the same
+    structure share one compiled set per process (a new set per call of the training loop
+    would recompile, and torch's recompile limit would then fall back to eager code).
+    """
+    key = (
+        tuple(
+            _layer_signature(m)
+            for chain in (steps.g_layers, steps.e_layers, steps.d_layers)
+            for m in chain
+        ),
+        steps.n_latent,
+        steps.dtype,
+    )
+    if key not in _COMPILED:
+        _COMPILED[key] = tuple(
+            torch.compile(f, dynamic=False)
+            for f in (steps.generate_flat, steps.critic_flat, steps.generator_flat)
+        )
+    return _COMPILED[key]
+
+
+def _concat(grads: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The gradients flattened into one tensor of ``dtype`` (half ones converted on the way)."""
+    return torch.cat([g.reshape(-1) for g in grads]).to(dtype)  # cat promotes to float32
