@@ -537,7 +537,8 @@ def test_bf16_gradients_are_close_to_float32():
         torch.testing.assert_close(a, b, rtol=0.05, atol=0.02)
 
 
-def test_gradients_and_precision_validation():
+def _tiny_training_setup():
+    """Keyword arguments, data, config, prior and MLP networks for one-iteration option checks."""
     kw = {
         "noise_generator": torch.Generator(),
         "index_generator": torch.Generator(),
@@ -547,6 +548,11 @@ def test_gradients_and_precision_validation():
     cfg = train.TrainConfig(max_iter=1, batch_size=8)
     prior = snn.MixedPrior(3, 2)
     nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
+    return kw, src, cfg, prior, nets
+
+
+def test_gradients_and_precision_validation():
+    kw, src, cfg, prior, nets = _tiny_training_setup()
     with pytest.raises(ValueError, match="gradients must be"):
         train.train_clustergan(*nets, prior, src, cfg, gradients="x", **kw)
     with pytest.raises(ValueError, match="precision must be"):
@@ -707,15 +713,7 @@ def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
 
 
 def test_compile_and_flat_params_validation():
-    kw = {
-        "noise_generator": torch.Generator(),
-        "index_generator": torch.Generator(),
-        "progress": False,
-    }
-    src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
-    cfg = train.TrainConfig(max_iter=1, batch_size=8)
-    prior = snn.MixedPrior(3, 2)
-    nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
+    kw, src, cfg, prior, nets = _tiny_training_setup()
     with pytest.raises(TypeError, match="True or False"):
         train.train_clustergan(*nets, prior, src, cfg, compile="yes", **kw)
     with pytest.raises(ValueError, match="compile=True needs"):
