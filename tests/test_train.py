@@ -413,6 +413,17 @@ def test_explicit_penalty_of_the_registry_conv_critic_equals_autograd():
 
 
 # ---------------------------------------------------------------- hand-written gradients
+def _step_inputs(n_runs: int):
+    """Seeded real batch, latent draw (z, zn, k) and interpolation weights for the chain nets."""
+    gen = torch.Generator().manual_seed(5)
+    lead = (n_runs,) if n_runs > 1 else ()
+    real = torch.rand((*lead, 8, 12), generator=gen)
+    z = torch.randn((*lead, 8, 5), generator=gen)
+    zn, k = z[..., :3], torch.randint(0, 2, (*lead, 8), generator=gen)
+    eps = torch.rand((*lead, 8, 1), generator=gen)
+    return real, z, zn, k, eps
+
+
 def _chain_nets(n_runs, d=12, hidden=(16, 16), output="linear", leak=0.2, seed=0):
     def one(s):
         g = snn.MLPGenerator(d, 3, 2, hidden, output=output, leak=leak)
@@ -442,12 +453,7 @@ def test_manual_steps_equal_autograd(n_runs, output, leak, float64):
     if leak == 0.0:  # LeakyReLU(0) behaves as ReLU; check ReLU layers too
         assert isinstance(c.trunk[1], torch.nn.LeakyReLU)
         c.trunk[1] = torch.nn.ReLU()
-    gen = torch.Generator().manual_seed(5)
-    lead = (n_runs,) if n_runs > 1 else ()
-    real = torch.rand((*lead, 8, 12), generator=gen)
-    z = torch.randn((*lead, 8, 5), generator=gen)
-    zn, k = z[..., :3], torch.randint(0, 2, (*lead, 8), generator=gen)
-    eps = torch.rand((*lead, 8, 1), generator=gen)
+    real, z, zn, k, eps = _step_inputs(n_runs)
     steps = ManualSteps(g, e, c)
     steps.refresh_generator()
     fake = steps.generate(z)
@@ -645,12 +651,7 @@ def test_flat_steps_equal_the_module_steps(n_runs, float64):
     from scgan_cluster.train._manual import ManualSteps, chain_parameters
 
     g, e, c = _chain_nets(n_runs)
-    gen = torch.Generator().manual_seed(5)
-    lead = (n_runs,) if n_runs > 1 else ()
-    real = torch.rand((*lead, 8, 12), generator=gen)
-    z = torch.randn((*lead, 8, 5), generator=gen)
-    zn, k = z[..., :3], torch.randint(0, 2, (*lead, 8), generator=gen)
-    eps = torch.rand((*lead, 8, 1), generator=gen)
+    real, z, zn, k, eps = _step_inputs(n_runs)
     steps = ManualSteps(g, e, c)
     steps.refresh_generator()
     fake = steps.generate(z)
