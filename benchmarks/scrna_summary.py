@@ -50,15 +50,28 @@ def _cell(m: dict, key: str) -> str:
     return f"{m['mean'][key]:.2f} ± {m['sd'][key]:.2f}"
 
 
+def _load(results: Path) -> list[tuple[str, dict, dict]]:
+    """``(title, result, methods by name)`` of every staged dataset with a result file."""
+    loaded = []
+    for name, title in DATASETS.items():
+        path = results / f"scrna_{name}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            loaded.append((title, result, {m["method"]: m for m in result["methods"]}))
+    return loaded
+
+
+def _fits(entry: dict | None) -> list[dict]:
+    """The per-fit ``selection`` records of a variant's entry (older results hold one dict)."""
+    fits = (entry or {}).get("selection", [])
+    return [fits] if isinstance(fits, dict) else fits
+
+
 def summarise(results: Path) -> str:
     lines: list[str] = []
     verdicts: list[str] = []
-    for name, title in DATASETS.items():
-        path = results / f"scrna_{name}.json"
-        if not path.exists():
-            continue
-        result = json.loads(path.read_text())
-        methods = {m["method"]: m for m in result["methods"]}
+    loaded = _load(results)
+    for title, result, methods in loaded:
         lines += [
             f"**{title}** ({result['n_obs']:,} cells, K = {result['n_clusters']}, test split "
             f"{result['split']['test']} cells)",
@@ -89,29 +102,18 @@ def summarise(results: Path) -> str:
                 f"{best_ari['mean']['ari']:.2f} ({BASELINES[best_ari['method']]}) | "
                 f"{'yes' if ok else 'no'} |"
             )
-    modes = prior_table(results)
     head = [
         "| dataset | default NMI / ARI | best baseline NMI / ARI | at or above on both |",
         "|---|---|---|---|",
     ]
-    return "\n".join([*head, *verdicts, "", *lines, *modes, *pick_table(results)])
+    return "\n".join([*head, *verdicts, "", *lines, *prior_table(loaded), *pick_table(loaded)])
 
 
-def prior_table(results: Path) -> list[str]:
+def prior_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
     """Per dataset: the default's zc modes in use at the end of training (``prior_modes`` records)."""
     rows = []
-    for name, title in DATASETS.items():
-        path = results / f"scrna_{name}.json"
-        if not path.exists():
-            continue
-        result = json.loads(path.read_text())
-        entry = next(
-            (m for m in result["methods"] if m["method"] == DEFAULT.removesuffix("_consensus")),
-            None,
-        )
-        fits = (entry or {}).get("selection", [])
-        if isinstance(fits, dict):  # results written before several fits per variant
-            fits = [fits]
+    for title, result, methods in loaded:
+        fits = _fits(methods.get(DEFAULT.removesuffix("_consensus")))
         records = [r for fit in fits for r in fit.get("prior_modes", [])]
         if not records:
             continue
@@ -136,7 +138,7 @@ def prior_table(results: Path) -> list[str]:
     ]
 
 
-def pick_table(results: Path) -> list[str]:
+def pick_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
     """Per fit of the default: the label-free picks against the paper's pick by validation purity.
 
     For every fit (5 replicas): whether the medoid replica is the one with the best validation
@@ -144,17 +146,11 @@ def pick_table(results: Path) -> list[str]:
     purity pick and of the consensus.
     """
     rows = []
-    for name, title in DATASETS.items():
-        path = results / f"scrna_{name}.json"
-        if not path.exists():
-            continue
-        methods = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
+    for title, _result, methods in loaded:
         base = DEFAULT.removesuffix("_consensus")
         if base not in methods or DEFAULT not in methods:
             continue
-        fits = methods[base].get("selection", [])
-        if isinstance(fits, dict):
-            fits = [fits]
+        fits = _fits(methods[base])
         runs, per = methods[base].get("runs", []), methods[base].get("replicas_per_fit", 5)
         for f, (fit, cons) in enumerate(zip(fits, methods[DEFAULT].get("runs", []), strict=False)):
             reps = [r["test"]["ari"] for r in runs[f * per : (f + 1) * per]]
