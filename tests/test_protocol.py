@@ -156,50 +156,45 @@ def test_scrna_summary_verdict(tmp_path):
             "sd": {"nmi": 0.01, "ari": 0.02},
         }
 
-    base = {"n_obs": 100, "n_clusters": 3, "split": {"test": 20}}
-    (tmp_path / "scrna_pbmc4k.json").write_text(
-        json.dumps(
-            base
+    def write(name, methods):
+        result = {"n_obs": 100, "n_clusters": 3, "split": {"test": 20}, "methods": methods}
+        (tmp_path / f"scrna_{name}.json").write_text(json.dumps(result))
+
+    write(
+        "pbmc4k",
+        [
+            entry("pca_kmeans", 0.70, 0.60),
+            entry("scanpy_leiden", 0.75, 0.55),
+            entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1)
+            | {"runs": [{"test": {"ari": 0.61}}]},
+            entry("clustergan_lognorm_learned", 0.7, 0.6)
             | {
-                "methods": [
-                    entry("pca_kmeans", 0.70, 0.60),
-                    entry("scanpy_leiden", 0.75, 0.55),
-                    entry("clustergan_lognorm_learned_consensus", 0.76, 0.61, n_runs=1)
-                    | {"runs": [{"test": {"ari": 0.61}}]},
-                    entry("clustergan_lognorm_learned", 0.7, 0.6)
-                    | {
-                        "replicas_per_fit": 2,
-                        "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
-                        "selection": [
+                "replicas_per_fit": 2,
+                "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
+                "selection": [
+                    {
+                        "medoid": 1,
+                        "best_by_val_purity": 0,
+                        "agreement": [0.5, 0.6],
+                        "prior_modes": [
                             {
-                                "medoid": 1,
-                                "best_by_val_purity": 0,
-                                "agreement": [0.5, 0.6],
-                                "prior_modes": [
-                                    {
-                                        "weights": [0.9, 0.05, 0.05],
-                                        "effective": 1.22,
-                                        "occupied": 1,
-                                    },
-                                    {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
-                                ],
-                            }
+                                "weights": [0.9, 0.05, 0.05],
+                                "effective": 1.22,
+                                "occupied": 1,
+                            },
+                            {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
                         ],
-                    },
-                ]
-            }
-        )
+                    }
+                ],
+            },
+        ],
     )
-    (tmp_path / "scrna_worm_neuron.json").write_text(
-        json.dumps(
-            base
-            | {
-                "methods": [
-                    entry("pca_kmeans", 0.70, 0.60),
-                    entry("clustergan_lognorm_learned_consensus", 0.80, 0.59, n_runs=1),
-                ]
-            }
-        )
+    write(
+        "worm_neuron",
+        [
+            entry("pca_kmeans", 0.70, 0.60),
+            entry("clustergan_lognorm_learned_consensus", 0.80, 0.59, n_runs=1),
+        ],
     )
     text = scrna_summary.summarise(tmp_path)
     rows = [

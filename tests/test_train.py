@@ -306,8 +306,8 @@ def test_explicit_gradient_equals_autograd_for_conv_and_mlp_critics():
     assert not train.has_batch_norm(mlp)
 
 
-def test_penalty_option_validation():
-    g, e, c = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=True)
+def _tiny_training_setup(batch_norm: bool = False):
+    """Keyword arguments, data, config, prior and MLP networks for one-iteration option checks."""
     kw = {
         "noise_generator": torch.Generator(),
         "index_generator": torch.Generator(),
@@ -315,10 +315,17 @@ def test_penalty_option_validation():
     }
     src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
     cfg = train.TrainConfig(max_iter=1, batch_size=8)
+    prior = snn.MixedPrior(3, 2)
+    nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=batch_norm)
+    return kw, src, cfg, prior, nets
+
+
+def test_penalty_option_validation():
+    kw, src, cfg, prior, nets = _tiny_training_setup(batch_norm=True)
     with pytest.raises(ValueError, match="piecewise-linear"):
-        train.train_clustergan(g, e, c, snn.MixedPrior(3, 2), src, cfg, penalty="explicit", **kw)
+        train.train_clustergan(*nets, prior, src, cfg, penalty="explicit", **kw)
     with pytest.raises(ValueError, match="penalty must be"):
-        train.train_clustergan(g, e, c, snn.MixedPrior(3, 2), src, cfg, penalty="x", **kw)
+        train.train_clustergan(*nets, prior, src, cfg, penalty="x", **kw)
 
 
 # ---------------------------------------------------------------- vectorized ensembles
@@ -543,20 +550,6 @@ def test_bf16_gradients_are_close_to_float32():
         torch.testing.assert_close(a, b, rtol=0.05, atol=0.02)
 
 
-def _tiny_training_setup():
-    """Keyword arguments, data, config, prior and MLP networks for one-iteration option checks."""
-    kw = {
-        "noise_generator": torch.Generator(),
-        "index_generator": torch.Generator(),
-        "progress": False,
-    }
-    src = DenseSource(torch.rand(32, 12), torch.device("cpu"))
-    cfg = train.TrainConfig(max_iter=1, batch_size=8)
-    prior = snn.MixedPrior(3, 2)
-    nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
-    return kw, src, cfg, prior, nets
-
-
 def test_gradients_and_precision_validation():
     kw, src, cfg, prior, nets = _tiny_training_setup()
     with pytest.raises(ValueError, match="gradients must be"):
@@ -565,7 +558,7 @@ def test_gradients_and_precision_validation():
         train.train_clustergan(*nets, prior, src, cfg, precision="fp16", **kw)
     with pytest.raises(ValueError, match="needs fully connected networks"):
         train.train_clustergan(*nets, prior, src, cfg, gradients="manual", penalty="autograd", **kw)
-    bn_nets = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=True)
+    bn_nets = _tiny_training_setup(batch_norm=True)[4]
     with pytest.raises(ValueError, match="needs fully connected networks"):
         train.train_clustergan(*bn_nets, prior, src, cfg, precision="bf16", **kw)
     # bf16 training runs and records finite losses
