@@ -484,7 +484,7 @@ def train_clustergan(
     if flat_d is None:
         opt_d = torch.optim.Adam(critic.parameters(), **adam)
         opt_ge = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], **adam)
-    if flat_d is not None:
+    else:
         if compile:
             generate_fn, critic_fn, generator_fn = compiled_steps(steps)
         else:
