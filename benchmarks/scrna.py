@@ -60,6 +60,7 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
 import scgan_cluster as scg
+from scgan_cluster._leiden import leiden_graph_k
 
 # name -> (loader(data_dir) -> AnnData of raw counts with obs["label"], description)
 DATASETS: dict[str, tuple[Callable[[Path], AnnData], str]] = {
@@ -102,33 +103,9 @@ def scanpy_standard(adata: AnnData, seed: int, n_pcs: int = 50) -> AnnData:
     return a
 
 
-def leiden_k(adata: AnnData, k: int, seed: int, *, max_steps: int = 30) -> tuple[np.ndarray, float]:
-    """Leiden labels with K clusters, resolution found by bisection (closest K if not exact)."""
-    lo, hi = 0.01, 5.0
-    best: tuple[int, np.ndarray, float] | None = None
-    for _ in range(max_steps):
-        res = (lo + hi) / 2
-        sc.tl.leiden(
-            adata,
-            resolution=res,
-            random_state=seed,
-            key_added="_leiden",
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-        )
-        labels = adata.obs["_leiden"].cat.codes.to_numpy()
-        n = len(np.unique(labels))
-        if best is None or abs(n - k) < best[0]:
-            best = (abs(n - k), labels, res)
-        if n == k:
-            break
-        if n < k:
-            lo = res
-        else:
-            hi = res
-    assert best is not None
-    return best[1], best[2]
+def leiden_k(adata: AnnData, k: int, seed: int) -> tuple[np.ndarray, float]:
+    """Leiden labels with K clusters (or the closest below), resolution found by bisection."""
+    return leiden_graph_k(adata, k, seed)
 
 
 class Cache:
@@ -263,6 +240,7 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     "lognorm": {"flavor": "lognorm", "prior": "uniform"},
     "paper_learned": {"flavor": "paper", "prior": "learned"},
     "lognorm_learned": {"flavor": "lognorm", "prior": "learned"},
+    "lognorm_learned_leiden": {"flavor": "lognorm", "prior": "learned", "assign": "leiden"},
 }
 FIT_KEYS = ("flavor", "n_top_genes")
 

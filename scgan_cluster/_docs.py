@@ -63,7 +63,9 @@ max_iter
     100,000; the default of 8,000 is a CPU-friendly budget, see the Notes.
 assign
     How cells become clusters: ``"kmeans"`` (the paper's rule: KMeans with K clusters on the
-    encoder's full latent, zn joined with softmax(zc)) or ``"argmax"`` (the encoder's zc mode)."""
+    encoder's full latent, zn joined with softmax(zc)), ``"argmax"`` (the encoder's zc mode) or
+    ``"leiden"`` (leiden on the 15-nearest-neighbour graph of zn, at the resolution that gives
+    K clusters, or the closest number below K; new cells go to the nearest cluster mean in zn)."""
 
 doc_labels = """\
 labels_true

@@ -18,6 +18,7 @@ from sklearn.metrics import pairwise_distances_argmin
 
 from ._consensus import consensus, vote
 from ._docs import doc_params
+from ._leiden import leiden_latent_k
 from ._settings import logger
 from ._validation import check_n_clusters, check_positive_int, resolve_device
 from .adapters import Prepared, as_source, prepare_fit, prepare_predict
@@ -50,7 +51,7 @@ benchmark (``benchmarks/scrna.py``); ``"paper"`` is the paper's recipe at the CP
 defaults to the paper's settings.
 """
 
-_ASSIGN = ("kmeans", "argmax")
+_ASSIGN = ("kmeans", "argmax", "leiden")
 _REPRESENTATIONS = ("zn", "full", "proba")
 _FILES = {"weights": "model.pt", "config": "config.json", "var_names": "var_names.json"}
 _FITTED = (
@@ -196,7 +197,7 @@ class ClusterGAN:
         betas: tuple[float, float] | None = None,
         batch_size: int | None = None,
         max_iter: int = DEFAULT_MAX_ITER,
-        assign: Literal["kmeans", "argmax"] = "kmeans",
+        assign: Literal["kmeans", "argmax", "leiden"] = "kmeans",
         random_state: int | None = 0,
         device: str | torch.device = "auto",
         n_runs: int = 1,
@@ -542,6 +543,12 @@ class ClusterGAN:
                 np.int64
             )
             self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        elif self.assign == "leiden":
+            self.labels_ = leiden_latent_k(zn, self.n_clusters, self.random_state)
+            # new cells go to the nearest cluster mean in zn
+            self.cluster_centers_ = np.stack(
+                [zn[self.labels_ == c].mean(axis=0) for c in range(int(self.labels_.max()) + 1)]
+            ).astype(np.float32)
         else:
             self.labels_ = proba.argmax(axis=1).astype(np.int64)
             self.cluster_centers_ = None
@@ -687,7 +694,7 @@ class ClusterGAN:
         data: AnnData | np.ndarray | Any,
         *,
         layer: str | None = None,
-        assign: Literal["kmeans", "argmax"] | None = None,
+        assign: Literal["kmeans", "argmax", "leiden"] | None = None,
     ) -> np.ndarray:
         """Cluster labels (int, 0..K-1) of cells, new or old.
 
@@ -696,7 +703,9 @@ class ClusterGAN:
         {doc_new_data}
         assign
             ``"kmeans"`` puts each cell in the nearest KMeans centre found in training;
-            ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``.
+            ``"leiden"`` in the leiden cluster whose mean zn (in training) is nearest;
+            ``"argmax"`` takes its most likely zc mode. ``None`` uses the model's ``assign``;
+            other than ``"argmax"``, only the model's own ``assign`` has centres.
             An ensemble with ``combine="consensus"`` labels cells by the replicas' matched vote
             (with the matching found in training; for the other ``assign``, matched on ``data``).
         """
@@ -716,12 +725,15 @@ class ClusterGAN:
         full = self.get_latent_representation(data, layer=layer, representation="full")
         if assign == "argmax":
             return full[:, self.n_latent :].argmax(axis=1).astype(np.int64)
-        if self.cluster_centers_ is None:
+        if assign != self.assign:
             raise ValueError(
-                "This model was trained with assign='argmax' and has no KMeans centres; pass assign='argmax'."
+                f"This model was trained with assign={self.assign!r} and has no centres for "
+                f"assign={assign!r}; pass assign={self.assign!r} or 'argmax'."
             )
-        # nearest centre, computed in chunks (no n x K x d array)
-        return pairwise_distances_argmin(full, self.cluster_centers_).astype(np.int64)
+        # nearest centre (KMeans: in the full latent; leiden: cluster means in zn), computed in
+        # chunks (no n x K x d array)
+        space = full if assign == "kmeans" else full[:, : self.n_latent]
+        return pairwise_distances_argmin(space, self.cluster_centers_).astype(np.int64)
 
     @torch.no_grad()
     def generate(

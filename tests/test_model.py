@@ -8,6 +8,7 @@ from scipy import sparse
 
 import scgan_cluster as scg
 from scgan_cluster._consensus import agreement, consensus
+from scgan_cluster._leiden import leiden_latent_k
 
 FAST = {"max_iter": 40, "batch_size": 32}
 
@@ -138,7 +139,7 @@ def test_argmax_model_and_unfitted_errors():
     model.fit(a, n_top_genes=20)
     assert model.cluster_centers_ is None
     np.testing.assert_array_equal(model.labels_, model.proba_.argmax(1))
-    with pytest.raises(ValueError, match="no KMeans centres"):
+    with pytest.raises(ValueError, match="no centres for assign=.kmeans."):
         model.predict(a, assign="kmeans")
 
 
@@ -509,3 +510,36 @@ def test_predict_reorders_genes_by_name_without_preprocessing():
     np.testing.assert_allclose(
         model.get_latent_representation(shuffled), model.get_latent_representation(b), atol=1e-6
     )
+
+
+def test_leiden_assign_labels_centres_predict_and_reload(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, assign="leiden", **FAST).fit(a, n_top_genes=30)
+    np.testing.assert_array_equal(model.labels_, leiden_latent_k(model.latent_, 3, 0))
+    assert set(model.labels_) == {0, 1, 2}
+    # centres: each leiden cluster's mean zn; new cells go to the nearest one
+    assert model.cluster_centers_.shape == (3, 5)
+    for c in range(3):
+        np.testing.assert_allclose(
+            model.cluster_centers_[c], model.latent_[model.labels_ == c].mean(0), rtol=1e-5
+        )
+    d = ((model.latent_[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(model.predict(a), d.argmin(1))
+    np.testing.assert_array_equal(model.predict(a, assign="argmax"), model.proba_.argmax(1))
+    with pytest.raises(ValueError, match="no centres for assign='kmeans'"):
+        model.predict(a, assign="kmeans")
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert loaded.assign == "leiden"
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+
+
+def test_leiden_assign_in_an_ensemble_enters_the_consensus():
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, n_runs=2, assign="leiden", **FAST).fit(a, n_top_genes=30)
+    for r, rep in enumerate(model.replicas):
+        np.testing.assert_array_equal(model.labels_runs_[:, r], rep.labels_)
+        np.testing.assert_array_equal(
+            rep.labels_, leiden_latent_k(rep.latent_, 3, rep.random_state)
+        )
+    np.testing.assert_array_equal(model.labels_, consensus(model.labels_runs_, 3)[0])

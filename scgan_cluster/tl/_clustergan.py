@@ -28,7 +28,7 @@ def clustergan(
     n_top_genes: int = 720,
     max_iter: int | None = None,
     batch_size: int | None = None,
-    assign: Literal["kmeans", "argmax"] = "kmeans",
+    assign: Literal["kmeans", "argmax", "leiden"] = "kmeans",
     sigma: float | None = None,
     beta_n: float | None = None,
     beta_c: float | None = None,
@@ -90,6 +90,9 @@ def clustergan(
     assign
         ``"kmeans"``: the paper's rule, KMeans with K clusters on the encoder's full latent (zn
         joined with softmax(zc)). ``"argmax"``: the encoder's most likely zc mode.
+        ``"leiden"``: leiden on the 15-nearest-neighbour graph of zn, at the resolution that
+        gives K clusters (or the closest number below K); with ``n_runs > 1`` each replica's
+        leiden labels enter the consensus.
     sigma
         Standard deviation of zn in the prior (paper: 0.1).
     beta_n, beta_c
