@@ -40,6 +40,9 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned": "+ both (single replicas)",
     "clustergan_lognorm_learned_medoid": "+ both, medoid replica (label-free pick)",
     "clustergan_lognorm_learned_consensus": "**default**: + both, consensus of 5 replicas",
+    "clustergan_lognorm_learned_leiden": "+ both, leiden readout (single replicas)",
+    "clustergan_lognorm_learned_leiden_medoid": "+ both, leiden readout, medoid replica",
+    "clustergan_lognorm_learned_leiden_consensus": "+ both, leiden readout, consensus of 5",
 }
 DEFAULT = "clustergan_lognorm_learned_consensus"
 
