@@ -167,7 +167,7 @@ BAD = [
     ("bad key", lambda a: scg.tl.clustergan(a, 3, key_added="", **FAST), TypeError, "key_added"),
     (
         "bad assign",
-        lambda a: scg.tl.clustergan(a, 3, assign="leiden", **FAST),
+        lambda a: scg.tl.clustergan(a, 3, assign="hdbscan", **FAST),
         ValueError,
         "assign",
     ),
