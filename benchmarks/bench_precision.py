@@ -8,7 +8,8 @@ Two datasets (``--dataset``):
   with ``compile=True`` as well;
 * ``mnist``: the staged MNIST images (the 10,000 of the test set), the paper's MNIST conv
   networks and settings (``_baselines.fit_clustergan``, KMeans on the encoder latent), one model
-  per seed 0..R-1 (conv networks train one model at a time; bf16 runs them under autocast).
+  per seed (conv networks train one model at a time; bf16 runs them under autocast); the seeds
+  can be split over several calls with ``--first-seed`` (each call adds its seeds to the file).
 
 Every model is scored on all samples (labels only for scoring) and its loss history is kept.
 Run once per configuration (each run is a few minutes on 2 cores), then compare two of them:
@@ -18,7 +19,8 @@ Run once per configuration (each run is a few minutes on 2 cores), then compare 
     python benchmarks/bench_precision.py --compare                       # fp32 vs bf16
     python benchmarks/bench_precision.py --precision bf16 --compile --iters 2000 --runs 5
     python benchmarks/bench_precision.py --compare fp32 bf16_compile
-    python benchmarks/bench_precision.py --dataset mnist --precision fp32 --iters 300 --runs 2
+    python benchmarks/bench_precision.py --dataset mnist --precision fp32 --iters 300 --runs 1
+    python benchmarks/bench_precision.py --dataset mnist --precision fp32 --iters 300 --runs 1 --first-seed 1
     python benchmarks/bench_precision.py --dataset mnist --precision bf16 --iters 300 --runs 2
     python benchmarks/bench_precision.py --compare mnist_fp32 mnist_bf16
 
@@ -85,18 +87,15 @@ def run_pbmc(precision: str, iters: int, n_runs: int, data_dir, compile: bool) -
     }
 
 
-def run_mnist(precision: str, iters: int, n_runs: int, data_dir) -> dict:
+def run_mnist(precision: str, iters: int, seed: int, data_dir) -> dict:
     data = load("mnist", Path(data_dir))
-    runs, seconds = [], 0.0
-    for seed in range(n_runs):
-        start = time.perf_counter()
-        model = fit_clustergan(data, data.x, max_iter=iters, seed=seed, precision=precision)
-        seconds += time.perf_counter() - start
-        runs.append(_record(seed, data.y, model.labels_, model.history_))
+    start = time.perf_counter()
+    model = fit_clustergan(data, data.x, max_iter=iters, seed=seed, precision=precision)
+    seconds = time.perf_counter() - start
     return {
         "dataset": f"MNIST: {data.description}; the paper's MNIST networks, KMeans assignment",
         "fit_seconds": round(seconds, 1),
-        "runs": runs,
+        "runs": [_record(seed, data.y, model.labels_, model.history_)],
     }
 
 
@@ -142,6 +141,12 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="compile=True (pbmc only)")
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="mnist: train seeds first-seed.. (> 0: added to the existing runs of that file)",
+    )
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
     parser.add_argument(
         "--compare", nargs="*", metavar="NAME", help="compare two runs (default: fp32 bf16)"
@@ -173,25 +178,49 @@ def main() -> None:
         parser.error("give --precision fp32|bf16, or --compare")
     if args.compile and args.dataset != "pbmc":
         parser.error("--compile needs the fully connected networks (--dataset pbmc)")
-    start_utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    if args.dataset == "pbmc":
-        result = run_pbmc(args.precision, args.iters, args.runs, args.data_dir, args.compile)
-    else:
-        result = run_mnist(args.precision, args.iters, args.runs, args.data_dir)
     name = ("mnist_" if args.dataset == "mnist" else "") + args.precision
     name += "_compile" if args.compile else ""
-    for run in result["runs"]:
-        print(f"  {name} seed {run['seed']}: " + ", ".join(f"{k} {run[k]:.3f}" for k in KEYS))
-    result = {
+    out = RESULTS / f"bench_precision_{name}.json"
+    header = {
         "precision": args.precision,
         "compile": args.compile,
         "max_iter": args.iters,
-        "n_runs": args.runs,
-        "measured_utc": start_utc,
         "machine": machine(),
-        **result,
     }
-    write_json(RESULTS / f"bench_precision_{name}.json", result)
+    if args.dataset == "pbmc":
+        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        result = run_pbmc(args.precision, args.iters, args.runs, args.data_dir, args.compile)
+        result = {**header, "n_runs": args.runs, "measured_utc": [utc], **result}
+        _print_runs(name, result["runs"])
+        write_json(out, result)
+        return
+    # mnist: one model per seed, the file rewritten after each (a cut-off run keeps its seeds)
+    result = {**header, "n_runs": 0, "measured_utc": [], "fit_seconds": 0.0, "runs": []}
+    if args.first_seed > 0 and out.exists():
+        result = json.loads(out.read_text())
+        if result["max_iter"] != args.iters:
+            parser.error(f"{out.name} holds runs of {result['max_iter']} iterations")
+    for seed in range(args.first_seed, args.first_seed + args.runs):
+        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        one = run_mnist(args.precision, args.iters, seed, args.data_dir)
+        _print_runs(name, one["runs"])
+        runs = [r for r in result["runs"] if r["seed"] != seed] + one["runs"]
+        result.update(
+            dataset=one["dataset"],
+            runs=sorted(runs, key=lambda r: r["seed"]),
+            n_runs=len(runs),
+            measured_utc=[*result["measured_utc"], utc],
+            fit_seconds=round(result["fit_seconds"] + one["fit_seconds"], 1),
+        )
+        write_json(out, result)
+
+
+def _print_runs(name: str, runs: list[dict]) -> None:
+    for run in runs:
+        print(
+            f"  {name} seed {run['seed']}: " + ", ".join(f"{k} {run[k]:.3f}" for k in KEYS),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
