@@ -257,9 +257,18 @@ def _batched(fn, x: np.ndarray, device: str, chunk: int = 2048) -> np.ndarray:
 
 
 def fit_clustergan(
-    data: BenchData, x_train: np.ndarray, *, max_iter: int, seed: int, device: str = "cpu"
+    data: BenchData,
+    x_train: np.ndarray,
+    *,
+    max_iter: int,
+    seed: int,
+    device: str = "cpu",
+    **options,
 ) -> ClusterGAN:
-    """The package's model with the dataset's paper settings, KMeans on the encoder latent."""
+    """The package's model with the dataset's paper settings, KMeans on the encoder latent.
+
+    ``options`` go to :class:`~scgan_cluster.ClusterGAN` as well (e.g. ``precision``).
+    """
     model = ClusterGAN(
         data.n_clusters,
         n_latent=data.n_latent,
@@ -272,6 +281,7 @@ def fit_clustergan(
         assign="kmeans",
         random_state=seed,
         device=device,
+        **options,
     )
     return model.fit(x_train, preprocess=False)
 

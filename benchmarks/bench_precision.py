@@ -1,19 +1,36 @@
 """Accuracy check of ``precision="bf16"``: the same seeds trained in float32 and in bfloat16.
 
-On the sorted PBMC data (the 8 populations of 10x_73k, 3,238 cells, paper preprocessing),
-``ClusterGAN(8, n_runs=R, random_state=0, precision=P)`` trains R replicas (seeds 0..R-1) in one
-vectorized pass; every replica is scored on all cells (labels only for scoring) and its loss
-history is kept. Run once per precision (each run is a few minutes on 2 cores), then compare:
+Two datasets (``--dataset``):
+
+* ``pbmc`` (default): the sorted PBMC data (the 8 populations of 10x_73k, 3,238 cells, paper
+  preprocessing), ``ClusterGAN(8, n_runs=R, random_state=0, precision=P)``: R replicas (seeds
+  0..R-1) trained in one vectorized pass (the MLP's hand-written steps); ``--compile`` trains
+  with ``compile=True`` as well;
+* ``mnist``: the staged MNIST images (the 10,000 of the test set), the paper's MNIST conv
+  networks and settings (``_baselines.fit_clustergan``, KMeans on the encoder latent), one model
+  per seed (conv networks train one model at a time; bf16 runs them under autocast); the seeds
+  can be split over several calls with ``--first-seed`` (each call adds its seeds to the file).
+
+Every model is scored on all samples (labels only for scoring) and its loss history is kept.
+Run once per configuration (each run is a few minutes on 2 cores), then compare two of them:
 
     python benchmarks/bench_precision.py --precision fp32 --iters 2000 --runs 5
     python benchmarks/bench_precision.py --precision bf16 --iters 2000 --runs 5
-    python benchmarks/bench_precision.py --compare
+    python benchmarks/bench_precision.py --compare                       # fp32 vs bf16
+    python benchmarks/bench_precision.py --precision bf16 --compile --iters 2000 --runs 5
+    python benchmarks/bench_precision.py --compare fp32 bf16_compile
+    python benchmarks/bench_precision.py --dataset mnist --precision fp32 --iters 300 --runs 1
+    python benchmarks/bench_precision.py --dataset mnist --precision fp32 --iters 300 --runs 1 --first-seed 1
+    python benchmarks/bench_precision.py --dataset mnist --precision bf16 --iters 300 --runs 2
+    python benchmarks/bench_precision.py --compare mnist_fp32 mnist_bf16
 
-The runs write ``benchmarks/results/bench_precision_{fp32,bf16}.json``; ``--compare`` writes
-``bench_precision.json`` with mean +- sd of ACC / NMI / ARI / purity per precision, the
-per-seed differences, and the loss curves' agreement: for each loss, the mean over seeds of the
-absolute fp32 - bf16 difference of the last quarter of the curve, next to the spread of that
-value across seeds in fp32 (the noise level).
+A run writes ``benchmarks/results/bench_precision_{name}.json``, where ``name`` is the
+precision, prefixed by ``mnist_`` for MNIST and suffixed by ``_compile`` with ``--compile``.
+``--compare A B`` writes ``bench_precision.json`` for the pair ``fp32 bf16`` and
+``bench_precision_A_vs_B.json`` otherwise: mean +- sd of ACC / NMI / ARI / purity of both, the
+per-seed values, and the loss curves' agreement: for each loss, the mean over seeds of the
+absolute A - B difference of the last quarter of the curve, next to the spread of that value
+across seeds in A (the noise level).
 """
 
 from __future__ import annotations
@@ -21,8 +38,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
+from _baselines import fit_clustergan
+from _data import load
 from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
 
 import scgan_cluster as scg
@@ -31,43 +51,61 @@ KEYS = ("acc", "nmi", "ari", "purity")
 CURVES = ("critic_loss", "wasserstein", "gradient_penalty", "generator_loss", "zn_loss", "zc_loss")
 
 
-def run(precision: str, iters: int, n_runs: int, data_dir) -> dict:
+def _record(seed: int, truth: np.ndarray, labels: np.ndarray, history: dict) -> dict:
+    scores = scg.metrics.cluster_metrics(truth, labels)
+    return {
+        "seed": seed,
+        **{k: float(v) for k, v in scores.items()},
+        "history": {k: history[k] for k in ("iteration", *CURVES)},
+    }
+
+
+def run_pbmc(precision: str, iters: int, n_runs: int, data_dir, compile: bool) -> dict:
     adata = scg.datasets.zheng2017_sorted(data_dir, populations="10x_73k")
     truth = adata.obs["label"].to_numpy()
     prepared = scg.pp.preprocess(adata, 720, copy=True)
     model = scg.ClusterGAN(
-        8, max_iter=iters, n_runs=n_runs, random_state=0, device="cpu", precision=precision
+        8,
+        max_iter=iters,
+        n_runs=n_runs,
+        random_state=0,
+        device="cpu",
+        precision=precision,
+        compile=compile,
     )
     start = time.perf_counter()
     model.fit(prepared)
     seconds = time.perf_counter() - start
-    runs = []
-    for r, rep in enumerate(model.replicas):
-        scores = scg.metrics.cluster_metrics(truth, model.labels_runs_[:, r])
-        runs.append(
-            {
-                "seed": r,
-                **{k: float(v) for k, v in scores.items()},
-                "history": {k: rep.history_[k] for k in ("iteration", *CURVES)},
-            }
-        )
-        print(f"  {precision} seed {r}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in KEYS))
+    runs = [
+        _record(r, truth, model.labels_runs_[:, r], rep.history_)
+        for r, rep in enumerate(model.replicas)
+    ]
     return {
-        "precision": precision,
         "dataset": "Zheng 2017 sorted PBMC, 8 populations of 10x_73k (3,238 cells), all cells",
-        "max_iter": iters,
-        "n_runs": n_runs,
         "fit_seconds": round(seconds, 1),
-        "machine": machine(),
         "runs": runs,
     }
 
 
-def compare() -> dict:
-    res = {
-        p: json.loads((RESULTS / f"bench_precision_{p}.json").read_text()) for p in ("fp32", "bf16")
+def run_mnist(precision: str, iters: int, seed: int, data_dir) -> dict:
+    data = load("mnist", Path(data_dir))
+    start = time.perf_counter()
+    model = fit_clustergan(data, data.x, max_iter=iters, seed=seed, precision=precision)
+    seconds = time.perf_counter() - start
+    return {
+        "dataset": f"MNIST: {data.description}; the paper's MNIST networks, KMeans assignment",
+        "fit_seconds": round(seconds, 1),
+        "runs": [_record(seed, data.y, model.labels_, model.history_)],
     }
-    out: dict = {"script": "benchmarks/bench_precision.py", "machine": res["fp32"]["machine"]}
+
+
+def compare(a: str, b: str) -> dict:
+    res = {p: json.loads((RESULTS / f"bench_precision_{p}.json").read_text()) for p in (a, b)}
+    out: dict = {
+        "script": "benchmarks/bench_precision.py",
+        "pair": [a, b],
+        "machine": res[a]["machine"],
+    }
     for p, r in res.items():
         arr = np.array([[run[k] for k in KEYS] for run in r["runs"]])
         out[p] = {
@@ -87,12 +125,10 @@ def compare() -> dict:
                 ]
             )
         curves[key] = {
-            "mean_abs_diff_fp32_bf16": round(
-                float(np.mean(np.abs(tails["fp32"] - tails["bf16"]))), 4
-            ),
-            "sd_across_seeds_fp32": round(float(np.std(tails["fp32"], ddof=1)), 4),
-            "mean_fp32": round(float(tails["fp32"].mean()), 4),
-            "mean_bf16": round(float(tails["bf16"].mean()), 4),
+            f"mean_abs_diff_{a}_{b}": round(float(np.mean(np.abs(tails[a] - tails[b]))), 4),
+            f"sd_across_seeds_{a}": round(float(np.std(tails[a], ddof=1)), 4),
+            f"mean_{a}": round(float(tails[a].mean()), 4),
+            f"mean_{b}": round(float(tails[b].mean()), 4),
         }
     out["last_quarter_loss_means"] = curves
     return out
@@ -100,17 +136,36 @@ def compare() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("pbmc", "mnist"), default="pbmc")
     parser.add_argument("--precision", choices=("fp32", "bf16"))
+    parser.add_argument("--compile", action="store_true", help="compile=True (pbmc only)")
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="mnist: train seeds first-seed.. (> 0: added to the existing runs of that file)",
+    )
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
-    parser.add_argument("--compare", action="store_true")
+    parser.add_argument(
+        "--compare", nargs="*", metavar="NAME", help="compare two runs (default: fp32 bf16)"
+    )
     args = parser.parse_args()
     scg.settings.progress_bar = False
-    if args.compare:
-        out = compare()
-        write_json(RESULTS / "bench_precision.json", out)
-        for p in ("fp32", "bf16"):
+    if args.compare is not None:
+        pair = args.compare or ["fp32", "bf16"]
+        if len(pair) != 2:
+            parser.error("--compare takes two run names, e.g. --compare fp32 bf16_compile")
+        a, b = pair
+        out = compare(a, b)
+        name = (
+            "bench_precision.json"
+            if pair == ["fp32", "bf16"]
+            else f"bench_precision_{a}_vs_{b}.json"
+        )
+        write_json(RESULTS / name, out)
+        for p in pair:
             s = out[p]
             print(
                 f"{p}: fit {s['fit_seconds']} s  "
@@ -121,8 +176,51 @@ def main() -> None:
         return
     if args.precision is None:
         parser.error("give --precision fp32|bf16, or --compare")
-    result = run(args.precision, args.iters, args.runs, args.data_dir)
-    write_json(RESULTS / f"bench_precision_{args.precision}.json", result)
+    if args.compile and args.dataset != "pbmc":
+        parser.error("--compile needs the fully connected networks (--dataset pbmc)")
+    name = ("mnist_" if args.dataset == "mnist" else "") + args.precision
+    name += "_compile" if args.compile else ""
+    out = RESULTS / f"bench_precision_{name}.json"
+    header = {
+        "precision": args.precision,
+        "compile": args.compile,
+        "max_iter": args.iters,
+        "machine": machine(),
+    }
+    if args.dataset == "pbmc":
+        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        result = run_pbmc(args.precision, args.iters, args.runs, args.data_dir, args.compile)
+        result = {**header, "n_runs": args.runs, "measured_utc": [utc], **result}
+        _print_runs(name, result["runs"])
+        write_json(out, result)
+        return
+    # mnist: one model per seed, the file rewritten after each (a cut-off run keeps its seeds)
+    result = {**header, "n_runs": 0, "measured_utc": [], "fit_seconds": 0.0, "runs": []}
+    if args.first_seed > 0 and out.exists():
+        result = json.loads(out.read_text())
+        if result["max_iter"] != args.iters:
+            parser.error(f"{out.name} holds runs of {result['max_iter']} iterations")
+    for seed in range(args.first_seed, args.first_seed + args.runs):
+        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        one = run_mnist(args.precision, args.iters, seed, args.data_dir)
+        _print_runs(name, one["runs"])
+        runs = [r for r in result["runs"] if r["seed"] != seed] + one["runs"]
+        result.update(
+            dataset=one["dataset"],
+            runs=sorted(runs, key=lambda r: r["seed"]),
+            n_runs=len(runs),
+            measured_utc=[*result["measured_utc"], utc],
+            fit_seconds=round(result["fit_seconds"] + one["fit_seconds"], 1),
+        )
+        write_json(out, result)
+
+
+def _print_runs(name: str, runs: list[dict]) -> None:
+    for run in runs:
+        print(
+            f"  {name} seed {run['seed']}: " + ", ".join(f"{k} {run[k]:.3f}" for k in KEYS),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

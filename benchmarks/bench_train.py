@@ -12,15 +12,19 @@ trainer is :func:`scgan_cluster.train.train_clustergan` with its defaults. Model
 * ``conv``: the package's ``"mnist"`` registry entry (the paper's DCGAN-style conv G / E / D,
   appendix 6.2) on random 1 x 28 x 28 images, K = 10, zn 30.
 
-For the MLP the package trainer is also timed with ``precision="bf16"`` (bfloat16 matrix
-products, float32 parameters and Adam) and, with ``--compile``, with ``compile=True``
-(``torch.compile`` of the hand-written steps; compiled in the untimed warm-up) in float32 and
-bf16. ``--ablation`` also times the package trainer with single levers switched back off. Each measurement is repeated ``--repeats`` times (naive and
-package interleaved) and the fastest kept.
+The package trainer is also timed with ``precision="bf16"`` (bfloat16 matrix products and
+convolutions, float32 parameters, losses and Adam: the MLP's hand-written steps cast by
+themselves, the conv model's autograd steps run under bf16 autocast); for the MLP, with
+``--compile``, with ``compile=True`` (``torch.compile`` of the hand-written steps; compiled in the
+untimed warm-up) in float32 and bf16; for the conv model, with ``--channels-last``, in bf16 with
+networks and data in the channels-last memory format. ``--ablation`` also times the package
+trainer with single levers switched back off. Each measurement is repeated ``--repeats`` times
+(naive and package interleaved) and the fastest kept.
 
     python benchmarks/bench_train.py                    # both models, CPU (or CUDA if present)
     python benchmarks/bench_train.py --models mlp --iters 300 --ablation
     python benchmarks/bench_train.py --models mlp --compile --repeats 3
+    python benchmarks/bench_train.py --models conv --channels-last --repeats 2
 
 writes ``benchmarks/results/bench_train.json``.
 """
@@ -56,7 +60,12 @@ def _rss_mb() -> dict[str, float]:
     return {"rss_mb": out.get("VmRSS"), "peak_rss_mb_so_far": out.get("VmHWM")}
 
 
-def build(model: str, device: torch.device, seed: int = 0):
+def build(
+    model: str,
+    device: torch.device,
+    seed: int = 0,
+    memory_format: torch.memory_format = torch.contiguous_format,
+):
     spec = MODELS[model]
     gen = torch.Generator().manual_seed(seed)
     if model == "mlp":
@@ -68,7 +77,8 @@ def build(model: str, device: torch.device, seed: int = 0):
         x = torch.rand(spec["n_obs"], 1, 28, 28, generator=gen)
     for net in (g, e, c):
         snn.init_normal_(net, 0.02, generator=gen)
-    return g.to(device), e.to(device), c.to(device), x.to(device)
+    nets = [net.to(device, memory_format=memory_format) for net in (g, e, c)]
+    return (*nets, x.to(device).contiguous(memory_format=memory_format))
 
 
 def _sync(device: torch.device) -> None:
@@ -105,9 +115,16 @@ def _plain_adam():
         torch.optim.Adam = original
 
 
-def time_package(model: str, device: torch.device, iters: int, warmup: int, **options) -> float:
+def time_package(
+    model: str,
+    device: torch.device,
+    iters: int,
+    warmup: int,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    **options,
+) -> float:
     spec = MODELS[model]
-    g, e, c, x = build(model, device)
+    g, e, c, x = build(model, device, memory_format=memory_format)
     prior = snn.MixedPrior(spec["n_latent"], spec["n_clusters"]).to(device)
     source = DenseSource(x, device)
 
@@ -159,6 +176,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also time compile=True (MLP)")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="also time bf16 in channels-last (conv)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_train.json")
     args = parser.parse_args()
@@ -199,9 +219,10 @@ def main() -> None:
             row["networks"] = 'scgan_cluster.nn.build_networks("mnist", (1, 28, 28), 30, 10)'
         # naive and package alternate, --repeats times; the fastest of each is kept (the
         # least disturbed by anything else running on the machine)
-        naive_s, package_s, bf16_s = [], [], []
+        naive_s, package_s, bf16_s, bf16_cl_s = [], [], [], []
         compiled: dict[str, list[float]] = {"fp32": [], "bf16": []}
-        bf16 = model == "mlp"  # precision="bf16" needs fully connected networks
+        mlp = model == "mlp"  # compile=True needs the hand-written steps (fully connected)
+        channels_last = model == "conv" and args.channels_last
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(args.repeats):
@@ -209,9 +230,19 @@ def main() -> None:
                 naive_s.append(time_naive(model, device, iters, warmup))
                 row["after_naive"] = _rss_mb()
             package_s.append(time_package(model, device, iters, warmup))
-            if bf16:
-                bf16_s.append(time_package(model, device, iters, warmup, precision="bf16"))
-            if bf16 and args.compile:
+            bf16_s.append(time_package(model, device, iters, warmup, precision="bf16"))
+            if channels_last:
+                bf16_cl_s.append(
+                    time_package(
+                        model,
+                        device,
+                        iters,
+                        warmup,
+                        memory_format=torch.channels_last,
+                        precision="bf16",
+                    )
+                )
+            if mlp and args.compile:
                 for precision, times in compiled.items():
                     times.append(
                         time_package(
@@ -227,9 +258,12 @@ def main() -> None:
         row["package_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in package_s]
         row["package_ms_per_it"] = round(sec * 1e3, 2)
         row["package_it_per_s"] = round(1 / sec, 2)
-        if bf16_s:
-            row["package_bf16_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in bf16_s]
-            row["package_bf16_ms_per_it"] = round(min(bf16_s) * 1e3, 2)
+        for key, times in (("bf16", bf16_s), ("bf16_channels_last", bf16_cl_s)):
+            if times:
+                row[f"package_{key}_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in times]
+                row[f"package_{key}_ms_per_it"] = round(min(times) * 1e3, 2)
+                if naive_s:
+                    row[f"speedup_{key}"] = round(min(naive_s) / min(times), 2)
         for precision, times in compiled.items():
             if times:
                 row[f"package_compile_{precision}_ms_per_it_all_repeats"] = [
@@ -243,17 +277,15 @@ def main() -> None:
             row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if "naive_ms_per_it" in row:
             row["speedup"] = round(row["naive_ms_per_it"] / row["package_ms_per_it"], 2)
-            if bf16_s:
-                row["speedup_bf16"] = round(
-                    row["naive_ms_per_it"] / row["package_bf16_ms_per_it"], 2
-                )
         print(
             f"{model}: naive {row.get('naive_it_per_s', float('nan')):.2f} it/s "
             f"({row.get('naive_ms_per_it', float('nan')):.1f} ms/it), package "
             f"{row['package_it_per_s']:.2f} it/s ({row['package_ms_per_it']:.1f} ms/it), "
             f"speedup x{row.get('speedup', float('nan'))}; bf16 "
             f"{row.get('package_bf16_ms_per_it', float('nan')):.1f} ms/it, speedup "
-            f"x{row.get('speedup_bf16', float('nan'))}; compiled fp32 / bf16 "
+            f"x{row.get('speedup_bf16', float('nan'))}; bf16 channels-last "
+            f"{row.get('package_bf16_channels_last_ms_per_it', float('nan')):.1f} ms/it; "
+            "compiled fp32 / bf16 "
             f"{row.get('package_compile_fp32_ms_per_it', float('nan')):.1f} / "
             f"{row.get('package_compile_bf16_ms_per_it', float('nan')):.1f} ms/it; "
             f"{row['after_package']}",

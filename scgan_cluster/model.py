@@ -155,10 +155,11 @@ class ClusterGAN:
         vote); ``"select"`` takes the labels of the replica that agrees most with the others.
     precision
         ``"fp32"`` (default): train in float32. ``"bf16"``: the training step's matrix products
-        run in bfloat16 (float32 parameters, gradients, losses and Adam), for the fully
-        connected architectures without batch-norm (``"mlp"``); faster where the hardware has
-        bfloat16 matrix units (e.g. CPUs with AMX), most for ``n_runs > 1``. Results differ
-        from float32 by rounding; see ``benchmarks/PERFORMANCE.md`` for the accuracy check.
+        and convolutions run in bfloat16 (float32 parameters, gradients, losses and Adam), for
+        every architecture (hand-written bf16 steps for ``"mlp"``, bf16 autocast for the
+        others); faster where the hardware has bfloat16 matrix units (e.g. CPUs with AMX):
+        for ``n_runs > 1`` and for the conv architectures. Results differ from float32 by
+        rounding; see ``benchmarks/PERFORMANCE.md`` for the accuracy checks.
     compile
         Run the hand-written training steps of the fully connected architectures (``"mlp"``
         without batch-norm) through ``torch.compile``. About 1.2x faster per iteration on a

@@ -500,6 +500,26 @@ def test_precision_option_is_checked_and_recorded():
         scg.ClusterGAN(3, compile="yes")
 
 
+def test_bf16_image_model_trains_with_float32_weights():
+    from _helpers import TINY_CONV, make_images
+
+    x, _ = make_images(shape=(1, 8, 8))
+    m = scg.ClusterGAN(
+        3,
+        architecture_options=TINY_CONV,
+        max_iter=4,
+        batch_size=16,
+        n_latent=4,
+        precision="bf16",
+        random_state=0,
+    ).fit(x)
+    assert isinstance(m.critic, scg.nn.ConvCritic)  # the autograd path, under bf16 autocast
+    assert all(p.dtype == torch.float32 for p in m.critic.parameters())
+    assert np.isfinite(m.history_["critic_loss"]).all()
+    assert m.latent_.dtype == np.float32
+    assert set(np.unique(m.labels_)) <= {0, 1, 2}
+
+
 def test_predict_reorders_genes_by_name_without_preprocessing():
     a = make_counts()
     x = np.log1p(a.X) / np.log1p(a.X).max()

@@ -134,7 +134,7 @@ def clustergan(
     precision
         ``"fp32"`` (default) or ``"bf16"``: bfloat16 matrix products in training (float32
         parameters and optimizer), faster on hardware with bfloat16 matrix units, mostly for
-        ``n_runs > 1``; see :class:`scgan_cluster.ClusterGAN`.
+        ``n_runs > 1`` and conv architectures; see :class:`scgan_cluster.ClusterGAN`.
     compile
         ``torch.compile`` the training steps (fully connected networks): faster per
         iteration, 10-20 s to compile; for long runs. See :class:`scgan_cluster.ClusterGAN`.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -296,6 +298,23 @@ def update_prior_weights(
     weights.copy_(new / new.sum(-1, keepdim=True))
 
 
+def _float_outputs(fn: Callable, enabled: bool) -> Callable:
+    """``fn`` with its tensor outputs cast to float32 (``fn`` itself when not ``enabled``).
+
+    Under bf16 autocast the networks return bfloat16; the losses are computed from float32.
+    """
+    if not enabled:
+        return fn
+
+    def call(*args):
+        out = fn(*args)
+        if isinstance(out, tuple):
+            return tuple(o.float() for o in out)
+        return out.float()
+
+    return call
+
+
 def _as_list(value, n: int, name: str) -> list:
     if isinstance(value, torch.Generator):
         value = [value]
@@ -379,11 +398,13 @@ def train_clustergan(
         ``"autograd"`` and ``joint_critic_batch`` is not ``False``).
     precision
         ``"fp32"`` (default): everything in the parameters' dtype. ``"bf16"``: the matrix
-        products of the hand-written steps run in bfloat16 (weights cast once per step), while
-        parameters, gradients, losses, the penalty's norm and Adam stay in float32. Faster on
+        products (and convolutions) run in bfloat16, while parameters, gradients, losses, the
+        penalty's norm and Adam stay in float32. On the hand-written path the steps cast the
+        weights themselves, once per step; on the autograd path (conv networks, batch-norm,
+        ``gradients="autograd"``) each step's forward passes and penalty run under
+        ``torch.autocast(dtype=torch.bfloat16)`` and the backward pass outside it. Faster on
         CPUs with AMX / AVX-512 BF16 and on GPUs; the results differ from ``"fp32"`` by rounding
-        (see ``benchmarks/PERFORMANCE.md`` for the accuracy check). Needs ``gradients`` to be
-        ``"manual"``-capable (fully connected networks without batch-norm).
+        (see ``benchmarks/PERFORMANCE.md`` for the accuracy checks). CPU or CUDA devices only.
     flat_params
         With hand-written gradients: keep the critic's and G / E's parameters each in one flat
         buffer (the parameters are views of it during training and get their own storage back
@@ -454,13 +475,25 @@ def train_clustergan(
             "compile=True needs the hand-written gradient path (fully connected networks without "
             "batch-norm, gradients not 'autograd') and flat_params=True."
         )
-    if (gradients == "manual" or precision == "bf16") and not manual_g:
-        what = "gradients='manual'" if gradients == "manual" else "precision='bf16'"
+    if gradients == "manual" and not manual_g:
         raise ValueError(
-            f"{what} needs fully connected networks without batch-norm (the 'mlp' architecture "
-            "or its ensembles), penalty other than 'autograd' and joint_critic_batch not False; "
-            "use the defaults (gradients='auto', precision='fp32') for other networks."
+            "gradients='manual' needs fully connected networks without batch-norm (the 'mlp' "
+            "architecture or its ensembles), penalty other than 'autograd' and "
+            "joint_critic_batch not False; use gradients='auto' for other networks."
         )
+    if precision == "bf16" and device.type not in ("cpu", "cuda"):
+        raise ValueError(f"precision='bf16' needs a CPU or CUDA device, got {device.type!r}.")
+    # the autograd path computes each step's forward passes and penalty under bf16 autocast (the
+    # hand-written path casts by itself); one autocast region per optimizer step, so that each
+    # weight is cast once per step (autocast caches the casts of leaves within a region) and no
+    # cast outlives the update of its weight; the backward passes run outside the regions
+    amp = contextlib.nullcontext
+    if precision == "bf16" and not manual_g:
+        amp = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+    low = amp is not contextlib.nullcontext
+    run_g, run_e, run_d, input_gradient = (
+        _float_outputs(fn, low) for fn in (generator, encoder, critic, explicit_input_gradient)
+    )
     adam = {"lr": cfg.lr, "betas": cfg.betas}
     if device.type in ("cpu", "cuda"):
         adam["fused"] = True
@@ -598,34 +631,33 @@ def train_clustergan(
                 else:
                     # --- critic: n_critic steps ---
                     _set_requires_grad(critic, True)
-                    if batch_fakes:  # G is fixed during the critic steps: all fakes in one pass
-                        with torch.no_grad():
-                            fakes = generator(
-                                z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim)
-                            )
-                        fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
-                    for j in range(nc):
-                        real = real_all.select(nl, j)
+                    # G is fixed during the critic steps: all their fakes first, in one pass
+                    # (with batch-norm in G: one pass per batch, so each has its own statistics)
+                    with torch.no_grad(), amp():
                         if batch_fakes:
+                            fakes = run_g(z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim))
+                            fakes = fakes.view(*lead, nc, batch, *fakes.shape[nl + 1 :])
+                        else:
+                            fakes = torch.stack([run_g(z_t[j]) for j in range(nc)], dim=nl)
+                    for j in range(nc):
+                        with amp():
+                            real = real_all.select(nl, j)
                             fake = fakes.select(nl, j)
-                        else:
-                            with torch.no_grad():
-                                fake = generator(z_t[j])
-                        eps = eps_t[j]
-                        x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
-                        if joint_critic_batch:
-                            d_rf = critic(torch.cat([real, fake], dim=nl))
-                            d_real, d_fake = d_rf.split(batch, dim=nl)
-                        else:
-                            d_real, d_fake = critic(real), critic(fake)
-                        if layers is not None:
-                            grad = explicit_input_gradient(layers, x_hat.detach())
-                        else:
-                            d_hat = critic(x_hat)
-                            (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
-                        gp = penalty_from_gradient(grad, nl)
-                        wdist = batch_mean(d_real) - batch_mean(d_fake)
-                        loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
+                            eps = eps_t[j]
+                            x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(layers is None)
+                            if joint_critic_batch:
+                                d_rf = run_d(torch.cat([real, fake], dim=nl))
+                                d_real, d_fake = d_rf.split(batch, dim=nl)
+                            else:
+                                d_real, d_fake = run_d(real), run_d(fake)
+                            if layers is not None:
+                                grad = input_gradient(layers, x_hat.detach())
+                            else:
+                                d_hat = run_d(x_hat)
+                                (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
+                            gp = penalty_from_gradient(grad, nl)
+                            wdist = batch_mean(d_real) - batch_mean(d_fake)
+                            loss_d = cfg.gp_weight * gp - wdist  # per replica (lead shape)
                         opt_d.zero_grad(set_to_none=True)
                         loss_d.sum().backward()
                         opt_d.step()
@@ -652,11 +684,12 @@ def train_clustergan(
                     _set_requires_grad(critic, False)
                     zg = z_t[nc]
                     zn, k = zn_t[nc], k_t[nc]
-                    fake = generator(zg)
-                    zn_hat, zc_logits = encoder(fake)
-                    loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
-                        critic, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
-                    )
+                    with amp():
+                        fake = run_g(zg)
+                        zn_hat, zc_logits = run_e(fake)
+                        loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
+                            run_d, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
+                        )
                     opt_ge.zero_grad(set_to_none=True)
                     loss_ge.sum().backward()
                     opt_ge.step()

@@ -53,6 +53,13 @@ def penalty_layers(critic: nn.Module) -> list[nn.Module] | None:
     return layers
 
 
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The lower-precision dtype of an autocast region active on ``device``, else ``None``."""
+    if device.type in ("cpu", "cuda") and torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
+
+
 def explicit_input_gradient(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """``d sum(D(x)) / dx`` for the piecewise-linear critic ``layers``, differentiable in the weights.
 
@@ -92,11 +99,15 @@ def explicit_input_gradient(layers: list[nn.Module], x: torch.Tensor) -> torch.T
             w = layer.weight  # (out, in)
             g = (torch.ones(out_shape, dtype=w.dtype, device=w.device) if g is None else g) @ w
         elif isinstance(layer, nn.Conv2d):
+            w = layer.weight
             if g is None:
-                g = torch.ones(out_shape, dtype=layer.weight.dtype, device=layer.weight.device)
+                g = torch.ones(out_shape, dtype=w.dtype, device=w.device)
+            low = _autocast_dtype(w.device)  # conv2d_input is not covered by autocast
+            if low is not None:
+                w, g = w.to(low), g.to(low)
             g = torch.nn.grad.conv2d_input(
                 s,
-                layer.weight,
+                w,
                 g,
                 stride=layer.stride,
                 padding=layer.padding,
