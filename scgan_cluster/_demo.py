@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from . import metrics
+from ._leiden import leiden_graph_k
 
 __all__ = ["demo_data", "leiden_with_k", "run_demo"]
 
@@ -44,41 +46,13 @@ def leiden_with_k(
 ) -> float:
     """Leiden on the existing neighbour graph at the resolution (by bisection) that gives ``k`` clusters.
 
-    Returns the resolution used (the closest found if ``k`` is never hit exactly).
+    Leiden runs to convergence (``n_iterations=-1``); the labels go to ``obs[key_added]``. See
+    :func:`scgan_cluster._leiden.leiden_graph_k` for the search. Returns the resolution used.
     """
-    import scanpy as sc
-
-    lo, hi = 0.01, 5.0
-    best = (np.inf, 1.0)
-    for _ in range(30):
-        res = (lo + hi) / 2
-        sc.tl.leiden(
-            adata,
-            resolution=res,
-            key_added=key_added,
-            random_state=random_state,
-            flavor="igraph",
-            n_iterations=-1,
-            directed=False,
-        )
-        n = adata.obs[key_added].nunique()
-        best = min(best, (abs(n - k), res))
-        if n == k:
-            return res
-        if n < k:
-            lo = res
-        else:
-            hi = res
-    sc.tl.leiden(
-        adata,
-        resolution=best[1],
-        key_added=key_added,
-        random_state=random_state,
-        flavor="igraph",
-        n_iterations=-1,
-        directed=False,
-    )
-    return best[1]
+    labels, res = leiden_graph_k(adata, k, random_state, n_iterations=-1)
+    ids = [str(c) for c in range(int(labels.max()) + 1)]
+    adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=ids)
+    return res
 
 
 def run_demo(

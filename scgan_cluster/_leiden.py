@@ -12,12 +12,17 @@ _KEY = "_scgan_leiden"
 
 
 def leiden_graph_k(
-    adata: AnnData, n_clusters: int, random_state: int = 0, *, max_steps: int = 30
+    adata: AnnData,
+    n_clusters: int,
+    random_state: int = 0,
+    *,
+    max_steps: int = 30,
+    n_iterations: int = 2,
 ) -> tuple[np.ndarray, float]:
     """Leiden labels of ``adata``'s neighbour graph with ``n_clusters`` clusters, or the closest below.
 
     The resolution is bisected on [0.01, 5] (more clusters at higher resolution) until leiden
-    (igraph flavour, 2 iterations, undirected) gives exactly ``n_clusters``; if no tried
+    (igraph flavour, ``n_iterations`` iterations, -1: until it converges; undirected) gives exactly ``n_clusters``; if no tried
     resolution does, the labelling with the most clusters not above ``n_clusters`` is kept, and
     if every one had more (a graph of more than ``n_clusters`` disconnected parts), the one with
     the fewest. Cluster 0 is the largest (scanpy's order). ``adata`` needs ``sc.pp.neighbors``
@@ -42,7 +47,7 @@ def leiden_graph_k(
                 random_state=random_state,
                 key_added=_KEY,
                 flavor="igraph",
-                n_iterations=2,
+                n_iterations=n_iterations,
                 directed=False,
             )
             labels = adata.obs[_KEY].cat.codes.to_numpy().astype(np.int64)

@@ -45,3 +45,18 @@ def test_merge_down_joins_the_smallest_cluster_to_the_nearest_mean():
     # cluster 2 (one point at 3.0) is nearest to cluster 0's mean (0.1)
     np.testing.assert_array_equal(_merge_down(x, labels, 2), [0, 0, 0, 1, 1, 0])
     np.testing.assert_array_equal(_merge_down(x, labels, 3), [0, 0, 0, 1, 1, 2])
+
+
+def test_demo_leiden_with_k_writes_k_categories_to_obs():
+    import anndata as ad
+    import scanpy as sc
+
+    from scgan_cluster._demo import leiden_with_k
+
+    x, truth = _blobs(3)
+    a = ad.AnnData(x.astype(np.float32))
+    sc.pp.neighbors(a, use_rep="X", random_state=0)
+    res = leiden_with_k(a, 3, random_state=0)
+    assert 0.01 <= res <= 5.0
+    assert list(a.obs["leiden"].cat.categories) == ["0", "1", "2"]
+    assert adjusted_rand_score(truth, a.obs["leiden"].to_numpy()) == pytest.approx(1.0)
