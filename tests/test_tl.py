@@ -265,6 +265,23 @@ def test_n_runs_writes_every_replica(counts, tmp_path):
     assert int(back.uns["clustergan"]["runs"]["selected"]) == sel
 
 
+def test_leiden_assign_writes_k_clusters_and_the_replicas_leiden_labels(counts):
+    from scgan_cluster._consensus import consensus
+    from scgan_cluster._leiden import leiden_latent_k
+
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=2, assign="leiden", **FAST)
+    assert a.uns["clustergan"]["params"]["assign"] == "leiden"
+    labels = a.obs["clustergan"]
+    assert labels.dtype == "category"
+    assert set(labels.astype(int)) == {0, 1, 2}
+    runs = a.obsm["clustergan_runs"]
+    np.testing.assert_array_equal(labels.astype(int).to_numpy(), consensus(runs, 3)[0])
+    # every replica's labels are leiden on its own zn (here: the selected replica's latent)
+    sel = int(a.uns["clustergan"]["runs"]["selected"])
+    np.testing.assert_array_equal(runs[:, sel], leiden_latent_k(a.obsm["X_clustergan"], 3, sel))
+
+
 # ---------------------------------------------------------------- recipes (flavor)
 class _Stop(Exception):
     pass
