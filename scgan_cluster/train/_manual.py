@@ -304,6 +304,10 @@ class ManualSteps:
         self.n_latent = getattr(encoder, "n_latent", None)
         self.dtype = dtype
         self._g_weights: list | None = None
+        # G's share of a flat G / E buffer (G's parameters come first)
+        self._n_g = (
+            0 if self.g_layers is None else sum(p.numel() for p in chain_parameters(self.g_layers))
+        )
 
     @property
     def handles_generator(self) -> bool:
@@ -382,26 +386,18 @@ class ManualSteps:
     def _cast(self, flat: torch.Tensor) -> torch.Tensor | None:
         return None if self.dtype is None or flat.dtype == self.dtype else flat.to(self.dtype)
 
-    def _ge_views(self, flat_ge: torch.Tensor) -> tuple[list, list]:
-        n_g = sum(p.numel() for p in chain_parameters(self.g_layers))
-        return (
-            _flat_weights(self.g_layers, flat_ge[:n_g], None),
-            _flat_weights(self.e_layers, flat_ge[n_g:], None),
-        )
-
-    def _ge_weights(self, flat_ge: torch.Tensor) -> tuple[list, list]:
-        n_g = sum(p.numel() for p in chain_parameters(self.g_layers))
-        cast = self._cast(flat_ge)
-        g_flat, e_flat = flat_ge[:n_g], flat_ge[n_g:]
+    def _ge_weights(self, flat_ge: torch.Tensor, cast: torch.Tensor | None = None) -> tuple:
+        """G's and E's ``(weight, bias)`` views of ``flat_ge`` (wide layers from ``cast`` if given)."""
+        n_g = self._n_g
         g_cast, e_cast = (None, None) if cast is None else (cast[:n_g], cast[n_g:])
         return (
-            _flat_weights(self.g_layers, g_flat, g_cast),
-            _flat_weights(self.e_layers, e_flat, e_cast),
+            _flat_weights(self.g_layers, flat_ge[:n_g], g_cast),
+            _flat_weights(self.e_layers, flat_ge[n_g:], e_cast),
         )
 
     def generate_flat(self, flat_ge: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``G(z)`` in the compute dtype, G's weights from ``flat_ge`` (G's then E's parameters)."""
-        g_weights, _ = self._ge_weights(flat_ge)
+        g_weights, _ = self._ge_weights(flat_ge, self._cast(flat_ge))
         h = z if self.dtype is None else z.to(self.dtype)
         return _forward(self.g_layers, g_weights, h)[0]
 
@@ -448,9 +444,9 @@ class ManualSteps:
         -------
         The flat gradient of G and E (``flat_ge``'s layout), the adversarial, zn and zc terms.
         """
-        g_weights, e_weights = self._ge_weights(flat_ge)
+        g_weights, e_weights = self._ge_weights(flat_ge, self._cast(flat_ge))
         d_weights = _flat_weights(self.d_layers, flat_d, self._cast(flat_d))
-        outs = (None, None) if out is None else self._ge_views(out)
+        outs = (None, None) if out is None else self._ge_weights(out)
         g_grads, e_grads, *values = self._generator(
             g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs
         )
