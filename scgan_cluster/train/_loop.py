@@ -487,18 +487,17 @@ def train_clustergan(
     # hand-written path casts by itself); one autocast region per optimizer step, so that each
     # weight is cast once per step (autocast caches the casts of leaves within a region) and no
     # cast outlives the update of its weight; the backward passes run outside the regions
-    amp = contextlib.nullcontext
-    if precision == "bf16" and not manual_g:
-        amp = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
-    low = amp is not contextlib.nullcontext
+    low = precision == "bf16" and not manual_g
+    amp = (
+        functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+        if low
+        else contextlib.nullcontext
+    )
     run_g, run_e, run_d, input_gradient = (
         _float_outputs(fn, low) for fn in (generator, encoder, critic, explicit_input_gradient)
     )
-    adam = {"lr": cfg.lr, "betas": cfg.betas}
-    if device.type in ("cpu", "cuda"):
-        adam["fused"] = True
-    else:
-        adam["foreach"] = True
+    fused = device.type in ("cpu", "cuda")
+    adam = {"lr": cfg.lr, "betas": cfg.betas, "fused" if fused else "foreach": True}
     flat_d = flat_ge = None
     if manual_g and flat_params:
         d_params = chain_parameters(steps.d_layers)
@@ -508,7 +507,7 @@ def train_clustergan(
             {id(p) for m in (generator, encoder) for p in m.parameters()},
         )
         if ids == ({id(p) for p in d_params}, {id(p) for p in ge_params}):
-            flat = {"lr": cfg.lr, "betas": cfg.betas, "fused": device.type in ("cpu", "cuda")}
+            flat = {"lr": cfg.lr, "betas": cfg.betas, "fused": fused}
             flat_d, flat_ge = FlatAdam(d_params, **flat), FlatAdam(ge_params, **flat)
         elif compile:
             raise ValueError(
