@@ -76,10 +76,11 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
     variants = [("fp32", False), ("bf16", False)]
     if compile:
         variants += [("fp32", True), ("bf16", True)]
+    # (label, precision, compiled); the label keys the results
+    variants = [(f"{p}_compile" if c else p, p, c) for p, c in variants]
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for precision, compiled in variants:
-            label = f"{precision}_compile" if compiled else precision
+        for label, precision, compiled in variants:
             for name, n_rep in (("single", 1), ("ensemble", n_runs)):
                 if n_rep == 1:
                     nets = _nets(0)
@@ -94,8 +95,7 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
                 times.setdefault(f"{label}_{name}", []).append(round(ms, 2))
     print(times, flush=True)
     out: dict = {"all_repeats_ms_per_it": times}
-    for precision, compiled in variants:
-        label = f"{precision}_compile" if compiled else precision
+    for label, _, _ in variants:
         single = min(times[f"{label}_single"])
         ens = min(times[f"{label}_ensemble"])
         out[label] = {
@@ -108,11 +108,9 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
         out["bf16"]["ensemble_ms_per_it"] / out["fp32"]["single_ms_per_it"], 2
     )
     # the honest comparison: each ensemble against the fastest single-model configuration
-    labels = [f"{precision}_compile" if compiled else precision for precision, compiled in variants]
-    fastest = min(out[label]["single_ms_per_it"] for label in labels)
+    fastest = min(out[label]["single_ms_per_it"] for label, _, _ in variants)
     out["fastest_single_ms_per_it"] = fastest
-    for precision, compiled in variants:
-        label = f"{precision}_compile" if compiled else precision
+    for label, _, _ in variants:
         out[label]["ratio_vs_fastest_single"] = round(out[label]["ensemble_ms_per_it"] / fastest, 2)
     return out
 

@@ -258,20 +258,17 @@ def main() -> None:
         row["package_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in package_s]
         row["package_ms_per_it"] = round(sec * 1e3, 2)
         row["package_it_per_s"] = round(1 / sec, 2)
-        for key, times in (("bf16", bf16_s), ("bf16_channels_last", bf16_cl_s)):
+        package_variants = {
+            "bf16": bf16_s,
+            "bf16_channels_last": bf16_cl_s,
+            **{f"compile_{precision}": times for precision, times in compiled.items()},
+        }
+        for key, times in package_variants.items():
             if times:
                 row[f"package_{key}_ms_per_it_all_repeats"] = [round(t * 1e3, 2) for t in times]
                 row[f"package_{key}_ms_per_it"] = round(min(times) * 1e3, 2)
                 if naive_s:
                     row[f"speedup_{key}"] = round(min(naive_s) / min(times), 2)
-        for precision, times in compiled.items():
-            if times:
-                row[f"package_compile_{precision}_ms_per_it_all_repeats"] = [
-                    round(t * 1e3, 2) for t in times
-                ]
-                row[f"package_compile_{precision}_ms_per_it"] = round(min(times) * 1e3, 2)
-                if naive_s:
-                    row[f"speedup_compile_{precision}"] = round(min(naive_s) / min(times), 2)
         row["after_package"] = _rss_mb()
         if device.type == "cuda":
             row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -103,11 +103,6 @@ def scanpy_standard(adata: AnnData, seed: int, n_pcs: int = 50) -> AnnData:
     return a
 
 
-def leiden_k(adata: AnnData, k: int, seed: int) -> tuple[np.ndarray, float]:
-    """Leiden labels with K clusters (or the closest below), resolution found by bisection."""
-    return leiden_graph_k(adata, k, seed)
-
-
 class Cache:
     """Per-seed results shared by methods (the scanpy pipeline is computed once per seed)."""
 
@@ -157,7 +152,7 @@ def method_scanpy_leiden(cache: Cache, split, k: int, seed: int) -> MethodResult
     a = cache.standard(seed)
     if "neighbors" not in a.uns:
         sc.pp.neighbors(a, n_neighbors=15, random_state=seed)
-    labels, res = leiden_k(a, k, seed)
+    labels, res = leiden_graph_k(a, k, seed)
     n = len(np.unique(labels))
     return MethodResult(
         labels[split["val"]], labels[split["test"]], {"resolution": res, "n_clusters_found": n}
