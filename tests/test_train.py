@@ -71,22 +71,26 @@ def _setup(seed=0, n=128, d=12):
     return g, e, c, prior, DenseSource(x, torch.device("cpu"))
 
 
+def _train_seeded(nets, prior, source, cfg, **options):
+    """``train_clustergan`` on ``nets`` (G, E, D) with noise seed 1 and index seed 2, no progress bar."""
+    return train.train_clustergan(
+        *nets,
+        prior,
+        source,
+        cfg,
+        noise_generator=torch.Generator().manual_seed(1),
+        index_generator=torch.Generator().manual_seed(2),
+        progress=False,
+        **options,
+    )
+
+
 def test_loop_runs_records_history_and_is_deterministic():
     cfg = train.TrainConfig(max_iter=20, batch_size=16, log_every=5)
     runs = []
     for _ in range(2):
         g, e, c, prior, src = _setup()
-        hist = train.train_clustergan(
-            g,
-            e,
-            c,
-            prior,
-            src,
-            cfg,
-            noise_generator=torch.Generator().manual_seed(1),
-            index_generator=torch.Generator().manual_seed(2),
-            progress=False,
-        )
+        hist = _train_seeded((g, e, c), prior, src, cfg)
         runs.append((hist, [p.detach().clone() for p in g.parameters()]))
     hist = runs[0][0]
     assert set(hist) == set(train.HISTORY_KEYS)
@@ -102,17 +106,7 @@ def test_loop_runs_records_history_and_is_deterministic():
 def test_loop_updates_every_network():
     g, e, c, prior, src = _setup()
     before = [[p.detach().clone() for p in net.parameters()] for net in (g, e, c)]
-    train.train_clustergan(
-        g,
-        e,
-        c,
-        prior,
-        src,
-        train.TrainConfig(max_iter=3, batch_size=16),
-        noise_generator=torch.Generator().manual_seed(1),
-        index_generator=torch.Generator().manual_seed(2),
-        progress=False,
-    )
+    _train_seeded((g, e, c), prior, src, train.TrainConfig(max_iter=3, batch_size=16))
     for net, old in zip((g, e, c), before, strict=True):
         assert any(not torch.equal(p, q) for p, q in zip(net.parameters(), old, strict=True))
         assert all(p.requires_grad for p in net.parameters())
@@ -771,14 +765,11 @@ def test_compiled_training_runs_close_to_eager(tmp_path, monkeypatch):
     hists = []
     for compile in (False, True):
         hists.append(
-            train.train_clustergan(
-                *_chain_nets(1, d=96, hidden=(128, 64)),
+            _train_seeded(
+                _chain_nets(1, d=96, hidden=(128, 64)),
                 snn.MixedPrior(3, 2),
                 DenseSource(x, torch.device("cpu")),
                 cfg,
-                noise_generator=torch.Generator().manual_seed(1),
-                index_generator=torch.Generator().manual_seed(2),
-                progress=False,
                 compile=compile,
             )
         )
@@ -838,14 +829,11 @@ def test_bf16_autocast_training_of_conv_networks_is_close_to_float32(penalty):
     hist, params = {}, {}
     for precision in ("fp32", "bf16"):
         nets = _small_conv_nets()
-        hist[precision] = train.train_clustergan(
-            *nets,
+        hist[precision] = _train_seeded(
+            nets,
             prior,
             DenseSource(x, torch.device("cpu")),
             cfg,
-            noise_generator=torch.Generator().manual_seed(1),
-            index_generator=torch.Generator().manual_seed(2),
-            progress=False,
             penalty=penalty,
             precision=precision,
         )
