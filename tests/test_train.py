@@ -664,13 +664,13 @@ def test_flat_steps_equal_the_module_steps(n_runs, float64):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("n_runs", [1, 2])
-def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
+def _flat_and_optimizer_runs(n_runs, precision="fp32", hidden=(16, 16)):
+    """The same seeded training with and without flat parameter buffers (networks, histories)."""
     cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=2)
     x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
     runs = []
     for flat_params in (True, False):
-        nets = _chain_nets(n_runs)
+        nets = _chain_nets(n_runs, hidden=hidden)
         noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
         index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
         g = {
@@ -684,20 +684,38 @@ def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
             cfg,
             progress=False,
             flat_params=flat_params,
+            precision=precision,
             **g,
         )
-        runs.append((nets, hist))
+        runs.append((nets, hist if n_runs > 1 else [hist]))
+    return runs
+
+
+def _assert_same_training(runs, rtol, atol):
     (nets_f, hist_f), (nets_o, hist_o) = runs
     for m, o in zip(nets_f, nets_o, strict=True):
         for p, q in zip(m.parameters(), o.parameters(), strict=True):
             # own storage again after training
             assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
-            torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-10, atol=1e-12)
-    hist_f = hist_f if n_runs > 1 else [hist_f]
-    hist_o = hist_o if n_runs > 1 else [hist_o]
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=rtol, atol=atol)
     for a, b in zip(hist_f, hist_o, strict=True):
         for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
-            np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
+    _assert_same_training(_flat_and_optimizer_runs(n_runs), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_bf16_flat_training_reuses_conversions_only_while_weights_are_unchanged(n_runs):
+    # layers of width 64 run in bf16; the flat path converts each buffer once and keeps the
+    # conversion while the buffer is unchanged (G / E for a whole iteration, D from one update
+    # to the next step), the module path converts the weights at every step: same numbers
+    _assert_same_training(
+        _flat_and_optimizer_runs(n_runs, "bf16", hidden=(64, 64)), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_compile_and_flat_params_validation():

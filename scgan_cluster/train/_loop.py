@@ -528,6 +528,7 @@ def train_clustergan(
         # eager: the gradients are written into preallocated flat buffers; compiled: returned
         grad_out_d = {} if compile else {"out": torch.empty_like(flat_d.data)}
         grad_out_ge = {} if compile else {"out": torch.empty_like(flat_ge.data)}
+        d_cast = steps.cast(flat_d.data)  # D in the compute dtype (None: no conversion)
     streams = [
         DrawStream(
             prior,
@@ -600,8 +601,14 @@ def train_clustergan(
                 if flat_d is not None:  # hand-written gradients on flat parameter buffers
                     if steps.dtype is not None:
                         real_all = real_all.to(steps.dtype)
+                    # low precision: G / E are converted once per iteration (generation and
+                    # the G / E step use the same weights), D once per update (its last
+                    # conversion serves the G / E step and the next iteration's first step)
+                    ge_cast = steps.cast(flat_ge.data)
                     fakes = generate_fn(
-                        flat_ge.data, z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim)
+                        flat_ge.data,
+                        z_t[:nc].movedim(0, nl).reshape(*lead, nc * batch, zdim),
+                        ge_cast,
                     )
                     fakes = fakes.view(*lead, nc, batch, *feat)
                     for j in range(nc):
@@ -611,9 +618,11 @@ def train_clustergan(
                             fakes.select(nl, j),
                             eps_t[j],
                             cfg.gp_weight,
+                            cast=d_cast,
                             **grad_out_d,
                         )
                         flat_d.step(grad)
+                        d_cast = steps.cast(flat_d.data)
                         acc_d += torch.stack([loss_d, wdist, gp])
                 elif steps is not None:  # hand-written gradients (fully connected networks)
                     steps.refresh_generator()
@@ -670,6 +679,8 @@ def train_clustergan(
                         k_t[nc],
                         cfg.beta_n,
                         cfg.beta_c,
+                        ge_cast=ge_cast,
+                        d_cast=d_cast,
                         **grad_out_ge,
                     )
                     flat_ge.step(grad)

@@ -383,8 +383,18 @@ class ManualSteps:
     # limit (8). They record no autograd graph as long as their inputs do not require gradients,
     # which the loop's flat buffers and batches do not.
 
-    def _cast(self, flat: torch.Tensor) -> torch.Tensor | None:
+    def cast(self, flat: torch.Tensor) -> torch.Tensor | None:
+        """``flat`` converted to the compute dtype, or ``None`` when no conversion is needed.
+
+        The flat step functions take this as ``cast`` (one conversion of a whole buffer); a
+        caller that keeps it while the buffer is unchanged saves converting it again (the
+        training loop converts G / E once per iteration and D once per update).
+        """
         return None if self.dtype is None or flat.dtype == self.dtype else flat.to(self.dtype)
+
+    def _cast_of(self, flat: torch.Tensor, cast: torch.Tensor | None) -> torch.Tensor | None:
+        """The caller's ``cast`` of ``flat`` if given, else a fresh one."""
+        return self.cast(flat) if cast is None else cast
 
     def _ge_weights(self, flat_ge: torch.Tensor, cast: torch.Tensor | None = None) -> tuple:
         """G's and E's ``(weight, bias)`` views of ``flat_ge`` (wide layers from ``cast`` if given)."""
@@ -395,9 +405,14 @@ class ManualSteps:
             _flat_weights(self.e_layers, flat_ge[n_g:], e_cast),
         )
 
-    def generate_flat(self, flat_ge: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``G(z)`` in the compute dtype, G's weights from ``flat_ge`` (G's then E's parameters)."""
-        g_weights, _ = self._ge_weights(flat_ge, self._cast(flat_ge))
+    def generate_flat(
+        self, flat_ge: torch.Tensor, z: torch.Tensor, cast: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``G(z)`` in the compute dtype, G's weights from ``flat_ge`` (G's then E's parameters).
+
+        ``cast``: :meth:`cast` of ``flat_ge`` if the caller has it (else it is made here).
+        """
+        g_weights, _ = self._ge_weights(flat_ge, self._cast_of(flat_ge, cast))
         h = z if self.dtype is None else z.to(self.dtype)
         return _forward(self.g_layers, g_weights, h)[0]
 
@@ -409,18 +424,20 @@ class ManualSteps:
         eps: torch.Tensor,
         gp_weight: float,
         out: torch.Tensor | None = None,
+        cast: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """As :meth:`critic_step` with the critic's parameters in ``flat_d``.
 
         ``out``: a buffer like ``flat_d`` to write the gradient into (each weight gradient
-        straight from its matrix product); else the gradients are concatenated.
+        straight from its matrix product); else the gradients are concatenated. ``cast``:
+        :meth:`cast` of ``flat_d`` if the caller has it.
 
         Returns
         -------
         The flat gradient (``flat_d``'s dtype and layout), the loss, the Wasserstein estimate
         and the penalty.
         """
-        weights = _flat_weights(self.d_layers, flat_d, self._cast(flat_d))
+        weights = _flat_weights(self.d_layers, flat_d, self._cast_of(flat_d, cast))
         outs = None if out is None else _flat_weights(self.d_layers, out, None)
         grads, *values = self._critic(weights, real, fake, eps, gp_weight, outs)
         return (_concat(grads, flat_d.dtype) if out is None else out, *values)
@@ -435,17 +452,20 @@ class ManualSteps:
         beta_n: float,
         beta_c: float,
         out: torch.Tensor | None = None,
+        ge_cast: torch.Tensor | None = None,
+        d_cast: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """As :meth:`generator_step` with G's then E's parameters in ``flat_ge``, D's in ``flat_d``.
 
-        ``out``: as in :meth:`critic_flat`, a buffer like ``flat_ge``.
+        ``out``: as in :meth:`critic_flat`, a buffer like ``flat_ge``. ``ge_cast``, ``d_cast``:
+        :meth:`cast` of ``flat_ge`` and ``flat_d`` if the caller has them.
 
         Returns
         -------
         The flat gradient of G and E (``flat_ge``'s layout), the adversarial, zn and zc terms.
         """
-        g_weights, e_weights = self._ge_weights(flat_ge, self._cast(flat_ge))
-        d_weights = _flat_weights(self.d_layers, flat_d, self._cast(flat_d))
+        g_weights, e_weights = self._ge_weights(flat_ge, self._cast_of(flat_ge, ge_cast))
+        d_weights = _flat_weights(self.d_layers, flat_d, self._cast_of(flat_d, d_cast))
         outs = (None, None) if out is None else self._ge_weights(out)
         g_grads, e_grads, *values = self._generator(
             g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs
