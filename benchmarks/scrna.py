@@ -239,6 +239,12 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     # + a reconstruction term on real cells (beta_r * ||x - G(E(x))||^2, not in the paper)
     "lognorm_learned_recon1": {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0},
     "lognorm_learned_recon10": {"flavor": "lognorm", "prior": "learned", "beta_r": 10.0},
+    "lognorm_learned_recon1_leiden": {
+        "flavor": "lognorm",
+        "prior": "learned",
+        "beta_r": 1.0,
+        "assign": "leiden",
+    },
 }
 FIT_KEYS = ("flavor", "n_top_genes")
 
