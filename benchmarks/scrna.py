@@ -236,6 +236,15 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     "paper_learned": {"flavor": "paper", "prior": "learned"},
     "lognorm_learned": {"flavor": "lognorm", "prior": "learned"},
     "lognorm_learned_leiden": {"flavor": "lognorm", "prior": "learned", "assign": "leiden"},
+    # + a reconstruction term on real cells (beta_r * ||x - G(E(x))||^2, not in the paper)
+    "lognorm_learned_recon1": {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0},
+    "lognorm_learned_recon10": {"flavor": "lognorm", "prior": "learned", "beta_r": 10.0},
+    "lognorm_learned_recon1_leiden": {
+        "flavor": "lognorm",
+        "prior": "learned",
+        "beta_r": 1.0,
+        "assign": "leiden",
+    },
 }
 FIT_KEYS = ("flavor", "n_top_genes")
 

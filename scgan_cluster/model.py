@@ -192,6 +192,7 @@ class ClusterGAN:
         sigma: float | None = None,
         beta_n: float | None = None,
         beta_c: float | None = None,
+        beta_r: float = 0.0,
         gp_weight: float | None = None,
         n_critic: int | None = None,
         lr: float | None = None,
@@ -242,6 +243,7 @@ class ClusterGAN:
         }
         self._requested_options = dict(architecture_options or {})
         self._max_iter = max_iter
+        self._beta_r = beta_r
         self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
@@ -311,6 +313,7 @@ class ClusterGAN:
             gp_weight=hp["gp_weight"],
             beta_n=hp["beta_n"],
             beta_c=hp["beta_c"],
+            beta_r=self._beta_r,
             prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
         )
         self.n_latent = int(hp["n_latent"])

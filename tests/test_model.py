@@ -563,3 +563,30 @@ def test_leiden_assign_in_an_ensemble_enters_the_consensus():
             rep.labels_, leiden_latent_k(rep.latent_, 3, rep.random_state)
         )
     np.testing.assert_array_equal(model.labels_, consensus(model.labels_runs_, 3)[0])
+
+
+def test_beta_r_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
+    assert scg.ClusterGAN(3).params["beta_r"] == 0.0
+    with pytest.raises(ValueError, match="beta_r must be a finite number >= 0"):
+        scg.ClusterGAN(3, beta_r=-1.0)
+    a = make_counts()
+    fits = {
+        beta_r: scg.ClusterGAN(3, n_latent=5, n_runs=2, beta_r=beta_r, **FAST).fit(
+            a, n_top_genes=30
+        )
+        for beta_r in (0.0, 1.0)
+    }
+    model = fits[1.0]
+    assert model.params["beta_r"] == 1.0
+    assert model.train_config.beta_r == 1.0
+    assert not np.allclose(model.latent_, fits[0.0].latent_)
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m", device="cpu")
+    assert loaded.params == model.params
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+    # a model saved before the option existed loads with the paper's objective
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["beta_r"]
+    config_path.write_text(json.dumps(config))
+    assert scg.ClusterGAN.load(tmp_path / "m", device="cpu").params["beta_r"] == 0.0

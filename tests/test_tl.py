@@ -355,3 +355,12 @@ def test_default_recipe_outputs(counts):
     assert np.all((conf >= 0.2 - 1e-6) & (conf <= 1.0))
     with pytest.raises(ValueError, match="flavor must be one of"):
         scg.tl.clustergan(a, 3, flavor="seurat")
+
+
+def test_beta_r_is_passed_to_the_model(counts):
+    a, b = counts.copy(), counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=1, **FAST)
+    scg.tl.clustergan(b, 3, n_runs=1, beta_r=1.0, **FAST)
+    assert a.uns["clustergan"]["params"]["beta_r"] == 0.0
+    assert b.uns["clustergan"]["params"]["beta_r"] == 1.0
+    assert not np.allclose(a.obsm["X_clustergan"], b.obsm["X_clustergan"])

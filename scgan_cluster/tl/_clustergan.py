@@ -32,6 +32,7 @@ def clustergan(
     sigma: float | None = None,
     beta_n: float | None = None,
     beta_c: float | None = None,
+    beta_r: float = 0.0,
     gp_weight: float | None = None,
     n_critic: int | None = None,
     lr: float | None = None,
@@ -97,6 +98,9 @@ def clustergan(
         Standard deviation of zn in the prior (paper: 0.1).
     beta_n, beta_c
         Weights of the zn cycle loss and of the zc cross-entropy (paper: 10 and 10).
+    beta_r
+        Weight of a reconstruction term ||x - G(E(x))||^2 on real cells (not in the paper;
+        default 0: the paper's objective). See :class:`scgan_cluster.ClusterGAN`.
     gp_weight
         WGAN-GP gradient-penalty coefficient (paper: 10).
     n_critic
@@ -204,6 +208,7 @@ def clustergan(
         sigma=sigma,
         beta_n=beta_n,
         beta_c=beta_c,
+        beta_r=beta_r,
         gp_weight=gp_weight,
         n_critic=n_critic,
         lr=lr,

@@ -11,7 +11,14 @@ from ._loop import (
     has_batch_norm,
     train_clustergan,
 )
-from ._losses import batch_mean, critic_loss, generator_encoder_loss, gradient_penalty, penalty_at
+from ._losses import (
+    batch_mean,
+    critic_loss,
+    generator_encoder_loss,
+    gradient_penalty,
+    penalty_at,
+    reconstruction_loss,
+)
 from ._penalty import explicit_input_gradient, penalty_layers
 
 __all__ = [
@@ -31,5 +38,6 @@ __all__ = [
     "has_batch_norm",
     "penalty_at",
     "penalty_layers",
+    "reconstruction_loss",
     "train_clustergan",
 ]

@@ -19,7 +19,12 @@ from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
 from ._flat import FlatAdam
-from ._losses import batch_mean, generator_encoder_loss, penalty_from_gradient
+from ._losses import (
+    batch_mean,
+    generator_encoder_loss,
+    penalty_from_gradient,
+    reconstruction_loss,
+)
 from ._manual import ManualSteps, chain_parameters, compiled_steps, mlp_chain
 from ._penalty import explicit_input_gradient, penalty_layers
 
@@ -84,6 +89,14 @@ class TrainConfig:
     ``PRIOR_START`` of the run on: the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` random real
     samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and no weight falls below
     ``PRIOR_FLOOR / K`` (so no mode is switched off). See :func:`update_prior_weights`.
+
+    ``beta_r`` (0: the paper's objective) adds ``beta_r`` times a reconstruction term on real
+    samples to the joint G / E objective: ``E_x ||x - G([zn_hat, softmax(zc_logits)])||^2``
+    with ``(zn_hat, zc_logits) = E(x)``, the squared norm summed over features and the
+    expectation a batch mean (:func:`~scgan_cluster.train._losses.reconstruction_loss`). Its
+    real batch is the last critic batch of the same generator iteration (no extra draw, so the
+    random streams are those of ``beta_r = 0``). The paper's encoder only ever sees generated
+    samples; this term trains it on real ones too. Not in the paper.
     """
 
     max_iter: int = 8000
@@ -96,11 +109,12 @@ class TrainConfig:
     beta_c: float = 10.0
     log_every: int | None = None
     prior_update_every: int = 0
+    beta_r: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_iter", "batch_size", "n_critic"):
             setattr(self, name, check_positive_int(getattr(self, name), name))
-        for name in ("lr", "gp_weight", "beta_n", "beta_c"):
+        for name in ("lr", "gp_weight", "beta_n", "beta_c", "beta_r"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
@@ -395,7 +409,9 @@ def train_clustergan(
         ensembles), the same numbers as autograd's without building a graph, and one matrix
         product fewer per critic step; ``"autograd"``: torch autograd; ``"auto"`` (default):
         ``"manual"`` for each step whose networks allow it (and when ``penalty`` is not
-        ``"autograd"`` and ``joint_critic_batch`` is not ``False``).
+        ``"autograd"`` and ``joint_critic_batch`` is not ``False``). The hand-written G / E step
+        has no reconstruction term: with ``config.beta_r > 0`` the G / E step takes autograd
+        (the critic steps stay hand-written where possible) and ``"manual"`` is refused.
     precision
         ``"fp32"`` (default): everything in the parameters' dtype. ``"bf16"``: the matrix
         products (and convolutions) run in bfloat16, while parameters, gradients, losses, the
@@ -467,13 +483,19 @@ def train_clustergan(
         )
         if steps.g_layers is None:  # the critic's fakes come from an autograd-path G
             steps = None
-    manual_g = steps is not None and steps.handles_generator
+    if gradients == "manual" and cfg.beta_r > 0:
+        raise ValueError(
+            "gradients='manual' has no reconstruction term: with config.beta_r > 0 use "
+            "gradients='auto' (hand-written critic steps, autograd G / E step) or 'autograd'."
+        )
+    # the hand-written G / E step knows the paper's objective only (no reconstruction term)
+    manual_g = steps is not None and steps.handles_generator and cfg.beta_r == 0
     if not isinstance(compile, bool) or not isinstance(flat_params, bool):
         raise TypeError("compile and flat_params must be True or False.")
     if compile and not (manual_g and flat_params):
         raise ValueError(
             "compile=True needs the hand-written gradient path (fully connected networks without "
-            "batch-norm, gradients not 'autograd') and flat_params=True."
+            "batch-norm, gradients not 'autograd', config.beta_r = 0) and flat_params=True."
         )
     if gradients == "manual" and not manual_g:
         raise ValueError(
@@ -700,6 +722,11 @@ def train_clustergan(
                         loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
                             run_d, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
                         )
+                        if cfg.beta_r > 0:  # on the last critic batch of this iteration
+                            real = real_all.select(nl, nc - 1)
+                            loss_ge = loss_ge + cfg.beta_r * reconstruction_loss(
+                                run_g, run_e, real, nl
+                            )
                     opt_ge.zero_grad(set_to_none=True)
                     loss_ge.sum().backward()
                     opt_ge.step()

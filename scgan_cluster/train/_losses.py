@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -13,6 +15,7 @@ __all__ = [
     "gradient_penalty",
     "penalty_at",
     "penalty_from_gradient",
+    "reconstruction_loss",
 ]
 
 
@@ -152,3 +155,40 @@ def generator_encoder_loss(
     zc_loss = batch_mean(ce.view(k.shape))
     total = adversarial + beta_n * zn_loss + beta_c * zc_loss
     return total, adversarial.detach(), zn_loss.detach(), zc_loss.detach()
+
+
+def reconstruction_loss(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    real: torch.Tensor,
+    n_lead: int = 0,
+) -> torch.Tensor:
+    """Reconstruction error of real samples through the encoder and the generator (not in the paper).
+
+    ``E_x ||x - G([zn_hat, softmax(zc_logits)])||_2^2`` with ``(zn_hat, zc_logits) = E(x)``: the
+    encoder's code of a real sample is fed to G in the layout of the prior's z (zn joined with
+    a point of the simplex in place of the one-hot zc). The squared norm sums over all features
+    of a sample (as the zn term of :func:`generator_encoder_loss` sums over zn's dimensions) and
+    the expectation is the batch mean. It trains E on real data, which the paper's objective
+    never shows it (E only sees G's samples there).
+
+    Parameters
+    ----------
+    generator
+        G.
+    encoder
+        E, returning ``(zn_hat, zc_logits)``.
+    real
+        Real samples, ``lead + (batch,) + sample_shape``.
+    n_lead
+        Number of leading replica dimensions (0 for one model, 1 for an ensemble).
+
+    Returns
+    -------
+    One value per replica (a scalar for one model), with its graph (backpropagate the sum).
+    """
+    zn_hat, zc_logits = encoder(real)
+    z_hat = torch.cat([zn_hat, torch.softmax(zc_logits, dim=-1)], dim=-1)
+    rec = generator(z_hat)
+    err = (real - rec).pow(2).flatten(n_lead + 1).sum(-1)
+    return batch_mean(err)
