@@ -290,14 +290,18 @@ class _Stop(Exception):
 @pytest.mark.parametrize(
     ("flavor", "kwargs", "expected"),
     [
-        ("lognorm", {}, {"prior": "learned", "n_runs": 5, "max_iter": 4000}),
-        ("paper", {}, {"prior": "uniform", "n_runs": 1, "max_iter": 8000}),
+        ("lognorm", {}, {"prior": "learned", "n_runs": 5, "max_iter": 4000, "beta_r": 1.0}),
+        ("paper", {}, {"prior": "uniform", "n_runs": 1, "max_iter": 8000, "beta_r": 0.0}),
         (
             "lognorm",
-            {"n_runs": 2, "max_iter": 10},
-            {"prior": "learned", "n_runs": 2, "max_iter": 10},
+            {"n_runs": 2, "max_iter": 10, "beta_r": 0.0},
+            {"prior": "learned", "n_runs": 2, "max_iter": 10, "beta_r": 0.0},
         ),
-        ("paper", {"prior": "learned"}, {"prior": "learned", "n_runs": 1, "max_iter": 8000}),
+        (
+            "paper",
+            {"prior": "learned", "beta_r": 2.0},
+            {"prior": "learned", "n_runs": 1, "max_iter": 8000, "beta_r": 2.0},
+        ),
     ],
 )
 def test_flavor_fills_the_recipe_unless_overridden(counts, monkeypatch, flavor, kwargs, expected):
@@ -330,7 +334,12 @@ def test_image_anndata_takes_the_paper_settings(monkeypatch):
     images.uns["image_shape"] = [1, 28, 28]
     with pytest.raises(_Stop):
         scg.tl.clustergan(images, 3)
-    assert (seen["prior"], seen["n_runs"], seen["max_iter"]) == ("uniform", 1, 8000)
+    assert (seen["prior"], seen["n_runs"], seen["max_iter"], seen["beta_r"]) == (
+        "uniform",
+        1,
+        8000,
+        0.0,
+    )
 
 
 def test_paper_flavor_is_the_paper_model_exactly(counts):
@@ -342,6 +351,7 @@ def test_paper_flavor_is_the_paper_model_exactly(counts):
     np.testing.assert_array_equal(a.obsm["X_clustergan"], model.latent_)
     params = a.uns["clustergan"]["params"]
     assert (params["flavor"], params["prior"], params["n_runs"]) == ("paper", "uniform", 1)
+    assert params["beta_r"] == 0.0
     assert "clustergan_confidence" not in a.obs
 
 
@@ -359,8 +369,8 @@ def test_default_recipe_outputs(counts):
 
 def test_beta_r_is_passed_to_the_model(counts):
     a, b = counts.copy(), counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=1, **FAST)
-    scg.tl.clustergan(b, 3, n_runs=1, beta_r=1.0, **FAST)
+    scg.tl.clustergan(a, 3, n_runs=1, beta_r=0.0, **FAST)
+    scg.tl.clustergan(b, 3, n_runs=1, **FAST)  # the default recipe's reconstruction term
     assert a.uns["clustergan"]["params"]["beta_r"] == 0.0
     assert b.uns["clustergan"]["params"]["beta_r"] == 1.0
     assert not np.allclose(a.obsm["X_clustergan"], b.obsm["X_clustergan"])

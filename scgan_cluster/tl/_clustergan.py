@@ -32,7 +32,7 @@ def clustergan(
     sigma: float | None = None,
     beta_n: float | None = None,
     beta_c: float | None = None,
-    beta_r: float = 0.0,
+    beta_r: float | None = None,
     gp_weight: float | None = None,
     n_critic: int | None = None,
     lr: float | None = None,
@@ -57,8 +57,10 @@ def clustergan(
     instead, no count preprocessing and the paper's training settings.
 
     ``flavor`` chooses the recipe. ``"lognorm"`` (default) normalises library size, learns the
-    cluster proportions of the prior and takes the consensus of 5 replicas trained together for
-    4,000 iterations each (:data:`scgan_cluster.model.RECIPES`); on the staged count data it
+    cluster proportions of the prior, adds a reconstruction term on real cells (``beta_r=1``, so
+    that the encoder is trained on real cells too, not only on generated ones) and takes the
+    consensus of 5 replicas trained together for 4,000 iterations each
+    (:data:`scgan_cluster.model.RECIPES`); on the staged count data it
     clusters better than the paper's recipe (see the README's benchmark). ``"paper"`` is the
     paper's recipe: its preprocessing, a uniform prior and one model (8,000 iterations here; the
     paper trained 100,000). Settings passed explicitly override the recipe's.
@@ -99,8 +101,9 @@ def clustergan(
     beta_n, beta_c
         Weights of the zn cycle loss and of the zc cross-entropy (paper: 10 and 10).
     beta_r
-        Weight of a reconstruction term ||x - G(E(x))||^2 on real cells (not in the paper;
-        default 0: the paper's objective). See :class:`scgan_cluster.ClusterGAN`.
+        Weight of a reconstruction term ||x - G(E(x))||^2 on real cells (not in the paper);
+        ``None``: the recipe's (``"lognorm"``: 1, ``"paper"``: 0, the paper's objective). See
+        :class:`scgan_cluster.ClusterGAN`.
     gp_weight
         WGAN-GP gradient-penalty coefficient (paper: 10).
     n_critic
@@ -201,6 +204,7 @@ def clustergan(
     max_iter = recipe["max_iter"] if max_iter is None else max_iter
     n_runs = recipe["n_runs"] if n_runs is None else n_runs
     prior = recipe["prior"] if prior is None else prior
+    beta_r = recipe["beta_r"] if beta_r is None else beta_r
     model = ClusterGAN(
         n_clusters,
         n_latent=n_latent,
