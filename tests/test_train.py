@@ -489,27 +489,8 @@ def test_manual_steps_equal_autograd(n_runs, output, leak, float64):
 def test_ensemble_manual_training_equals_autograd(float64):
     cfg = train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3, log_every=1)
     x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
-    runs = []
-    for gradients in ("manual", "autograd"):
-        nets = _chain_nets(2)
-        hist = train.train_clustergan(
-            *nets,
-            snn.MixedPrior(3, 2),
-            _Source64(x),
-            cfg,
-            noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(2)],
-            index_generator=[torch.Generator().manual_seed(20 + r) for r in range(2)],
-            progress=False,
-            gradients=gradients,
-        )
-        runs.append((nets, hist))
-    (nets_m, hist_m), (nets_a, hist_a) = runs
-    for m, a in zip(nets_m, nets_a, strict=True):
-        for p, q in zip(m.state_dict().values(), a.state_dict().values(), strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
-    for r in range(2):
-        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
-            np.testing.assert_allclose(hist_m[r][key], hist_a[r][key], rtol=1e-7, atol=1e-9)
+    runs = [_train_chain(2, cfg, x, gradients=g) for g in ("manual", "autograd")]
+    _assert_same_training(runs, rtol=1e-7, atol=1e-9)
 
 
 def test_bf16_gradients_are_close_to_float32():
@@ -664,31 +645,35 @@ def test_flat_steps_equal_the_module_steps(n_runs, float64):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def _train_chain(n_runs, cfg, x, *, hidden=(16, 16), **kwargs):
+    """Seeded training of ``_chain_nets(n_runs)`` on ``x`` (noise seeds 10 + r, index seeds 20 + r).
+
+    Returns the networks and the histories as a list (one per replica).
+    """
+    nets = _chain_nets(n_runs, hidden=hidden)
+    noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
+    index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
+    hist = train.train_clustergan(
+        *nets,
+        snn.MixedPrior(3, 2),
+        _Source64(x),
+        cfg,
+        noise_generator=noise if n_runs > 1 else noise[0],
+        index_generator=index if n_runs > 1 else index[0],
+        progress=False,
+        **kwargs,
+    )
+    return nets, hist if n_runs > 1 else [hist]
+
+
 def _flat_and_optimizer_runs(n_runs, precision="fp32", hidden=(16, 16)):
     """The same seeded training with and without flat parameter buffers (networks, histories)."""
     cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=2)
     x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
-    runs = []
-    for flat_params in (True, False):
-        nets = _chain_nets(n_runs, hidden=hidden)
-        noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
-        index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
-        g = {
-            "noise_generator": noise if n_runs > 1 else noise[0],
-            "index_generator": index if n_runs > 1 else index[0],
-        }
-        hist = train.train_clustergan(
-            *nets,
-            snn.MixedPrior(3, 2),
-            _Source64(x),
-            cfg,
-            progress=False,
-            flat_params=flat_params,
-            precision=precision,
-            **g,
-        )
-        runs.append((nets, hist if n_runs > 1 else [hist]))
-    return runs
+    return [
+        _train_chain(n_runs, cfg, x, hidden=hidden, flat_params=f, precision=precision)
+        for f in (True, False)
+    ]
 
 
 def _assert_same_training(runs, rtol, atol):
@@ -961,35 +946,11 @@ def test_beta_r_hand_written_critic_with_autograd_generator_equals_autograd(n_ru
     for G / E; it trains as the all-autograd path does."""
     x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
     cfg = train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3, beta_r=3.0, log_every=1)
-    runs = []
-    for gradients in ("auto", "autograd"):
-        nets = _chain_nets(n_runs)
-        hist = train.train_clustergan(
-            *nets,
-            snn.MixedPrior(3, 2),
-            _Source64(x),
-            cfg,
-            noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(n_runs)],
-            index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
-            progress=False,
-            gradients=gradients,
-        )
-        runs.append((nets, hist))
-    (nets_h, hist_h), (nets_a, hist_a) = runs
-    for h, a in zip(nets_h, nets_a, strict=True):
-        for p, q in zip(h.state_dict().values(), a.state_dict().values(), strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+    runs = [_train_chain(n_runs, cfg, x, gradients=g) for g in ("auto", "autograd")]
+    _assert_same_training(runs, rtol=1e-7, atol=1e-9)
     # and beta_r > 0 changes training
-    nets_0 = _chain_nets(n_runs)
-    train.train_clustergan(
-        *nets_0,
-        snn.MixedPrior(3, 2),
-        _Source64(x),
-        train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3),
-        noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(n_runs)],
-        index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
-        progress=False,
-    )
+    nets_h = runs[0][0]
+    nets_0, _ = _train_chain(n_runs, train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3), x)
     assert not torch.equal(nets_0[1].out.weight, nets_h[1].out.weight)
     torch.testing.assert_close(nets_0[2].out.weight, nets_h[2].out.weight, rtol=0.5, atol=1.0)
 
