@@ -439,6 +439,39 @@ def _chain_nets(n_runs, d=12, hidden=(16, 16), output="linear", leak=0.2, seed=0
     return tuple(snn.stack_ensemble([one(seed + r)[i] for r in range(n_runs)]) for i in range(3))
 
 
+def _train_chain(n_runs, cfg, x, *, hidden=(16, 16), **kwargs):
+    """Seeded training of ``_chain_nets(n_runs)`` on ``x`` (noise seeds 10 + r, index seeds 20 + r).
+
+    Returns the networks and the histories as a list (one per replica).
+    """
+    nets = _chain_nets(n_runs, hidden=hidden)
+    noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
+    index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
+    hist = train.train_clustergan(
+        *nets,
+        snn.MixedPrior(3, 2),
+        _Source64(x),
+        cfg,
+        noise_generator=noise if n_runs > 1 else noise[0],
+        index_generator=index if n_runs > 1 else index[0],
+        progress=False,
+        **kwargs,
+    )
+    return nets, hist if n_runs > 1 else [hist]
+
+
+def _assert_same_training(runs, rtol, atol):
+    (nets_f, hist_f), (nets_o, hist_o) = runs
+    for m, o in zip(nets_f, nets_o, strict=True):
+        for p, q in zip(m.parameters(), o.parameters(), strict=True):
+            # own storage again after training
+            assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=rtol, atol=atol)
+    for a, b in zip(hist_f, hist_o, strict=True):
+        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
+            np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol)
+
+
 def _grads(module):
     return [p.grad.clone() for p in module.parameters()]
 
@@ -645,27 +678,6 @@ def test_flat_steps_equal_the_module_steps(n_runs, float64):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-def _train_chain(n_runs, cfg, x, *, hidden=(16, 16), **kwargs):
-    """Seeded training of ``_chain_nets(n_runs)`` on ``x`` (noise seeds 10 + r, index seeds 20 + r).
-
-    Returns the networks and the histories as a list (one per replica).
-    """
-    nets = _chain_nets(n_runs, hidden=hidden)
-    noise = [torch.Generator().manual_seed(10 + r) for r in range(n_runs)]
-    index = [torch.Generator().manual_seed(20 + r) for r in range(n_runs)]
-    hist = train.train_clustergan(
-        *nets,
-        snn.MixedPrior(3, 2),
-        _Source64(x),
-        cfg,
-        noise_generator=noise if n_runs > 1 else noise[0],
-        index_generator=index if n_runs > 1 else index[0],
-        progress=False,
-        **kwargs,
-    )
-    return nets, hist if n_runs > 1 else [hist]
-
-
 def _flat_and_optimizer_runs(n_runs, precision="fp32", hidden=(16, 16)):
     """The same seeded training with and without flat parameter buffers (networks, histories)."""
     cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=2)
@@ -674,18 +686,6 @@ def _flat_and_optimizer_runs(n_runs, precision="fp32", hidden=(16, 16)):
         _train_chain(n_runs, cfg, x, hidden=hidden, flat_params=f, precision=precision)
         for f in (True, False)
     ]
-
-
-def _assert_same_training(runs, rtol, atol):
-    (nets_f, hist_f), (nets_o, hist_o) = runs
-    for m, o in zip(nets_f, nets_o, strict=True):
-        for p, q in zip(m.parameters(), o.parameters(), strict=True):
-            # own storage again after training
-            assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
-            torch.testing.assert_close(p.detach(), q.detach(), rtol=rtol, atol=atol)
-    for a, b in zip(hist_f, hist_o, strict=True):
-        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
-            np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("n_runs", [1, 2])

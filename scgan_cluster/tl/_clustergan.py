@@ -185,9 +185,9 @@ def clustergan(
     scanpy baseline there (KMeans on 50 PCs, 0.81 / 0.70). The reconstruction term
     (``beta_r=1``) was added after comparing it on the validation split of all five staged
     count datasets, where it raised the consensus' NMI and ARI on each (e.g. sorted PBMC 8,
-    mean of 3 fits: 0.809 / 0.686 to 0.813 / 0.752; PBMC 4k: 0.709 / 0.585 to 0.717 / 0.645). The recipe takes
-    about 4-6 minutes on 2 CPU cores for a few thousand cells. Test-split results on all staged
-    datasets are in the README.
+    mean of 3 fits: 0.809 / 0.686 to 0.813 / 0.752; PBMC 4k: 0.709 / 0.585 to
+    0.717 / 0.645). The recipe takes about 4-6 minutes on 2 CPU cores for a few thousand
+    cells. Test-split results on all staged datasets are in the README.
     The same ``random_state`` on the same device gives the same labels.
 
     Examples
