@@ -239,6 +239,13 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     # + a reconstruction term on real cells (beta_r * ||x - G(E(x))||^2, not in the paper)
     "lognorm_learned_recon1": {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0},
     "lognorm_learned_recon10": {"flavor": "lognorm", "prior": "learned", "beta_r": 10.0},
+    # + scanpy's usual 2,000 highly variable genes instead of the paper's 720
+    "lognorm_learned_recon1_genes2000": {
+        "flavor": "lognorm",
+        "prior": "learned",
+        "beta_r": 1.0,
+        "n_top_genes": 2000,
+    },
     "lognorm_learned_recon1_leiden": {
         "flavor": "lognorm",
         "prior": "learned",
@@ -289,7 +296,7 @@ def clustergan_replicas(
     """
     opts = CLUSTERGAN_VARIANTS[variant]
     fit_opts = {key: opts[key] for key in FIT_KEYS if key in opts}
-    fit_opts.setdefault("n_top_genes", min(n_top_genes, adata.n_vars))
+    fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
     model_opts = {key: v for key, v in opts.items() if key not in FIT_KEYS}
     train, val, test = (adata[split[s]].copy() for s in ("train", "val", "test"))
     truth_val, truth_test = truth[split["val"]], truth[split["test"]]
