@@ -37,8 +37,8 @@ from scgan_cluster.adapters import DenseSource
 KEYS = ("acc", "nmi", "ari", "purity")
 
 
-def _nets(seed: int):
-    g, e, c = snn.build_networks("mlp", 720, 30, 8)
+def _nets(seed: int, n_genes: int = 720):
+    g, e, c = snn.build_networks("mlp", n_genes, 30, 8)
     gen = torch.Generator().manual_seed(seed)
     for net in (g, e, c):
         snn.init_normal_(net, 0.02, generator=gen)

@@ -52,8 +52,6 @@ beta_r
     Weight of a reconstruction term on real cells, ||x - G(E(x))||^2 summed over features with
     G fed (zn_hat, softmax(zc_logits)) (not in the paper, which trains E on generated samples
     only; default 0, the paper's objective; see :class:`scgan_cluster.train.TrainConfig`).
-    With ``beta_r > 0`` the generator / encoder step uses autograd instead of the hand-written
-    gradients.
 gp_weight
     Gradient-penalty coefficient of WGAN-GP (``None``: the paper's 10).
 n_critic

@@ -316,12 +316,6 @@ class ClusterGAN:
             beta_r=self._beta_r,
             prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
         )
-        if self.compile and self.train_config.beta_r > 0:
-            raise ValueError(
-                "compile=True compiles the hand-written steps of the paper's objective, which has "
-                "no reconstruction term: pass beta_r=0 together with compile=True "
-                "(tl.clustergan's default recipe sets beta_r=1), or leave compile=False."
-            )
         self.n_latent = int(hp["n_latent"])
         self.sigma = float(sigma)
         self.architecture = name

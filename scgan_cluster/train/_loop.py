@@ -410,8 +410,7 @@ def train_clustergan(
         product fewer per critic step; ``"autograd"``: torch autograd; ``"auto"`` (default):
         ``"manual"`` for each step whose networks allow it (and when ``penalty`` is not
         ``"autograd"`` and ``joint_critic_batch`` is not ``False``). The hand-written G / E step
-        has no reconstruction term: with ``config.beta_r > 0`` the G / E step takes autograd
-        (the critic steps stay hand-written where possible) and ``"manual"`` is refused.
+        includes the reconstruction term of ``config.beta_r``.
     precision
         ``"fp32"`` (default): everything in the parameters' dtype. ``"bf16"``: the matrix
         products (and convolutions) run in bfloat16, while parameters, gradients, losses, the
@@ -483,19 +482,13 @@ def train_clustergan(
         )
         if steps.g_layers is None:  # the critic's fakes come from an autograd-path G
             steps = None
-    if gradients == "manual" and cfg.beta_r > 0:
-        raise ValueError(
-            "gradients='manual' has no reconstruction term: with config.beta_r > 0 use "
-            "gradients='auto' (hand-written critic steps, autograd G / E step) or 'autograd'."
-        )
-    # the hand-written G / E step knows the paper's objective only (no reconstruction term)
-    manual_g = steps is not None and steps.handles_generator and cfg.beta_r == 0
+    manual_g = steps is not None and steps.handles_generator
     if not isinstance(compile, bool) or not isinstance(flat_params, bool):
         raise TypeError("compile and flat_params must be True or False.")
     if compile and not (manual_g and flat_params):
         raise ValueError(
             "compile=True needs the hand-written gradient path (fully connected networks without "
-            "batch-norm, gradients not 'autograd', config.beta_r = 0) and flat_params=True."
+            "batch-norm, gradients not 'autograd') and flat_params=True."
         )
     if gradients == "manual" and not manual_g:
         raise ValueError(
@@ -620,6 +613,8 @@ def train_clustergan(
                 eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
                 zn_t = zn_b[t].movedim(nl, 0) if ensemble else zn_b[t]
                 k_t = k_b[t].movedim(nl, 0) if ensemble else k_b[t]
+                # the reconstruction term's real batch: the last critic batch (float32)
+                real_r = real_all.select(nl, nc - 1) if cfg.beta_r > 0 else None
                 if flat_d is not None:  # hand-written gradients on flat parameter buffers
                     if steps.dtype is not None:
                         real_all = real_all.to(steps.dtype)
@@ -693,7 +688,7 @@ def train_clustergan(
                         opt_d.step()
                         acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
                 if flat_ge is not None:
-                    grad, adv, zn_loss, zc_loss = generator_fn(
+                    grad, adv, zn_loss, zc_loss, *_ = generator_fn(
                         flat_ge.data,
                         flat_d.data,
                         z_t[nc],
@@ -703,12 +698,14 @@ def train_clustergan(
                         cfg.beta_c,
                         ge_cast=ge_cast,
                         d_cast=d_cast,
+                        real=real_r,
+                        beta_r=cfg.beta_r,
                         **grad_out_ge,
                     )
                     flat_ge.step(grad)
                 elif manual_g:
-                    adv, zn_loss, zc_loss = steps.generator_step(
-                        z_t[nc], zn_t[nc], k_t[nc], cfg.beta_n, cfg.beta_c
+                    adv, zn_loss, zc_loss, *_ = steps.generator_step(
+                        z_t[nc], zn_t[nc], k_t[nc], cfg.beta_n, cfg.beta_c, real_r, cfg.beta_r
                     )
                     opt_ge.step()
                 else:
@@ -722,10 +719,9 @@ def train_clustergan(
                         loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
                             run_d, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
                         )
-                        if cfg.beta_r > 0:  # on the last critic batch of this iteration
-                            real = real_all.select(nl, nc - 1)
+                        if real_r is not None:  # on the last critic batch of this iteration
                             loss_ge = loss_ge + cfg.beta_r * reconstruction_loss(
-                                run_g, run_e, real, nl
+                                run_g, run_e, real_r, nl
                             )
                     opt_ge.zero_grad(set_to_none=True)
                     loss_ge.sum().backward()

@@ -14,7 +14,9 @@ Sigmoid, Identity) both training steps can be written out as a handful of matrix
   Wasserstein term's gradient in one product per layer (the two batches concatenated).
 * **Generator / encoder step**: forward G, E and D, then the gradients of
   ``-E D(G(z)) + beta_n E||zn - E_n||^2 + beta_c E CE(k, E_c)`` back through E, D (input gradient
-  only, the critic is fixed) and G.
+  only, the critic is fixed) and G. With the reconstruction term (``beta_r > 0``, not in the
+  paper) E also encodes a real batch, G decodes ``[zn_hat, softmax(zc_logits)]`` of it in the
+  same pass as ``G(z)``, and the squared error's gradient goes back through G, the softmax and E.
 
 These are the same numbers as autograd's (up to float rounding; the tests compare both in float64)
 without building a graph. With ``dtype=torch.bfloat16`` the matrix products (and the
@@ -359,19 +361,34 @@ class ManualSteps:
         k: torch.Tensor,
         beta_n: float,
         beta_c: float,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real: torch.Tensor | None = None,
+        beta_r: float = 0.0,
+    ) -> tuple[torch.Tensor, ...]:
         """Gradients of the G / E objective into G's and E's ``.grad`` (see ``generator_encoder_loss``).
 
-        Uses G's weights of the last :meth:`refresh_generator`.
+        Uses G's weights of the last :meth:`refresh_generator`. With a batch of ``real``
+        samples (``lead + (batch, features)``, float32 preferred: the reconstruction error is
+        taken against it) and ``beta_r > 0`` the objective also has ``beta_r`` times
+        :func:`~scgan_cluster.train.reconstruction_loss` of that batch.
 
         Returns
         -------
-        The adversarial, zn and zc terms, one value per replica.
+        The adversarial, zn and zc terms, one value per replica; with the reconstruction term
+        also its value (before ``beta_r``).
         """
         e_weights = _weights(self.e_layers, self.dtype)
         d_weights = _weights(self.d_layers, self.dtype)
         g_grads, e_grads, *values = self._generator(
-            self._g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c
+            self._g_weights,
+            e_weights,
+            d_weights,
+            z,
+            zn,
+            k,
+            beta_n,
+            beta_c,
+            real=real,
+            beta_r=beta_r,
         )
         _set_grads(self.e_layers, e_grads)
         _set_grads(self.g_layers, g_grads)
@@ -454,21 +471,25 @@ class ManualSteps:
         out: torch.Tensor | None = None,
         ge_cast: torch.Tensor | None = None,
         d_cast: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        real: torch.Tensor | None = None,
+        beta_r: float = 0.0,
+    ) -> tuple[torch.Tensor, ...]:
         """As :meth:`generator_step` with G's then E's parameters in ``flat_ge``, D's in ``flat_d``.
 
         ``out``: as in :meth:`critic_flat`, a buffer like ``flat_ge``. ``ge_cast``, ``d_cast``:
-        :meth:`cast` of ``flat_ge`` and ``flat_d`` if the caller has them.
+        :meth:`cast` of ``flat_ge`` and ``flat_d`` if the caller has them. ``real``, ``beta_r``:
+        the reconstruction term, as in :meth:`generator_step`.
 
         Returns
         -------
-        The flat gradient of G and E (``flat_ge``'s layout), the adversarial, zn and zc terms.
+        The flat gradient of G and E (``flat_ge``'s layout), the adversarial, zn and zc terms
+        (and the reconstruction term's value when it is on).
         """
         g_weights, e_weights = self._ge_weights(flat_ge, self._cast_of(flat_ge, ge_cast))
         d_weights = _flat_weights(self.d_layers, flat_d, self._cast_of(flat_d, d_cast))
         outs = (None, None) if out is None else self._ge_weights(out)
         g_grads, e_grads, *values = self._generator(
-            g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs
+            g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs, real, beta_r
         )
         return (_concat(g_grads + e_grads, flat_ge.dtype) if out is None else out, *values)
 
@@ -548,13 +569,35 @@ class ManualSteps:
         return _grad_list(layers, grads), gp_weight * gp - wdist, wdist, gp
 
     def _generator(
-        self, g_weights, e_weights, d_weights, z, zn, k, beta_n, beta_c, outs=(None, None)
+        self,
+        g_weights,
+        e_weights,
+        d_weights,
+        z,
+        zn,
+        k,
+        beta_n,
+        beta_c,
+        outs=(None, None),
+        real=None,
+        beta_r=0.0,
     ):
         h = z if self.dtype is None else z.to(self.dtype)
-        fake, g_saved = _forward(self.g_layers, g_weights, h)
+        batch = z.shape[-2]
+        recon = real is not None and beta_r > 0
+        if recon:
+            # E's code of the real batch, fed to G as [zn_hat, softmax(logits)]; G runs once over
+            # [z, z_hat] (one product per layer for both batches, and for their weight gradients)
+            real_c = real if self.dtype is None else real.to(self.dtype)
+            enc_r, er_saved = _forward(self.e_layers, e_weights, real_c)
+            enc_r = _full(enc_r)
+            p_r = torch.softmax(enc_r[..., self.n_latent :], dim=-1)
+            z_hat = torch.cat([enc_r[..., : self.n_latent], p_r], dim=-1)
+            h = torch.cat([h, z_hat.to(h.dtype)], dim=-2)
+        out_g, g_saved = _forward(self.g_layers, g_weights, h)
+        fake = out_g[..., :batch, :] if recon else out_g
         enc, e_saved = _forward(self.e_layers, e_weights, fake)
         d_out, d_saved = _forward(self.d_layers, d_weights, fake)
-        batch = z.shape[-2]
         enc = _full(enc)
         zn_hat, logits = enc[..., : self.n_latent], enc[..., self.n_latent :]
         adversarial = -_full(d_out.squeeze(-1)).mean(-1)
@@ -576,30 +619,70 @@ class ManualSteps:
             device=fake.device,
         )
         _, d_fake_d = _backward(self.d_layers, d_weights, d_saved, d_top, input_grad=True)
-        g_grads, _ = _backward(
-            self.g_layers, g_weights, g_saved, d_fake_e + d_fake_d, input_grad=False
-        )
-        lists = []
-        for layers, at_out, saved, weights, out in (
-            (self.g_layers, g_grads, g_saved, g_weights, outs[0]),
-            (self.e_layers, e_grads, e_saved, e_weights, outs[1]),
-        ):
-            views = [(None, None)] * len(layers) if out is None else out
-            lists.append(
-                _grad_list(
-                    layers,
-                    {
-                        i: (
-                            _weight_grad(layers[i], g, saved[i], weights[i][0], views[i][0]),
-                            None
-                            if layers[i].bias is None
-                            else _bias_grad(layers[i], g, views[i][1]),
-                        )
-                        for i, g in at_out.items()
-                    },
-                )
+        d_out_g = d_fake_e + d_fake_d
+        if recon:
+            residual = _full(out_g[..., batch:, :]) - _full(real)
+            d_out_g = torch.cat(
+                [d_out_g, (residual * (2.0 * beta_r / batch)).to(d_out_g.dtype)], dim=-2
             )
-        return lists[0], lists[1], adversarial, zn_loss, zc_loss
+        g_grads, d_h = _backward(self.g_layers, g_weights, g_saved, d_out_g, input_grad=recon)
+        e_parts = [(e_grads, e_saved)]
+        if recon:
+            # back through the softmax and E on the real batch (E's gradients of both batches
+            # are summed below)
+            d_z_hat = _full(d_h[..., batch:, :])
+            d_p = d_z_hat[..., self.n_latent :]
+            d_logits_r = p_r * (d_p - (d_p * p_r).sum(-1, keepdim=True))
+            d_enc_r = torch.cat([d_z_hat[..., : self.n_latent], d_logits_r], dim=-1)
+            e_grads_r, _ = _backward(self.e_layers, e_weights, er_saved, d_enc_r, input_grad=False)
+            e_parts.append((e_grads_r, er_saved))
+        g_views = [(None, None)] * len(self.g_layers) if outs[0] is None else outs[0]
+        g_list = _grad_list(
+            self.g_layers,
+            {
+                i: _layer_grads(self.g_layers[i], [(g, g_saved[i])], g_weights[i][0], g_views[i])
+                for i, g in g_grads.items()
+            },
+        )
+        e_views = [(None, None)] * len(self.e_layers) if outs[1] is None else outs[1]
+        e_list = _grad_list(
+            self.e_layers,
+            {
+                i: _layer_grads(
+                    self.e_layers[i],
+                    [(at_out[i], saved[i]) for at_out, saved in e_parts],
+                    e_weights[i][0],
+                    e_views[i],
+                )
+                for i in e_grads
+            },
+        )
+        values = (adversarial, zn_loss, zc_loss)
+        if recon:
+            values += (residual.pow(2).sum(-1).mean(-1),)
+        return g_list, e_list, *values
+
+
+def _layer_grads(layer: nn.Module, parts: list[tuple], w: torch.Tensor, views: tuple) -> tuple:
+    """Weight and bias gradients of a linear layer summed over ``parts``.
+
+    ``parts``: ``(gradient at the output, input)`` of each batch the layer saw; ``w``: the
+    weights it ran with; ``views``: where to write ``(weight, bias)`` gradients (or ``None``s).
+    Half-precision weights take one product over the batches joined (float32 accumulation), the
+    others accumulate a product per batch into the first (cheaper than joining).
+    """
+    w_out, b_out = views
+    if len(parts) > 1 and w.dtype in _HALF:
+        parts = [tuple(torch.cat([p[j].to(w.dtype) for p in parts], dim=-2) for j in (0, 1))]
+    gw = _weight_grad(layer, parts[0][0], parts[0][1], w, w_out)
+    for g, x in parts[1:]:
+        _weight_grad_add(layer, gw, g, x)
+    if layer.bias is None:
+        return gw, None
+    gb = _bias_grad(layer, parts[0][0], b_out)
+    for g, _ in parts[1:]:
+        gb += _bias_grad(layer, g)
+    return gw, gb
 
 
 def _layer_signature(m: nn.Module) -> tuple:
