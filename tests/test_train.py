@@ -468,7 +468,7 @@ def _assert_same_training(runs, rtol, atol):
             assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
             torch.testing.assert_close(p.detach(), q.detach(), rtol=rtol, atol=atol)
     for a, b in zip(hist_f, hist_o, strict=True):
-        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
+        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss", "reconstruction_loss"):
             np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol)
 
 
@@ -914,7 +914,8 @@ def test_beta_r_zero_is_the_paper_objective(gradients):
         train.TrainConfig(max_iter=5, batch_size=16, beta_r=0.0),
     ):
         g, e, c, prior, src = _setup()
-        _train_seeded((g, e, c), prior, src, cfg, gradients=gradients)
+        hist = _train_seeded((g, e, c), prior, src, cfg, gradients=gradients)
+        assert hist["reconstruction_loss"] == [0.0] * len(hist["iteration"])
         params.append([p.detach().clone() for net in (g, e, c) for p in net.parameters()])
     for p, q in zip(*params, strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
@@ -949,7 +950,7 @@ def test_beta_r_trains_the_encoder_and_generator_to_reconstruct_real_data(n_runs
         nets = _chain_nets(n_runs, hidden=(32, 32), seed=0)
         before = _recon_error(nets[0], nets[1], x)
         cfg = train.TrainConfig(max_iter=100, batch_size=32, lr=1e-3, beta_r=beta_r)
-        train.train_clustergan(
+        hist = train.train_clustergan(
             *nets,
             snn.MixedPrior(3, 2),
             DenseSource(x, torch.device("cpu")),
@@ -959,6 +960,12 @@ def test_beta_r_trains_the_encoder_and_generator_to_reconstruct_real_data(n_runs
             progress=False,
         )
         errors[beta_r] = (before, _recon_error(nets[0], nets[1], x))
+        for h in [hist] if n_runs == 1 else hist:  # the term's value, recorded when it is on
+            rec = np.asarray(h["reconstruction_loss"])
+            if beta_r == 0:
+                assert (rec == 0).all()
+            else:
+                assert rec[-1] < 0.2 * rec[0]
     (b0, a0), (b1, a1) = errors[0.0], errors[10.0]
     torch.testing.assert_close(b0, b1)  # the same start
     # every replica reconstructs the real samples far better than at the start, and far better

@@ -20,6 +20,7 @@ _PANELS = {
     "zn_loss": "zn cycle loss",
     "zc_loss": "zc cross-entropy",
     "critic_loss": "critic loss",
+    "reconstruction_loss": "reconstruction error ||x - G(E(x))||^2",
 }
 
 

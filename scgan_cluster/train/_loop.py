@@ -53,6 +53,7 @@ HISTORY_KEYS = (
     "generator_loss",
     "zn_loss",
     "zc_loss",
+    "reconstruction_loss",
 )
 
 
@@ -439,6 +440,8 @@ def train_clustergan(
     The history: for each key of :data:`HISTORY_KEYS` a list with one value per record, each the
     mean over the generator iterations since the previous record (critic values averaged over all
     critic steps). Losses are read back from the device only at records, not every step.
+    ``generator_loss`` is the adversarial term ``-E D(G(z))``; ``reconstruction_loss`` the
+    reconstruction term before ``config.beta_r`` (0 when ``beta_r = 0``).
     For an ensemble: a list of such dicts, one per replica.
     """
     device = source.device
@@ -568,7 +571,8 @@ def train_clustergan(
     ]
     lead: tuple[int, ...] = (n_rep,) if ensemble else ()
     acc_d = torch.zeros((3, *lead), device=device)
-    acc_g = torch.zeros((3, *lead), device=device)
+    acc_g = torch.zeros((4, *lead), device=device)
+    no_recon = torch.zeros(lead, device=device)
     n_acc = 0
     show = settings.progress_bar if progress is None else progress
     bar = tqdm(
@@ -688,7 +692,7 @@ def train_clustergan(
                         opt_d.step()
                         acc_d += torch.stack([loss_d.detach(), wdist.detach(), gp.detach()])
                 if flat_ge is not None:
-                    grad, adv, zn_loss, zc_loss, *_ = generator_fn(
+                    grad, adv, zn_loss, zc_loss, *recon = generator_fn(
                         flat_ge.data,
                         flat_d.data,
                         z_t[nc],
@@ -704,7 +708,7 @@ def train_clustergan(
                     )
                     flat_ge.step(grad)
                 elif manual_g:
-                    adv, zn_loss, zc_loss, *_ = steps.generator_step(
+                    adv, zn_loss, zc_loss, *recon = steps.generator_step(
                         z_t[nc], zn_t[nc], k_t[nc], cfg.beta_n, cfg.beta_c, real_r, cfg.beta_r
                     )
                     opt_ge.step()
@@ -719,18 +723,19 @@ def train_clustergan(
                         loss_ge, adv, zn_loss, zc_loss = generator_encoder_loss(
                             run_d, fake, zn, k, zn_hat, zc_logits, cfg.beta_n, cfg.beta_c
                         )
+                        recon = []
                         if real_r is not None:  # on the last critic batch of this iteration
-                            loss_ge = loss_ge + cfg.beta_r * reconstruction_loss(
-                                run_g, run_e, real_r, nl
-                            )
+                            recon = [reconstruction_loss(run_g, run_e, real_r, nl)]
+                            loss_ge = loss_ge + cfg.beta_r * recon[0]
                     opt_ge.zero_grad(set_to_none=True)
                     loss_ge.sum().backward()
                     opt_ge.step()
-                acc_g += torch.stack([adv, zn_loss, zc_loss])
+                rec = recon[0].detach() if recon else no_recon
+                acc_g += torch.stack([adv.detach(), zn_loss.detach(), zc_loss.detach(), rec])
                 n_acc += 1
                 if it % cfg.log_every == 0 or it == cfg.max_iter:
-                    means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (6, *lead)
-                    values = means.reshape(6, n_rep).T.tolist()  # per replica
+                    means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (7, *lead)
+                    values = means.reshape(7, n_rep).T.tolist()  # per replica
                     if not all(math.isfinite(v) for row in values for v in row):
                         raise FloatingPointError(
                             f"ClusterGAN training diverged at generator iteration {it} (non-finite loss). "
@@ -759,7 +764,7 @@ def train_clustergan(
                         refresh=False,
                     )
                     logger.debug(
-                        "iteration %d: critic %.4g, W %.4g, gp %.4g, G %.4g, zn %.4g, zc %.4g",
+                        "iteration %d: critic %.4g, W %.4g, gp %.4g, G %.4g, zn %.4g, zc %.4g, rec %.4g",
                         it,
                         *values[0],
                     )
