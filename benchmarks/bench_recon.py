@@ -6,7 +6,8 @@ usual number of highly variable genes). Timed in turn in one process, fastest of
 
 - ``paper``: ``beta_r = 0``, the hand-written steps (the paper's objective);
 - ``recon``: ``beta_r = 1``, the hand-written steps with the reconstruction term;
-- ``recon_autograd``: ``beta_r = 1`` with ``gradients="autograd"`` (every step on autograd).
+- ``recon_autograd``: ``beta_r = 1`` with ``gradients="autograd"`` (every step on autograd);
+- ``recon_bf16``: ``beta_r = 1``, the hand-written steps with ``precision="bf16"``.
 
     python benchmarks/bench_recon.py --runs 5 --iters 150 --repeats 3
 
@@ -28,9 +29,10 @@ from scgan_cluster import train
 from scgan_cluster.adapters import DenseSource
 
 CONFIGS = {
-    "paper": {"beta_r": 0.0, "gradients": "auto"},
-    "recon": {"beta_r": 1.0, "gradients": "auto"},
-    "recon_autograd": {"beta_r": 1.0, "gradients": "autograd"},
+    "paper": {"beta_r": 0.0, "gradients": "auto", "precision": "fp32"},
+    "recon": {"beta_r": 1.0, "gradients": "auto", "precision": "fp32"},
+    "recon_autograd": {"beta_r": 1.0, "gradients": "autograd", "precision": "fp32"},
+    "recon_bf16": {"beta_r": 1.0, "gradients": "auto", "precision": "bf16"},
 }
 
 
@@ -40,7 +42,7 @@ def time_configs(n_runs: int, n_genes: int, iters: int, repeats: int) -> dict:
     source = DenseSource(x, torch.device("cpu"))
     prior = snn.MixedPrior(30, 8)
 
-    def run(n: int, beta_r: float, gradients: str) -> None:
+    def run(n: int, beta_r: float, gradients: str, precision: str) -> None:
         nets = [snn.stack_ensemble([_nets(r, n_genes)[i] for r in range(n_runs)]) for i in range(3)]
         train.train_clustergan(
             *nets,
@@ -51,6 +53,7 @@ def time_configs(n_runs: int, n_genes: int, iters: int, repeats: int) -> dict:
             index_generator=[torch.Generator().manual_seed(2 + r) for r in range(n_runs)],
             progress=False,
             gradients=gradients,
+            precision=precision,
         )
 
     times: dict[str, list[float]] = {}
@@ -69,6 +72,7 @@ def time_configs(n_runs: int, n_genes: int, iters: int, repeats: int) -> dict:
         "ms_per_it": best,
         "recon_vs_paper": round(best["recon"] / best["paper"], 2),
         "recon_autograd_vs_recon": round(best["recon_autograd"] / best["recon"], 2),
+        "recon_vs_recon_bf16": round(best["recon"] / best["recon_bf16"], 2),
     }
 
 
