@@ -40,8 +40,20 @@ DEFAULT_MAX_ITER = 8000
 """Default generator iterations: a CPU-friendly budget (the paper trained 100,000); see ``tl.clustergan``."""
 
 RECIPES: dict[str, dict[str, object]] = {
-    "lognorm": {"prior": "learned", "n_runs": 5, "max_iter": 4000, "beta_r": 1.0},
-    "paper": {"prior": "uniform", "n_runs": 1, "max_iter": DEFAULT_MAX_ITER, "beta_r": 0.0},
+    "lognorm": {
+        "prior": "learned",
+        "n_runs": 5,
+        "max_iter": 4000,
+        "beta_r": 1.0,
+        "n_top_genes": 2000,
+    },
+    "paper": {
+        "prior": "uniform",
+        "n_runs": 1,
+        "max_iter": DEFAULT_MAX_ITER,
+        "beta_r": 0.0,
+        "n_top_genes": 720,
+    },
 }
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
 

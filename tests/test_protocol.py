@@ -165,9 +165,9 @@ def test_scrna_summary_verdict(tmp_path):
         [
             entry("pca_kmeans", 0.70, 0.60),
             entry("scanpy_leiden", 0.75, 0.55),
-            entry("clustergan_lognorm_learned_recon1_consensus", 0.76, 0.61, n_runs=1)
+            entry("clustergan_lognorm_learned_recon1_genes2000_consensus", 0.76, 0.61, n_runs=1)
             | {"runs": [{"test": {"ari": 0.61}}]},
-            entry("clustergan_lognorm_learned_recon1", 0.7, 0.6)
+            entry("clustergan_lognorm_learned_recon1_genes2000", 0.7, 0.6)
             | {
                 "replicas_per_fit": 2,
                 "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
@@ -193,9 +193,9 @@ def test_scrna_summary_verdict(tmp_path):
         "worm_neuron",
         [
             entry("pca_kmeans", 0.70, 0.60),
-            entry("clustergan_lognorm_learned_recon1_consensus", 0.80, 0.59, n_runs=1),
-            # the default before the reconstruction term: listed, not the verdict's
-            entry("clustergan_lognorm_learned_consensus", 0.90, 0.90, n_runs=1),
+            entry("clustergan_lognorm_learned_recon1_genes2000_consensus", 0.80, 0.59, n_runs=1),
+            # the default before (720 genes): listed, not the verdict's
+            entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
         ],
     )
     text = scrna_summary.summarise(tmp_path)
@@ -207,9 +207,10 @@ def test_scrna_summary_verdict(tmp_path):
     assert rows[0].endswith("| yes |")  # 0.76 >= 0.75 (leiden) and 0.61 >= 0.60 (PCs + KMeans)
     assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
     assert rows[1].endswith("| no |")  # ARI 0.59 < 0.60
-    label = "**default**: + both + reconstruction (beta_r = 1), consensus of 5"
+    label = "**default**: + both + reconstruction + 2,000 genes, consensus of 5"
     assert f"| {label} | 1 | 0.76 | 0.61 |" in text
-    assert "| + both, consensus of 5 replicas (the default before) | 1 | 0.90 | 0.90 |" in text
+    before = "+ both + reconstruction (beta_r = 1), consensus of 5 (the default before: 720 genes)"
+    assert f"| {before} | 1 | 0.90 | 0.90 |" in text
     # the learned prior's modes: only pbmc4k has records; ranges over its replicas
     assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())

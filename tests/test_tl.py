@@ -321,6 +321,31 @@ def test_flavor_fills_the_recipe_unless_overridden(counts, monkeypatch, flavor, 
     assert seen["flavor"] == flavor
 
 
+@pytest.mark.parametrize(
+    ("flavor", "n_genes", "kwargs", "expected"),
+    [
+        ("lognorm", 2500, {}, 2000),  # scanpy's usual number of highly variable genes
+        ("paper", 2500, {}, 720),  # the paper's
+        ("lognorm", 60, {}, 60),  # a smaller matrix: every gene
+        ("paper", 60, {}, 60),
+        ("lognorm", 2500, {"n_top_genes": 100}, 100),  # the user's number wins
+    ],
+)
+def test_recipe_chooses_the_number_of_genes(monkeypatch, flavor, n_genes, kwargs, expected):
+    seen = {}
+
+    class Recorder(scg.ClusterGAN):
+        def fit(self, data, **fit_kwargs):
+            seen.update(fit_kwargs)
+            raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "ClusterGAN", Recorder)
+    a = make_counts(n_per_cluster=5, n_genes=n_genes)
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(a, 3, flavor=flavor, **kwargs)
+    assert seen["n_top_genes"] == expected
+
+
 def test_image_anndata_takes_the_paper_settings(monkeypatch):
     seen = {}
 
