@@ -246,6 +246,12 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
         "beta_r": 1.0,
         "n_top_genes": 2000,
     },
+    "lognorm_learned_recon1_genes5000": {
+        "flavor": "lognorm",
+        "prior": "learned",
+        "beta_r": 1.0,
+        "n_top_genes": 5000,
+    },
     "lognorm_learned_recon1_leiden": {
         "flavor": "lognorm",
         "prior": "learned",
