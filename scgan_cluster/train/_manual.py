@@ -194,6 +194,23 @@ def _weight_grad_add(layer: nn.Module, gw: torch.Tensor, g: torch.Tensor, x: tor
         gw.addmm_(g.t(), x)
 
 
+def _weight_grad_sum(
+    layer: nn.Module, parts: list[tuple], w: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weight gradient summed over ``parts``, each ``(gradient at the output, input)``.
+
+    Half-precision weights take one product over the parts joined along the batch (float32
+    accumulation); the others accumulate a product per part into the first (cheaper than
+    joining). ``w`` and ``out`` as in :func:`_weight_grad`.
+    """
+    if len(parts) > 1 and w.dtype in _HALF:
+        parts = [tuple(torch.cat([p[j].to(w.dtype) for p in parts], dim=-2) for j in (0, 1))]
+    gw = _weight_grad(layer, parts[0][0], parts[0][1], w, out)
+    for g, x in parts[1:]:
+        _weight_grad_add(layer, gw, g, x)
+    return gw
+
+
 def _bias_grad(layer: nn.Module, g: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     if isinstance(layer, EnsembleLinear):
         return torch.sum(g, 1, keepdim=True, dtype=layer.bias.dtype, out=out)
@@ -551,17 +568,7 @@ class ManualSteps:
                 continue
             w = weights[i][0]
             w_out, b_out = (None, None) if outs is None else outs[i]
-            if w.dtype in _HALF:  # one product over both batches: float32 accumulation
-                gw = _weight_grad(
-                    layer,
-                    torch.cat([da[i].to(w.dtype), v[i].to(w.dtype)], dim=-2),
-                    torch.cat([saved[i].to(w.dtype), du.to(w.dtype)], dim=-2),
-                    w,
-                    w_out,
-                )
-            else:  # the second product accumulates into the first (cheaper than concatenating)
-                gw = _weight_grad(layer, da[i], saved[i], w, w_out)
-                _weight_grad_add(layer, gw, v[i], du)
+            gw = _weight_grad_sum(layer, [(da[i], saved[i]), (v[i], du)], w, w_out)
             gb = None if layer.bias is None else _bias_grad(layer, da[i], b_out)
             grads[i] = (gw, gb)
             if i < last_linear:
@@ -668,15 +675,9 @@ def _layer_grads(layer: nn.Module, parts: list[tuple], w: torch.Tensor, views: t
 
     ``parts``: ``(gradient at the output, input)`` of each batch the layer saw; ``w``: the
     weights it ran with; ``views``: where to write ``(weight, bias)`` gradients (or ``None``s).
-    Half-precision weights take one product over the batches joined (float32 accumulation), the
-    others accumulate a product per batch into the first (cheaper than joining).
     """
     w_out, b_out = views
-    if len(parts) > 1 and w.dtype in _HALF:
-        parts = [tuple(torch.cat([p[j].to(w.dtype) for p in parts], dim=-2) for j in (0, 1))]
-    gw = _weight_grad(layer, parts[0][0], parts[0][1], w, w_out)
-    for g, x in parts[1:]:
-        _weight_grad_add(layer, gw, g, x)
+    gw = _weight_grad_sum(layer, parts, w, w_out)
     if layer.bias is None:
         return gw, None
     gb = _bias_grad(layer, parts[0][0], b_out)
