@@ -229,6 +229,7 @@ class ClusterGANMethod:
 
 # ClusterGAN settings compared by --clustergan (each one vectorized fit of R replicas, see
 # clustergan_replicas); {} is the package's default, "paper" the paper's recipe
+_RECON1 = {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0}
 CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"flavor": "paper", "prior": "uniform"},
@@ -237,27 +238,12 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     "lognorm_learned": {"flavor": "lognorm", "prior": "learned"},
     "lognorm_learned_leiden": {"flavor": "lognorm", "prior": "learned", "assign": "leiden"},
     # + a reconstruction term on real cells (beta_r * ||x - G(E(x))||^2, not in the paper)
-    "lognorm_learned_recon1": {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0},
-    "lognorm_learned_recon10": {"flavor": "lognorm", "prior": "learned", "beta_r": 10.0},
-    # + scanpy's usual 2,000 highly variable genes instead of the paper's 720
-    "lognorm_learned_recon1_genes2000": {
-        "flavor": "lognorm",
-        "prior": "learned",
-        "beta_r": 1.0,
-        "n_top_genes": 2000,
-    },
-    "lognorm_learned_recon1_genes5000": {
-        "flavor": "lognorm",
-        "prior": "learned",
-        "beta_r": 1.0,
-        "n_top_genes": 5000,
-    },
-    "lognorm_learned_recon1_leiden": {
-        "flavor": "lognorm",
-        "prior": "learned",
-        "beta_r": 1.0,
-        "assign": "leiden",
-    },
+    "lognorm_learned_recon1": _RECON1,
+    "lognorm_learned_recon10": {**_RECON1, "beta_r": 10.0},
+    # + scanpy's usual 2,000 highly variable genes instead of the paper's 720 (the default)
+    "lognorm_learned_recon1_genes2000": {**_RECON1, "n_top_genes": 2000},
+    "lognorm_learned_recon1_genes5000": {**_RECON1, "n_top_genes": 5000},
+    "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
 }
 FIT_KEYS = ("flavor", "n_top_genes")
 
