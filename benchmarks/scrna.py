@@ -430,6 +430,20 @@ def plot_curves(result: dict[str, Any], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def write_table(result: dict[str, Any], path: Path) -> str:
+    """Write the markdown table of a result file's methods (test split) to ``path``; return it."""
+    methods = result["methods"]
+    table = markdown_table(methods)
+    cg_iters = next((m["iterations"] for m in methods if m["method"] == "clustergan"), "no")
+    machine = result["machine"]
+    path.write_text(
+        f"{result['dataset']}; test split ({result['split']['test']} cells); "
+        f"ClusterGAN {cg_iters} generator iterations; {machine['cpu']}, "
+        f"torch {machine['torch']}, {machine['torch_threads']} threads.\n\n{table}\n"
+    )
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="zheng2017_sorted8")
@@ -549,14 +563,7 @@ def main(argv: list[str] | None = None) -> None:
             result["methods"] = methods
             result["command"] = [*np.atleast_1d(old["command"]).tolist(), result["command"]]
     write_json(path, result)
-    table = markdown_table(methods)
-    cg_iters = next((m["iterations"] for m in methods if m["method"] == "clustergan"), "no")
-    (args.out / f"{stem}.md").write_text(
-        f"{description}; test split ({len(split['test'])} cells); "
-        f"ClusterGAN {cg_iters} generator iterations; {result['machine']['cpu']}, "
-        f"torch {result['machine']['torch']}, {result['machine']['torch_threads']} threads.\n\n{table}\n"
-    )
-    print(table)
+    print(write_table(result, args.out / f"{stem}.md"))
     if any(m["method"] == "clustergan" and m.get("checkpoints") for m in methods):
         plot_curves(result, args.out / f"{stem}_curve.png")
 

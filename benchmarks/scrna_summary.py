@@ -9,6 +9,7 @@ on both NMI and ARI.
 
     python benchmarks/scrna_summary.py                  # all staged datasets with results
     python benchmarks/scrna_summary.py --out benchmarks/results/scrna_summary.md
+    python benchmarks/scrna_summary.py --tables   # also rewrite scrna_<dataset>.md from the JSONs
 """
 
 from __future__ import annotations
@@ -196,11 +197,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, help="also write the markdown here")
+    parser.add_argument(
+        "--tables",
+        action="store_true",
+        help="also rewrite each dataset's scrna_<dataset>.md (all methods) from its JSON",
+    )
     args = parser.parse_args(argv)
     text = summarise(args.results)
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")
+    if args.tables:
+        from scrna import write_table  # scanpy and torch: only when asked
+
+        for name in DATASETS:
+            path = args.results / f"scrna_{name}.json"
+            if path.exists():
+                write_table(json.loads(path.read_text()), path.with_suffix(".md"))
+                print(f"wrote {path.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

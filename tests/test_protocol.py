@@ -86,6 +86,11 @@ def test_scrna_harness_end_to_end(tmp_path):
         "pca_kmeans",
         "pca_gmm",
     ]
+    # the table scrna_summary.py --tables rewrites from the JSON is the one the run wrote
+    written = (tmp_path / "scrna_toy.md").read_text()
+    assert "| pca_gmm | 2 |" in written
+    scrna.write_table(result, tmp_path / "again.md")
+    assert (tmp_path / "again.md").read_text() == written
 
 
 def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path):
