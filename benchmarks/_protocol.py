@@ -75,6 +75,9 @@ class MethodResult:
     A method too costly to label every held-out sample (e.g. backprop decoding) may label a
     subset: ``val_index`` / ``test_index`` are then the positions, within ``split["val"]`` /
     ``split["test"]``, of the samples its labels belong to (``None``: all of them, in order).
+    ``train_labels`` (optional): the labels it gives the training samples, all of them in order;
+    scored as ``"train"``, a larger (and so less noisy) set than validation for comparing
+    settings (labels are used only to score, as on validation).
     """
 
     val_labels: np.ndarray
@@ -82,6 +85,7 @@ class MethodResult:
     info: dict[str, Any] = field(default_factory=dict)
     val_index: np.ndarray | None = None
     test_index: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
 
 
 Method = Callable[[Any, dict[str, np.ndarray], int, int], MethodResult]
@@ -117,6 +121,8 @@ def run_method(
             "n_scored": {"val": len(val_truth), "test": len(test_truth)},
             **result.info,
         }
+        if result.train_labels is not None:
+            run["train"] = score(truth[split["train"]], result.train_labels)
         runs.append(run)
         log(
             f"  {name:<28} seed {seed}: test "

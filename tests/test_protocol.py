@@ -76,6 +76,8 @@ def test_scrna_harness_end_to_end(tmp_path):
         assert all(0 <= v <= 1 for k, v in m["mean"].items())
     # the toy groups are far apart: KMeans on the paper's preprocessing separates them
     assert methods["paper_kmeans"]["mean"]["ari"] > 0.9
+    # the fit-on-train baselines are scored on the training cells too (the toy's 3 groups)
+    assert all(r["train"]["ari"] > 0.9 for r in methods["paper_kmeans"]["runs"])
     assert [c["iteration"] for c in methods["clustergan"]["checkpoints"]] == [10, 20]
     # a second call with another method updates the file and keeps the others
     scrna.main([*argv[:6], "--methods", "pca_gmm", "--out", str(tmp_path)])
@@ -139,6 +141,9 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
             k: round(v, 4) for k, v in m["runs"][sel["medoid"]]["test"].items()
         }
         assert methods[f"clustergan_{variant}_consensus"]["n_runs"] == 1
+        # every replica and the consensus are scored on the training cells by their own labels
+        for r in m["runs"] + methods[f"clustergan_{variant}_consensus"]["runs"]:
+            assert set(r["train"]) == set(r["test"])
     # rerunning one variant keeps the other and the order; two fits use seeds 0-2 and 3-5
     scrna.main([*argv[:7], "--clustergan", "paper", "--ensembles", "2", "--out", str(tmp_path)])
     again = {
