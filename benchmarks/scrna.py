@@ -253,6 +253,12 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     # + scanpy's usual 2,000 highly variable genes instead of the paper's 720 (the default)
     "lognorm_learned_recon1_genes2000": {**_RECON1, "n_top_genes": 2000},
     "lognorm_learned_recon1_genes5000": {**_RECON1, "n_top_genes": 5000},
+    # the default with a learned prior that keeps every mode at >= 0.5 / K (default 0.1 / K)
+    "lognorm_learned_recon1_genes2000_floor05": {
+        **_RECON1,
+        "n_top_genes": 2000,
+        "prior_floor": 0.5,
+    },
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
 }
 FIT_KEYS = ("flavor", "n_top_genes")

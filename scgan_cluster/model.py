@@ -33,6 +33,7 @@ from .nn import (
 )
 from .nn._registry import check_options
 from .train import TrainConfig, encode, train_clustergan
+from .train._loop import PRIOR_FLOOR
 
 __all__ = ["ClusterGAN", "DEFAULT_MAX_ITER", "RECIPES"]
 
@@ -161,6 +162,11 @@ class ClusterGAN:
         and the clusters come from KMeans on the whole latent (zn, softmax zc), the default
         ``assign``. With ``assign="argmax"`` a learned prior therefore gives fewer than K
         clusters.
+    prior_floor
+        With ``prior="learned"``: each re-estimate floors every mode's proportion at
+        ``prior_floor / K`` before renormalising (default 0.1), so that no mode is switched
+        off; a higher floor keeps more weight on rarely used modes. Ignored with the uniform
+        prior.
     combine
         With ``n_runs > 1``: ``"consensus"`` labels each cell by the majority of the replicas
         after matching their cluster ids (with a per-cell confidence, and new cells by the same
@@ -216,6 +222,7 @@ class ClusterGAN:
         device: str | torch.device = "auto",
         n_runs: int = 1,
         prior: Literal["uniform", "learned"] = "uniform",
+        prior_floor: float = PRIOR_FLOOR,
         combine: Literal["consensus", "select"] = "consensus",
         precision: Literal["fp32", "bf16"] = "fp32",
         compile: bool = False,
@@ -256,6 +263,7 @@ class ClusterGAN:
         self._requested_options = dict(architecture_options or {})
         self._max_iter = max_iter
         self._beta_r = beta_r
+        self._prior_floor = prior_floor
         self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
@@ -326,6 +334,7 @@ class ClusterGAN:
             beta_n=hp["beta_n"],
             beta_c=hp["beta_c"],
             beta_r=self._beta_r,
+            prior_floor=self._prior_floor,
             prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
         )
         self.n_latent = int(hp["n_latent"])

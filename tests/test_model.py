@@ -159,6 +159,8 @@ def test_argmax_model_and_unfitted_errors():
         ({"sigma": -1}, ValueError, "sigma"),
         ({"assign": "hdbscan"}, ValueError, "assign"),
         ({"prior": "dirichlet"}, ValueError, "prior"),
+        ({"prior_floor": 1.5}, ValueError, "prior_floor"),
+        ({"prior_floor": -0.1}, ValueError, "prior_floor"),
         ({"combine": "mean"}, ValueError, "combine"),
         ({"device": "tpu"}, ValueError, "device"),
         ({"random_state": -3}, TypeError, "random_state"),
@@ -445,6 +447,23 @@ def test_learned_prior_moves_towards_the_encoders_proportions():
     assert not torch.allclose(w, torch.full((3,), 1 / 3))  # updated at iteration 128
     uniform = scg.ClusterGAN(3, n_latent=5, max_iter=40, batch_size=32).fit(a, n_top_genes=30)
     torch.testing.assert_close(uniform.prior.weights, torch.full((3,), 1 / 3))
+
+
+def test_prior_floor_bounds_the_learned_proportions(tmp_path):
+    a = make_counts()
+    kw = {"n_latent": 5, "prior": "learned", "max_iter": 400, "batch_size": 32}
+    low = scg.ClusterGAN(3, **kw).fit(a, n_top_genes=30)  # floor 0.1 / K
+    assert low.params["prior_floor"] == 0.1
+    # the toy's proportions stay near 1/3, so only a floor near 1 binds
+    model = scg.ClusterGAN(3, prior_floor=1.0, **kw).fit(a, n_top_genes=30)
+    assert model.params["prior_floor"] == 1.0
+    w = model.prior.weights
+    assert float(low.prior.weights.min()) < 0.31  # unfloored, one mode fell below 1/3
+    assert float(w.min()) > float(low.prior.weights.min())
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert loaded.params["prior_floor"] == 1.0
+    torch.testing.assert_close(loaded.prior.weights, w)
 
 
 def test_learned_prior_per_replica_roundtrip(tmp_path):

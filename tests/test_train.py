@@ -1003,3 +1003,32 @@ def test_beta_r_hand_written_training_equals_autograd(n_runs, flat_params, float
 def test_beta_r_validation(value):
     with pytest.raises(ValueError, match="beta_r"):
         train.TrainConfig(beta_r=value)
+
+
+class _OneModeEncoder(torch.nn.Module):
+    """Every sample goes to zc mode 0 (softmax ~ one-hot)."""
+
+    def forward(self, x):
+        logits = torch.full((x.shape[0], 4), -30.0)
+        logits[:, 0] = 30.0
+        return x[:, :2], logits
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected"),
+    [
+        # 0.5 * uniform + 0.5 * one-hot = (0.625, 0.125, 0.125, 0.125): the floor 0.025 does not bind
+        (0.1, [0.625, 0.125, 0.125, 0.125]),
+        # floor 0.8 / 4 = 0.2 binds: (0.625, 0.2, 0.2, 0.2) / 1.225
+        (0.8, [0.625 / 1.225, 0.2 / 1.225, 0.2 / 1.225, 0.2 / 1.225]),
+    ],
+)
+def test_update_prior_weights_floor_known_answer(floor, expected):
+    from scgan_cluster.train._loop import update_prior_weights
+
+    weights = torch.full((4,), 0.25)
+    source = DenseSource(torch.rand(50, 6), torch.device("cpu"))
+    update_prior_weights(
+        weights, _OneModeEncoder(), source, torch.Generator().manual_seed(0), floor=floor
+    )
+    torch.testing.assert_close(weights, torch.tensor(expected), rtol=0, atol=1e-6)

@@ -88,8 +88,9 @@ class TrainConfig:
     ``prior_update_every`` (0: never, the paper's fixed uniform prior) re-estimates the cluster
     proportions of the prior's zc from the encoder every that many generator iterations, from
     ``PRIOR_START`` of the run on: the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` random real
-    samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and no weight falls below
-    ``PRIOR_FLOOR / K`` (so no mode is switched off). See :func:`update_prior_weights`.
+    samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and every weight is floored at
+    ``prior_floor / K`` before renormalising (so no mode is switched off; ``prior_floor``
+    defaults to ``PRIOR_FLOOR``, 0.1). See :func:`update_prior_weights`.
 
     ``beta_r`` (0: the paper's objective) adds ``beta_r`` times a reconstruction term on real
     samples to the joint G / E objective: ``E_x ||x - G([zn_hat, softmax(zc_logits)])||^2``
@@ -111,6 +112,7 @@ class TrainConfig:
     log_every: int | None = None
     prior_update_every: int = 0
     beta_r: float = 0.0
+    prior_floor: float = PRIOR_FLOOR
 
     def __post_init__(self) -> None:
         for name in ("max_iter", "batch_size", "n_critic"):
@@ -128,6 +130,10 @@ class TrainConfig:
             self.log_every = max(1, self.max_iter // 100)
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every!r}.")
+        floor = self.prior_floor
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
+            raise ValueError(f"prior_floor must be a number in [0, 1], got {floor!r}.")
+        self.prior_floor = float(floor)
         if (
             isinstance(self.prior_update_every, bool)
             or not isinstance(self.prior_update_every, int)
@@ -276,11 +282,12 @@ def update_prior_weights(
     generator: torch.Generator,
     *,
     n_runs: int | None = None,
+    floor: float = PRIOR_FLOOR,
 ) -> None:
     """One re-estimate of a learned prior's cluster proportions, in place.
 
     ``weights`` (``(K,)``, or ``(R, K)`` for an ensemble of R encoders) becomes
-    ``(1 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p``, floored at ``PRIOR_FLOOR / K`` and
+    ``(1 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p``, floored at ``floor / K`` and
     renormalised, where ``p`` is the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` real samples
     drawn with ``generator``.
 
@@ -297,6 +304,8 @@ def update_prior_weights(
         CPU random generator choosing the samples.
     n_runs
         R for an ensemble encoder, else ``None``.
+    floor
+        No proportion falls below ``floor / K`` (``TrainConfig.prior_floor``).
     """
     m = min(PRIOR_SAMPLE, source.n_obs)
     idx = torch.randperm(source.n_obs, generator=generator)[:m]
@@ -309,7 +318,7 @@ def update_prior_weights(
     encoder.train(was_training)
     p = torch.softmax(logits.float(), dim=-1).mean(-2)
     k = weights.shape[-1]
-    new = ((1.0 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p).clamp_min(PRIOR_FLOOR / k)
+    new = ((1.0 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p).clamp_min(floor / k)
     weights.copy_(new / new.sum(-1, keepdim=True))
 
 
@@ -596,7 +605,14 @@ def train_clustergan(
                 and it >= prior_from
                 and it - last_prior >= cfg.prior_update_every
             ):
-                update_prior_weights(prior.weights, encoder, source, index_gens[0], n_runs=n_runs)
+                update_prior_weights(
+                    prior.weights,
+                    encoder,
+                    source,
+                    index_gens[0],
+                    n_runs=n_runs,
+                    floor=cfg.prior_floor,
+                )
                 last_prior = it
             n_block = min(block, cfg.max_iter - it)
             draws = [s.next_block(n_block) for s in streams]
