@@ -56,6 +56,8 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon1_genes5000_consensus": "+ both + reconstruction + 5,000 genes, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes2000_floor05": "+ both + reconstruction + 2,000 genes, prior floor 0.5 / K (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_floor05_consensus": "+ both + reconstruction + 2,000 genes, prior floor 0.5 / K, consensus of 5",
+    "clustergan_lognorm_learned_recon1_genes2000_bf16_8000": "+ both + reconstruction + 2,000 genes, 8,000 iterations in bf16 (single replicas)",
+    "clustergan_lognorm_learned_recon1_genes2000_bf16_8000_consensus": "+ both + reconstruction + 2,000 genes, 8,000 iterations in bf16, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes2000": "+ both + reconstruction + 2,000 genes (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_medoid": "+ both + reconstruction + 2,000 genes, medoid replica",
     "clustergan_lognorm_learned_recon1_genes2000_consensus": "**default**: + both + reconstruction + 2,000 genes, consensus of 5",

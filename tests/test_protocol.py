@@ -226,3 +226,17 @@ def test_scrna_summary_verdict(tmp_path):
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
     # label-free picks per fit: medoid (replica 1) vs purity pick (replica 0), test ARI
     assert "| 10x PBMC 4k | 0 | no | 0.70 | 0.60 | 0.70 | 0.50 | 0.61 |" in text
+
+
+def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
+    import scrna
+
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    split = paper_split(adata.n_obs, seed=0)
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy12", {"max_iter": 12})
+    entries = scrna.clustergan_replicas(
+        "toy12", adata, truth, split, 3, [0, 1], max_iter=5, n_top_genes=20
+    )
+    assert entries[0]["iterations"] == 12  # the variant's, not the command line's 5
+    assert entries[0]["params"]["max_iter"] == 12
