@@ -401,6 +401,15 @@ def test_beta_r_is_passed_to_the_model(counts):
     assert not np.allclose(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
 
 
+def test_prior_floor_is_passed_to_the_model(counts):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=1, prior_floor=0.5, **FAST)
+    assert a.uns["clustergan"]["params"]["prior_floor"] == 0.5
+    b = counts.copy()
+    scg.tl.clustergan(b, 3, n_runs=1, **FAST)
+    assert b.uns["clustergan"]["params"]["prior_floor"] == 0.1
+
+
 def test_compile_is_allowed_with_the_reconstruction_term():
     # the hand-written (compilable) steps include the default recipe's reconstruction term
     model = scg.ClusterGAN(3, compile=True, beta_r=1.0)

@@ -44,6 +44,7 @@ def clustergan(
     n_runs: int | None = None,
     flavor: Literal["lognorm", "paper"] = "lognorm",
     prior: Literal["uniform", "learned"] | None = None,
+    prior_floor: float | None = None,
     combine: Literal["consensus", "select"] = "consensus",
     precision: Literal["fp32", "bf16"] = "fp32",
     compile: bool = False,
@@ -137,6 +138,10 @@ def clustergan(
         from the encoder during training; in practice it concentrates on a few modes and the
         clusters come from KMeans on the latent, see :class:`scgan_cluster.ClusterGAN`);
         ``None``: the recipe's (``"lognorm"``: learned, ``"paper"``: uniform).
+    prior_floor
+        With the learned prior: each re-estimate floors every mode's proportion at
+        ``prior_floor / K`` before renormalising; ``None``: 0.1. See
+        :class:`scgan_cluster.ClusterGAN`.
     combine
         With ``n_runs > 1``: ``"consensus"`` (majority vote of the replicas after matching their
         cluster ids) or ``"select"`` (the replica that agrees most with the others). Neither
@@ -236,6 +241,7 @@ def clustergan(
         n_runs=n_runs,
         prior=prior,
         combine=combine,
+        **({} if prior_floor is None else {"prior_floor": prior_floor}),
         precision=precision,
         compile=compile,
     )
