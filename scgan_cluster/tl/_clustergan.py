@@ -13,6 +13,7 @@ from scgan_cluster._settings import logger
 from scgan_cluster._validation import check_adata
 from scgan_cluster.adapters import image_shape_of
 from scgan_cluster.model import RECIPES, ClusterGAN
+from scgan_cluster.train._loop import PRIOR_FLOOR
 
 __all__ = ["clustergan"]
 
@@ -241,7 +242,7 @@ def clustergan(
         n_runs=n_runs,
         prior=prior,
         combine=combine,
-        **({} if prior_floor is None else {"prior_floor": prior_floor}),
+        prior_floor=PRIOR_FLOOR if prior_floor is None else prior_floor,
         precision=precision,
         compile=compile,
     )
