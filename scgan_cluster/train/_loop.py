@@ -88,9 +88,9 @@ class TrainConfig:
     ``prior_update_every`` (0: never, the paper's fixed uniform prior) re-estimates the cluster
     proportions of the prior's zc from the encoder every that many generator iterations, from
     ``PRIOR_START`` of the run on: the mean of softmax(zc_hat) over ``PRIOR_SAMPLE`` random real
-    samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and every weight is floored at
-    ``prior_floor / K`` before renormalising (so no mode is switched off; ``prior_floor``
-    defaults to ``PRIOR_FLOOR``, 0.1). See :func:`update_prior_weights`.
+    samples is mixed into the weights with momentum ``PRIOR_MOMENTUM``, and every weight is
+    floored at ``prior_floor / K`` before renormalising (so no mode is switched off;
+    ``prior_floor`` defaults to ``PRIOR_FLOOR``, 0.1). See :func:`update_prior_weights`.
 
     ``beta_r`` (0: the paper's objective) adds ``beta_r`` times a reconstruction term on real
     samples to the joint G / E objective: ``E_x ||x - G([zn_hat, softmax(zc_logits)])||^2``
@@ -305,7 +305,8 @@ def update_prior_weights(
     n_runs
         R for an ensemble encoder, else ``None``.
     floor
-        No proportion falls below ``floor / K`` (``TrainConfig.prior_floor``).
+        Every proportion is floored at ``floor / K`` before renormalising, so it ends at least
+        ``floor / (K (1 + floor))`` (``TrainConfig.prior_floor``).
     """
     m = min(PRIOR_SAMPLE, source.n_obs)
     idx = torch.randperm(source.n_obs, generator=generator)[:m]
