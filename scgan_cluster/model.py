@@ -32,6 +32,7 @@ from .nn import (
     stack_ensemble,
 )
 from .nn._registry import check_options
+from .pp._pca import PCAProjection
 from .train import TrainConfig, encode, train_clustergan
 from .train._loop import PRIOR_FLOOR
 
@@ -47,6 +48,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "max_iter": 4000,
         "beta_r": 1.0,
         "n_top_genes": 2000,
+        "n_pcs": None,
     },
     "paper": {
         "prior": "uniform",
@@ -54,6 +56,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "max_iter": DEFAULT_MAX_ITER,
         "beta_r": 0.0,
         "n_top_genes": 720,
+        "n_pcs": None,
     },
 }
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
@@ -80,6 +83,7 @@ _FITTED = (
     "prior",
     "var_names",
     "transform",
+    "projection",
     "cluster_centers_",
     "history_",
     "train_seconds_",
@@ -184,6 +188,13 @@ class ClusterGAN:
         2-core CPU, but compiling takes 10-20 s once per process and network shape, so it pays
         for runs of thousands of iterations; needs a working C++ compiler (inductor). The same
         numbers up to float rounding. Default ``False``.
+    n_pcs
+        ``None`` (default, the paper): the networks see the preprocessed genes. An integer: they
+        see the cells' ``n_pcs`` leading principal components instead, fitted on the training
+        cells after the preprocessing (each gene standardised and clipped at 10 sd, as
+        ``scanpy.pp.scale`` does, then PCA; the components scaled by three times their sd). New
+        cells get the same projection; :meth:`generate` and :meth:`decode` map the generator's
+        components back to genes. Vectors only.
     {doc_device}
 
     Examples
@@ -226,8 +237,12 @@ class ClusterGAN:
         combine: Literal["consensus", "select"] = "consensus",
         precision: Literal["fp32", "bf16"] = "fp32",
         compile: bool = False,
+        n_pcs: int | None = None,
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
+        if n_pcs is not None:
+            check_positive_int(n_pcs, "n_pcs")
+        self.n_pcs = None if n_pcs is None else int(n_pcs)
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
         self.precision = precision
@@ -291,6 +306,7 @@ class ClusterGAN:
         self.prior: MixedPrior | None = None
         self.var_names: np.ndarray | None = None
         self.transform: dict | None = None
+        self.projection: PCAProjection | None = None
         self.image_shape: tuple[int, int, int] | None = None
         self.cluster_centers_: np.ndarray | None = None
         self.history_: dict[str, list[float]] = {}
@@ -366,6 +382,7 @@ class ClusterGAN:
             "combine": self.combine,
             "precision": self.precision,
             "compile": self.compile,
+            "n_pcs": self.n_pcs,
         }
 
     @property
@@ -518,20 +535,22 @@ class ClusterGAN:
                     f"Pass batch_size={n_obs} or smaller."
                 )
             self.image_shape = prepared.image_shape
+            self.projection = self._fit_projection(prepared)
             if self.n_runs > 1:
                 self._fit_ensemble(prepared, callback)
                 return self
-            self._build(prepared.x.shape[1], prepared.image_shape)
+            x = self._network_input(prepared)
+            self._build(x.shape[1], prepared.image_shape)
             self.var_names = np.asarray(prepared.var_names, dtype=str)
             self.transform = prepared.transform
-            source = as_source(prepared.x, self.device, self._sample_shape())
+            source = as_source(x, self.device, self._sample_shape())
             noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
             index_gen = torch.Generator().manual_seed(self.random_state + 2)
             logger.info(
                 "training ClusterGAN (%s) on %d samples x %s, K=%d, %d iterations on %s",
                 self.architecture,
                 n_obs,
-                f"{prepared.x.shape[1]} features"
+                f"{x.shape[1]} features"
                 if prepared.image_shape is None
                 else f"images {list(prepared.image_shape)}",
                 self.n_clusters,
@@ -560,6 +579,22 @@ class ClusterGAN:
             raise
         return self
 
+    def _fit_projection(self, prepared: Prepared) -> PCAProjection | None:
+        """With ``n_pcs``: the principal components the networks will see, fitted on ``prepared``."""
+        if self.n_pcs is None:
+            return None
+        if prepared.image_shape is not None:
+            raise ValueError(
+                "n_pcs applies to vectors (cells x genes), not to images; pass n_pcs=None."
+            )
+        return PCAProjection.fit(prepared.x, self.n_pcs)
+
+    def _network_input(self, prepared: Prepared):
+        """What the networks take: the prepared matrix, or its principal components (``n_pcs``)."""
+        if self.projection is None:
+            return prepared.x
+        return self.projection.transform(prepared.x)
+
     def _assign(self, prepared: Prepared) -> None:
         zn, proba = self._encode(prepared)
         if self.assign == "kmeans":
@@ -580,7 +615,8 @@ class ClusterGAN:
         self.latent_, self.proba_ = zn, proba
 
     def _fit_ensemble(self, prepared: Prepared, callback: Callable | None) -> None:
-        n_features = prepared.x.shape[1]
+        x = self._network_input(prepared)
+        n_features = x.shape[1]
         replicas = [self._replica(r) for r in range(self.n_runs)]
         nets = [rep._networks(n_features, self.image_shape, rep.random_state) for rep in replicas]
         try:
@@ -592,14 +628,14 @@ class ClusterGAN:
         self.prior = MixedPrior(self.n_latent, self.n_clusters, self.sigma).to(self.device)
         self.var_names = np.asarray(prepared.var_names, dtype=str)
         self.transform = prepared.transform
-        source = as_source(prepared.x, self.device, self._sample_shape())
+        source = as_source(x, self.device, self._sample_shape())
         seeds = [rep.random_state for rep in replicas]
         noise_gens = [torch.Generator(device=self.device).manual_seed(s + 1) for s in seeds]
         index_gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
         logger.info(
             "training %d ClusterGAN replicas together on %d cells x %d features, K=%d, %d iterations on %s",
             self.n_runs,
-            prepared.x.shape[0],
+            x.shape[0],
             n_features,
             self.n_clusters,
             self.train_config.max_iter,
@@ -626,6 +662,7 @@ class ClusterGAN:
             rep.generator, rep.encoder, rep.critic = g.eval(), e.eval(), c.eval()
             rep.prior = self._replica_prior(r)
             rep.var_names, rep.transform = self.var_names, self.transform
+            rep.projection = self.projection
             rep.history_, rep.train_seconds_ = hist, seconds
             rep._assign(prepared)
         self.train_seconds_ = seconds
@@ -670,7 +707,8 @@ class ClusterGAN:
 
     def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         sample_shape = self._sample_shape()
-        zn, logits = encode(self.encoder, as_source(prepared.x, self.device, sample_shape))
+        x = self._network_input(prepared)
+        zn, logits = encode(self.encoder, as_source(x, self.device, sample_shape))
         return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
             np.float32
         )
@@ -777,7 +815,8 @@ class ClusterGAN:
 
         Returns
         -------
-        float32 array ``(n, n_features)`` on the training scale (for counts: ``log2(1 + C) / scale``),
+        float32 array ``(n, n_features)`` on the training scale (for counts: the preprocessed
+        values; with ``n_pcs``, the generated components mapped back to the genes),
         or ``(n, C, H, W)`` images with pixels in [0, 1] for a model trained on images.
         """
         self._check_trained()
@@ -818,6 +857,8 @@ class ClusterGAN:
             )
         self.generator.eval()
         x = self.generator(z.to(device=self.device, dtype=torch.float32)).float().cpu().numpy()
+        if self.projection is not None:  # back from principal components to the features
+            x = self.projection.inverse_transform(x)
         if self.image_shape is not None:
             x = x.reshape(x.shape[0], *self.image_shape)
         return x
@@ -848,6 +889,8 @@ class ClusterGAN:
         }
         if self.cluster_centers_ is not None:
             state["cluster_centers"] = torch.from_numpy(self.cluster_centers_)
+        if self.projection is not None:
+            state["projection"] = self.projection.state_dict()
         if self.replicas is not None:
             state["replicas"] = [
                 {
@@ -907,8 +950,11 @@ class ClusterGAN:
         model = cls(**params, device=device)
         shape = config.get("image_shape")
         model.image_shape = None if shape is None else tuple(int(s) for s in shape)
-        model._build(int(config["n_features"]), model.image_shape)
         state = torch.load(path / _FILES["weights"], map_location=model.device, weights_only=True)
+        if "projection" in state:
+            model.projection = PCAProjection.from_state(state["projection"])
+        n_in = int(config["n_features"]) if model.projection is None else model.projection.n_pcs
+        model._build(n_in, model.image_shape)
         model.generator.load_state_dict(state["generator"])
         model.encoder.load_state_dict(state["encoder"])
         model.critic.load_state_dict(state["critic"])
@@ -929,13 +975,14 @@ class ClusterGAN:
                 zip(state["replicas"], runs["histories"], strict=True)
             ):
                 rep = model._replica(r)
-                rep._build(int(config["n_features"]), model.image_shape)
+                rep._build(n_in, model.image_shape)
                 for name in ("generator", "encoder", "critic"):
                     getattr(rep, name).load_state_dict(rstate[name])
                     getattr(rep, name).eval()
                 if "prior" in rstate:
                     rep.prior.load_state_dict(rstate["prior"])
                 rep.var_names, rep.transform = model.var_names, model.transform
+                rep.projection = model.projection
                 if "cluster_centers" in rstate:
                     rep.cluster_centers_ = rstate["cluster_centers"].cpu().numpy()
                 rep.history_, rep.train_seconds_ = hist, model.train_seconds_

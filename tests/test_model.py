@@ -609,3 +609,59 @@ def test_beta_r_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     del config["params"]["beta_r"]
     config_path.write_text(json.dumps(config))
     assert scg.ClusterGAN.load(tmp_path / "m", device="cpu").params["beta_r"] == 0.0
+
+
+def test_n_pcs_networks_see_principal_components(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, n_pcs=4, lr=2e-3, max_iter=400, batch_size=32)
+    model.fit(a, n_top_genes=30, flavor="lognorm")
+    assert model.params["n_pcs"] == 4
+    assert model.projection.n_pcs == 4 and model.projection.n_features == 30
+    assert model.encoder.trunk[0].in_features == 4
+    assert model.generator.out.out_features == 4
+    # the three marker blocks are found through the components
+    truth = a.obs["truth"].cat.codes.to_numpy()
+    assert scg.metrics.cluster_metrics(truth, model.labels_)["ari"] > 0.9
+    np.testing.assert_array_equal(model.predict(a), model.labels_)
+    # generated cells come back as genes, on the preprocessed scale
+    x = model.generate(50, random_state=0)
+    assert x.shape == (50, 30)
+    np.testing.assert_allclose(
+        model.projection.transform(x),
+        model.projection.transform(model.projection.inverse_transform(model.projection.transform(x))),
+        atol=1e-5,
+    )
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert loaded.n_pcs == 4
+    np.testing.assert_array_equal(loaded.projection.components, model.projection.components)
+    np.testing.assert_array_equal(loaded.predict(a), model.labels_)
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(a), model.get_latent_representation(a), atol=1e-6
+    )
+    np.testing.assert_allclose(loaded.generate(5, random_state=1), model.generate(5, random_state=1))
+
+
+def test_n_pcs_ensemble_shares_one_projection_and_reloads(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, n_pcs=3, n_runs=2, **FAST).fit(a, n_top_genes=30)
+    assert all(rep.projection is model.projection for rep in model.replicas)
+    assert all(rep.encoder.trunk[0].in_features == 3 for rep in model.replicas)
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert all(rep.projection is loaded.projection for rep in loaded.replicas)
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+
+
+def test_n_pcs_errors_leave_the_model_as_it_was():
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_latent=5, n_pcs=40, **FAST)
+    with pytest.raises(ValueError, match="pass a smaller n_pcs"):
+        model.fit(a, n_top_genes=30)
+    assert not model.is_trained and model.projection is None
+    images = np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="n_pcs applies to vectors"):
+        scg.ClusterGAN(3, n_pcs=4, **FAST).fit(images)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises((TypeError, ValueError), match="n_pcs"):
+            scg.ClusterGAN(3, n_pcs=bad)

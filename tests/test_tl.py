@@ -410,6 +410,21 @@ def test_prior_floor_is_passed_to_the_model(counts):
     assert b.uns["clustergan"]["params"]["prior_floor"] == 0.1
 
 
+def test_n_pcs_is_passed_to_the_model_and_zero_means_genes(counts):
+    a, b, c = counts.copy(), counts.copy(), counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=1, n_pcs=5, **FAST)
+    assert a.uns["clustergan"]["params"]["n_pcs"] == 5
+    scg.tl.clustergan(b, 3, n_runs=1, n_pcs=0, **FAST)
+    scg.tl.clustergan(c, 3, n_runs=1, **FAST)  # the recipe's choice
+    assert b.uns["clustergan"]["params"]["n_pcs"] is None
+    assert c.uns["clustergan"]["params"]["n_pcs"] == scg.model.RECIPES["lognorm"]["n_pcs"]
+    assert not np.allclose(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
+    before = counts.copy()
+    with pytest.raises(ValueError, match="pass a smaller n_pcs"):
+        scg.tl.clustergan(before, 3, n_runs=1, n_pcs=31, **FAST)
+    assert "clustergan" not in before.obs and "clustergan" not in before.uns
+
+
 def test_compile_is_allowed_with_the_reconstruction_term():
     # the hand-written (compilable) steps include the default recipe's reconstruction term
     model = scg.ClusterGAN(3, compile=True, beta_r=1.0)

@@ -49,6 +49,7 @@ def clustergan(
     combine: Literal["consensus", "select"] = "consensus",
     precision: Literal["fp32", "bf16"] = "fp32",
     compile: bool = False,
+    n_pcs: int | None = None,
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -154,6 +155,11 @@ def clustergan(
     compile
         ``torch.compile`` the training steps (fully connected networks): faster per
         iteration, 10-20 s to compile; for long runs. See :class:`scgan_cluster.ClusterGAN`.
+    n_pcs
+        Train on the cells' ``n_pcs`` leading principal components (of the preprocessed genes,
+        each standardised and clipped at 10 sd, fitted on these cells) instead of the genes;
+        ``0``: on the genes; ``None``: the recipe's (both recipes: the genes). See
+        :class:`scgan_cluster.ClusterGAN`.
 
     Returns
     -------
@@ -221,6 +227,10 @@ def clustergan(
     n_runs = recipe["n_runs"] if n_runs is None else n_runs
     prior = recipe["prior"] if prior is None else prior
     beta_r = recipe["beta_r"] if beta_r is None else beta_r
+    if n_pcs is None:
+        n_pcs = recipe["n_pcs"]
+    elif not isinstance(n_pcs, bool) and n_pcs == 0:  # scanpy's convention: 0 means no PCA
+        n_pcs = None
     if n_top_genes is None:  # the recipe's number, or every gene of a smaller matrix
         n_top_genes = min(recipe["n_top_genes"], adata.n_vars)
     model = ClusterGAN(
@@ -245,6 +255,7 @@ def clustergan(
         prior_floor=PRIOR_FLOOR if prior_floor is None else prior_floor,
         precision=precision,
         compile=compile,
+        n_pcs=n_pcs,
     )
     model.fit(adata, layer=layer, preprocess=preprocess, n_top_genes=n_top_genes, flavor=flavor)
 
