@@ -273,6 +273,14 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "max_iter": 2000,
     },
+    # the same on the cells' 50 principal components instead of the 2,000 genes
+    "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000": {
+        **_RECON1,
+        "n_top_genes": 2000,
+        "n_pcs": 50,
+        "lr": 2e-3,
+        "max_iter": 2000,
+    },
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
 }
 FIT_KEYS = ("flavor", "n_top_genes")
