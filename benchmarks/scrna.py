@@ -281,6 +281,14 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "max_iter": 2000,
     },
+    "lognorm_learned_recon1_genes2000_pcs50_lr1e3": {
+        **_RECON1,
+        "n_top_genes": 2000,
+        "n_pcs": 50,
+        "lr": 1e-3,
+    },
+    # the default (4,000 iterations) at 10x the paper's learning rate
+    "lognorm_learned_recon1_genes2000_lr1e3": {**_RECON1, "n_top_genes": 2000, "lr": 1e-3},
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
 }
 FIT_KEYS = ("flavor", "n_top_genes")
