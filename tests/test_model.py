@@ -616,7 +616,8 @@ def test_n_pcs_networks_see_principal_components(tmp_path):
     model = scg.ClusterGAN(3, n_latent=5, n_pcs=4, lr=2e-3, max_iter=400, batch_size=32)
     model.fit(a, n_top_genes=30, flavor="lognorm")
     assert model.params["n_pcs"] == 4
-    assert model.projection.n_pcs == 4 and model.projection.n_features == 30
+    assert model.projection.n_pcs == 4
+    assert model.projection.n_features == 30
     assert model.encoder.trunk[0].in_features == 4
     assert model.generator.out.out_features == 4
     # the three marker blocks are found through the components
@@ -628,7 +629,9 @@ def test_n_pcs_networks_see_principal_components(tmp_path):
     assert x.shape == (50, 30)
     np.testing.assert_allclose(
         model.projection.transform(x),
-        model.projection.transform(model.projection.inverse_transform(model.projection.transform(x))),
+        model.projection.transform(
+            model.projection.inverse_transform(model.projection.transform(x))
+        ),
         atol=1e-5,
     )
     model.save(tmp_path / "m")
@@ -639,7 +642,9 @@ def test_n_pcs_networks_see_principal_components(tmp_path):
     np.testing.assert_allclose(
         loaded.get_latent_representation(a), model.get_latent_representation(a), atol=1e-6
     )
-    np.testing.assert_allclose(loaded.generate(5, random_state=1), model.generate(5, random_state=1))
+    np.testing.assert_allclose(
+        loaded.generate(5, random_state=1), model.generate(5, random_state=1)
+    )
 
 
 def test_n_pcs_ensemble_shares_one_projection_and_reloads(tmp_path):
@@ -658,7 +663,8 @@ def test_n_pcs_errors_leave_the_model_as_it_was():
     model = scg.ClusterGAN(3, n_latent=5, n_pcs=40, **FAST)
     with pytest.raises(ValueError, match="pass a smaller n_pcs"):
         model.fit(a, n_top_genes=30)
-    assert not model.is_trained and model.projection is None
+    assert not model.is_trained
+    assert model.projection is None
     images = np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32)
     with pytest.raises(ValueError, match="n_pcs applies to vectors"):
         scg.ClusterGAN(3, n_pcs=4, **FAST).fit(images)

@@ -68,7 +68,8 @@ def test_state_roundtrip():
     back = PCAProjection.from_state(proj.state_dict())
     assert all(isinstance(v, torch.Tensor) for v in proj.state_dict().values())
     np.testing.assert_array_equal(back.transform(x), proj.transform(x))
-    assert back.n_pcs == 3 and back.n_features == x.shape[1]
+    assert back.n_pcs == 3
+    assert back.n_features == x.shape[1]
 
 
 @pytest.mark.parametrize("n_pcs", [0, -1, True, 2.5])

@@ -413,16 +413,69 @@ def test_prior_floor_is_passed_to_the_model(counts):
 def test_n_pcs_is_passed_to_the_model_and_zero_means_genes(counts):
     a, b, c = counts.copy(), counts.copy(), counts.copy()
     scg.tl.clustergan(a, 3, n_runs=1, n_pcs=5, **FAST)
-    assert a.uns["clustergan"]["params"]["n_pcs"] == 5
+    params = a.uns["clustergan"]["params"]
+    assert params["n_pcs"] == 5
+    # principal components take their own learning rate and budget unless passed
+    assert params["lr"] == scg.model.PCS_SETTINGS["lr"]
+    assert params["max_iter"] == FAST["max_iter"]
     scg.tl.clustergan(b, 3, n_runs=1, n_pcs=0, **FAST)
-    scg.tl.clustergan(c, 3, n_runs=1, **FAST)  # the recipe's choice
+    scg.tl.clustergan(c, 3, n_runs=1, **FAST)  # the recipe's "auto" needs replicas: genes
     assert b.uns["clustergan"]["params"]["n_pcs"] is None
-    assert c.uns["clustergan"]["params"]["n_pcs"] == scg.model.RECIPES["lognorm"]["n_pcs"]
+    assert c.uns["clustergan"]["params"]["n_pcs"] is None
+    assert "representation" not in c.uns["clustergan"]
     assert not np.allclose(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
     before = counts.copy()
     with pytest.raises(ValueError, match="pass a smaller n_pcs"):
         scg.tl.clustergan(before, 3, n_runs=1, n_pcs=31, **FAST)
-    assert "clustergan" not in before.obs and "clustergan" not in before.uns
+    assert "clustergan" not in before.obs
+    assert "clustergan" not in before.uns
+
+
+def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's n_pcs="auto"
+    rep = a.uns["clustergan"]["representation"]
+    assert rep["n_pcs"] == 30  # 50 capped by the 30 genes kept
+    want = "genes" if rep["agreement_genes"] >= rep["agreement_pcs"] else "pcs"
+    assert rep["chosen"] == want
+    # the kept labels are those of the chosen candidate fitted alone
+    alone = counts.copy()
+    scg.tl.clustergan(alone, 3, n_runs=2, n_pcs=0 if want == "genes" else 30, **FAST)
+    np.testing.assert_array_equal(a.obs["clustergan"], alone.obs["clustergan"])
+    assert a.uns["clustergan"]["params"]["n_pcs"] == (None if want == "genes" else 30)
+
+
+def test_n_pcs_bad_values(counts):
+    a = counts.copy()
+    with pytest.raises(ValueError, match="needs n_runs >= 2"):
+        scg.tl.clustergan(a, 3, n_runs=1, n_pcs="auto", **FAST)
+    with pytest.raises(ValueError, match="n_pcs must be an integer, 'auto' or None"):
+        scg.tl.clustergan(a, 3, n_pcs="pca", **FAST)
+    assert "clustergan" not in a.obs
+
+
+class _Stub:
+    def __init__(self, scores, n_runs=2):
+        self.n_runs, self.scores, self.fitted = n_runs, scores, None
+
+    def fit(self, data, **kwargs):
+        self.fitted = (data, kwargs)
+        self.replicas = [object()] * len(self.scores)
+        self.selection_scores_ = np.asarray(self.scores)
+        return self
+
+
+def test_fit_by_agreement_picks_the_highest_mean_agreement_and_the_first_on_ties():
+    from scgan_cluster.model import fit_by_agreement
+
+    stubs = [_Stub([0.2, 0.4]), _Stub([0.5, 0.3]), _Stub([0.1, 0.1])]
+    chosen, scores = fit_by_agreement(stubs, "data", flavor="lognorm")
+    assert chosen == 1
+    np.testing.assert_allclose(scores, [0.3, 0.4, 0.1])
+    assert all(st.fitted == ("data", {"flavor": "lognorm"}) for st in stubs)
+    assert fit_by_agreement([_Stub([0.5, 0.5]), _Stub([0.5, 0.5])], "data")[0] == 0
+    with pytest.raises(ValueError, match="n_runs >= 2"):
+        fit_by_agreement([_Stub([0.5], n_runs=1)], "data")
 
 
 def test_compile_is_allowed_with_the_reconstruction_term():

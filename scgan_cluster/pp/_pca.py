@@ -108,9 +108,7 @@ class PCAProjection:
     def transform(self, x) -> np.ndarray:
         """Scaled principal components of ``x`` ``(n, n_features)``: float32 ``(n, n_pcs)``."""
         if x.shape[1] != self.n_features:
-            raise ValueError(
-                f"The projection takes {self.n_features} features, got {x.shape[1]}."
-            )
+            raise ValueError(f"The projection takes {self.n_features} features, got {x.shape[1]}.")
         out = np.empty((x.shape[0], self.n_pcs), dtype=np.float32)
         start = 0
         for block in _chunks(x):
