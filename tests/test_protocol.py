@@ -158,6 +158,8 @@ def test_scrna_clustergan_variants_score_replicas_medoid_and_consensus(tmp_path)
 def test_scrna_summary_verdict(tmp_path):
     import scrna_summary
 
+    genes, pcs = scrna_summary.GENES, scrna_summary.PCS
+
     def entry(method, nmi, ari, n_runs=5):
         return {
             "method": method,
@@ -166,44 +168,56 @@ def test_scrna_summary_verdict(tmp_path):
             "sd": {"nmi": 0.01, "ari": 0.02},
         }
 
+    def run(seed, nmi, ari):
+        return {
+            "seed": seed,
+            "seconds": 1.0,
+            "val": {"purity": 0.5, "nmi": nmi, "ari": ari},
+            "test": {"nmi": nmi, "ari": ari},
+        }
+
+    def consensus(method, seed, nmi, ari):
+        return entry(method + "_consensus", nmi, ari, n_runs=1) | {"runs": [run(seed, nmi, ari)]}
+
+    def fit(seed, agreement, **extra):
+        return {"random_state": seed, "agreement": agreement, **extra}
+
     def write(name, methods):
         result = {"n_obs": 100, "n_clusters": 3, "split": {"test": 20}, "methods": methods}
         (tmp_path / f"scrna_{name}.json").write_text(json.dumps(result))
 
+    modes = [
+        {"weights": [0.9, 0.05, 0.05], "effective": 1.22, "occupied": 1},
+        {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
+    ]
     write(
         "pbmc4k",
         [
             entry("pca_kmeans", 0.70, 0.60),
             entry("scanpy_leiden", 0.75, 0.55),
-            entry("clustergan_lognorm_learned_recon1_genes2000_consensus", 0.76, 0.61, n_runs=1)
-            | {"runs": [{"test": {"ari": 0.61}}]},
-            entry("clustergan_lognorm_learned_recon1_genes2000", 0.7, 0.6)
+            entry(genes, 0.7, 0.6)
             | {
                 "replicas_per_fit": 2,
                 "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
                 "selection": [
-                    {
-                        "medoid": 1,
-                        "best_by_val_purity": 0,
-                        "agreement": [0.5, 0.6],
-                        "prior_modes": [
-                            {
-                                "weights": [0.9, 0.05, 0.05],
-                                "effective": 1.22,
-                                "occupied": 1,
-                            },
-                            {"weights": [0.5, 0.4, 0.1], "effective": 2.38, "occupied": 3},
-                        ],
-                    }
+                    fit(0, [0.5, 0.6], medoid=1, best_by_val_purity=0, prior_modes=modes)
                 ],
             },
+            consensus(genes, 0, 0.76, 0.61),
+            # the PC candidate's replicas agree less: the genes candidate is the default's
+            entry(pcs, 0.9, 0.9) | {"selection": [fit(0, [0.3, 0.3])]},
+            consensus(pcs, 0, 0.95, 0.95),
         ],
     )
     write(
         "worm_neuron",
         [
             entry("pca_kmeans", 0.70, 0.60),
-            entry("clustergan_lognorm_learned_recon1_genes2000_consensus", 0.80, 0.59, n_runs=1),
+            entry(genes, 0.7, 0.6) | {"selection": [fit(0, [0.2, 0.2]), fit(5, [0.6, 0.6])]},
+            consensus(genes, 0, 0.80, 0.59) | {"runs": [run(0, 0.8, 0.59), run(5, 0.9, 0.9)]},
+            # fit 0: the PCs agree more; fit 5 exists for the genes only and is left out
+            entry(pcs, 0.6, 0.5) | {"selection": [fit(0, [0.4, 0.4])]},
+            consensus(pcs, 0, 0.72, 0.58),
             # the default before (720 genes): listed, not the verdict's
             entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
         ],
@@ -216,12 +230,23 @@ def test_scrna_summary_verdict(tmp_path):
     ]
     assert rows[0].endswith("| yes |")  # 0.76 >= 0.75 (leiden) and 0.61 >= 0.60 (PCs + KMeans)
     assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
-    assert rows[1].endswith("| no |")  # ARI 0.59 < 0.60
-    label = "**default**: + both + reconstruction + 2,000 genes, consensus of 5"
+    assert rows[1].startswith("| worm neurons | 0.72 / 0.58 |")  # the PC candidate's
+    assert rows[1].endswith("| no |")  # ARI 0.58 < 0.60
+    label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
     assert f"| {label} | 1 | 0.76 | 0.61 |" in text
+    assert f"| {label} | 1 | 0.72 | 0.58 |" in text
     before = "+ both + reconstruction (beta_r = 1), consensus of 5 (the default before: 720 genes)"
     assert f"| {before} | 1 | 0.90 | 0.90 |" in text
-    # the learned prior's modes: only pbmc4k has records; ranges over its replicas
+    auto = scrna_summary.auto_entry(
+        {
+            m["method"]: m
+            for m in json.loads((tmp_path / "scrna_worm_neuron.json").read_text())["methods"]
+        }
+    )
+    assert [(r["seed"], r["chosen"]) for r in auto["runs"]] == [(0, "pcs")]
+    assert auto["runs"][0]["agreement_genes"] == 0.2
+    assert auto["runs"][0]["agreement_pcs"] == 0.4
+    # the genes candidate's learned prior: only pbmc4k has records; ranges over its replicas
     assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
     # label-free picks per fit: medoid (replica 1) vs purity pick (replica 0), test ARI
