@@ -290,6 +290,13 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     # the default (4,000 iterations) at 10x the paper's learning rate
     "lognorm_learned_recon1_genes2000_lr1e3": {**_RECON1, "n_top_genes": 2000, "lr": 1e-3},
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
+    # the default (tl.clustergan's n_pcs="auto"): both candidates, the one whose replicas agree more
+    "auto": {
+        "candidates": [
+            "lognorm_learned_recon1_genes2000",
+            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
+        ]
+    },
 }
 FIT_KEYS = ("flavor", "n_top_genes")
 
@@ -332,11 +339,20 @@ def clustergan_replicas(
     and ``..._consensus`` (per fit, the replicas' matched majority vote, also label-free).
     Preprocessing is fitted on the training cells and replayed on validation and test cells.
     """
-    opts = CLUSTERGAN_VARIANTS[variant]
-    fit_opts = {key: opts[key] for key in FIT_KEYS if key in opts}
-    fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
-    model_opts = {key: v for key, v in opts.items() if key not in FIT_KEYS}
-    max_iter = model_opts.pop("max_iter", max_iter)  # a variant may fix its own budget
+    # a variant of "candidates" fits each named variant and keeps, per fit, the one whose
+    # replicas agree more (scgan_cluster.model.fit_by_agreement, as tl.clustergan's n_pcs="auto")
+    names = CLUSTERGAN_VARIANTS[variant].get("candidates", [variant])
+    settings = []
+    for cand in names:
+        opts = CLUSTERGAN_VARIANTS[cand]
+        fit_opts = {key: opts[key] for key in FIT_KEYS if key in opts}
+        fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
+        model_opts = {key: v for key, v in opts.items() if key not in FIT_KEYS}
+        budget = model_opts.pop("max_iter", max_iter)  # a variant may fix its own budget
+        settings.append((fit_opts, model_opts, budget))
+    if any(fit != settings[0][0] for fit, _, _ in settings):
+        raise ValueError(f"the candidates of {variant!r} must share their preprocessing")
+    fit_opts = settings[0][0]
     train, val, test = (adata[split[s]].copy() for s in ("train", "val", "test"))
     truth_train, truth_val, truth_test = (truth[split[s]] for s in ("train", "val", "test"))
     name = f"clustergan_{variant}"
@@ -344,15 +360,19 @@ def clustergan_replicas(
     replicas, medoids, consensus, selection, seconds_all = [], [], [], [], []
     for e in range(ensembles):
         start = time.perf_counter()
-        model = scg.ClusterGAN(
-            k,
-            max_iter=max_iter,
-            random_state=seeds[0] + e * n_rep,
-            device="cpu",
-            n_runs=n_rep,
-            **model_opts,
-        )
-        model.fit(train, **fit_opts)
+        models = [
+            scg.ClusterGAN(
+                k,
+                max_iter=budget,
+                random_state=seeds[0] + e * n_rep,
+                device="cpu",
+                n_runs=n_rep,
+                **model_opts,
+            )
+            for _, model_opts, budget in settings
+        ]
+        chosen, agreements = scg.model.fit_by_agreement(models, train, **fit_opts)
+        model = models[chosen]
         seconds = time.perf_counter() - start
         seconds_all.append(round(seconds, 2))
 
@@ -383,10 +403,19 @@ def clustergan_replicas(
                 "agreement": np.round(model.selection_scores_, 4).tolist(),
                 "mean_confidence": round(float(model.confidence_.mean()), 4),
                 "prior_modes": [prior_modes(rep) for rep in model.replicas],
+                **(
+                    {}
+                    if len(names) == 1
+                    else {
+                        "candidates": names,
+                        "candidate_agreement": np.round(agreements, 4).tolist(),
+                        "chosen": names[chosen],
+                    }
+                ),
             }
         )
     info = {
-        "iterations": max_iter,
+        "iterations": model.train_config.max_iter if len(names) == 1 else None,
         "replicas_per_fit": n_rep,
         "fit_seconds_all_replicas": seconds_all,
         "params": {**model.params, **fit_opts},

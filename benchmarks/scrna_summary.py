@@ -121,7 +121,7 @@ def _load(results: Path) -> list[tuple[str, dict, dict]]:
         if path.exists():
             result = json.loads(path.read_text())
             methods = {m["method"]: m for m in result["methods"]}
-            auto = auto_entry(methods)
+            auto = None if DEFAULT in methods else auto_entry(methods)  # a direct run wins
             if auto is not None:
                 methods[DEFAULT] = auto
             loaded.append((title, result, methods))

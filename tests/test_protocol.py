@@ -265,3 +265,25 @@ def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
     )
     assert entries[0]["iterations"] == 12  # the variant's, not the command line's 5
     assert entries[0]["params"]["max_iter"] == 12
+
+
+def test_scrna_candidates_variant_keeps_the_one_whose_replicas_agree_more(monkeypatch):
+    import scrna
+
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    split = paper_split(adata.n_obs, seed=0)
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toyA", {"max_iter": 12})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toyB", {"max_iter": 12, "n_pcs": 3})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toyAB", {"candidates": ["toyA", "toyB"]})
+    both = scrna.clustergan_replicas("toyAB", adata, truth, split, 3, [0, 1], 5, n_top_genes=20)
+    fit = both[0]["selection"][0]
+    assert fit["candidates"] == ["toyA", "toyB"]
+    assert fit["chosen"] == ["toyA", "toyB"][int(np.argmax(fit["candidate_agreement"]))]
+    alone = scrna.clustergan_replicas(
+        fit["chosen"], adata, truth, split, 3, [0, 1], 5, n_top_genes=20
+    )
+    assert both[2]["runs"][0]["test"] == alone[2]["runs"][0]["test"]
+    assert both[2]["runs"][0]["train"] == alone[2]["runs"][0]["train"]
+    agreement = alone[0]["selection"][0]["agreement"]
+    assert max(fit["candidate_agreement"]) == round(float(np.mean(agreement)), 4)
