@@ -69,17 +69,20 @@ RECIPES: dict[str, dict[str, object]] = {
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
 
 ``"lognorm"`` (the default there) is the setting chosen on the validation split of the single-cell
-benchmark (``benchmarks/scrna.py``); ``"paper"`` is the paper's recipe at the CPU budget of
-:data:`DEFAULT_MAX_ITER` iterations (the paper: 100,000). The :class:`ClusterGAN` class itself
+benchmark (``benchmarks/scrna.py``); its ``n_pcs="auto"`` trains a second ensemble on principal
+components (:data:`PCS_SETTINGS`) and keeps the one whose replicas agree more. ``"paper"`` is
+the paper's recipe at the CPU budget of :data:`DEFAULT_MAX_ITER` iterations (the paper:
+100,000). The :class:`ClusterGAN` class itself
 defaults to the paper's settings.
 """
 
 PCS_SETTINGS: dict[str, object] = {"n_pcs": 50, "lr": 2e-3, "max_iter": 2000}
 """Settings of a model trained on principal components (``n_pcs``) in :func:`scgan_cluster.tl.clustergan`.
 
-The paper's learning rate (1e-4) leaves a generator of principal components far from the data
-after thousands of iterations (on worm neurons the critic's Wasserstein estimate still grew at
-1,000); 2e-3 reaches a low estimate within 2,000 (``benchmarks/scrna.py``, validation split).
+In exploratory runs the paper's learning rate (1e-4) left a generator of principal components
+far from the data after 1,000-2,000 iterations (a high Wasserstein estimate of the critic, zn
+ignored by the generator, poor clusters), while 2e-3 brought the estimate down within 2,000;
+``benchmarks/scrna.py`` compares the settings on the validation split.
 """
 
 _ASSIGN = ("kmeans", "argmax", "leiden")
