@@ -181,6 +181,8 @@ def test_preprocessed_file_roundtrip_is_still_recognised(tmp_path):
     )
     scg.tl.clustergan(b, 3, max_iter=10, batch_size=32, n_latent=3)
     assert list(b.uns["clustergan"]["var_names"]) == list(a.var_names[a.var["clustergan_selected"]])
+    # the default's PC candidate is capped by the 15 prepared genes, not the 60 in var
+    assert b.uns["clustergan"]["representation"]["n_pcs"] == 15
 
 
 # ---------------------------------------------------------------- flavor="lognorm"

@@ -11,7 +11,8 @@ from anndata import AnnData
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
 from scgan_cluster._validation import check_adata
-from scgan_cluster.adapters import image_shape_of
+from scgan_cluster.adapters import image_shape_of, is_prepared
+from scgan_cluster.adapters._inputs import _prepared_columns
 from scgan_cluster.model import PCS_SETTINGS, RECIPES, ClusterGAN, fit_by_agreement
 from scgan_cluster.train._loop import PRIOR_FLOOR
 
@@ -296,7 +297,7 @@ def clustergan(
     }
     representation = None
     if n_pcs == "auto":
-        n_auto = int(min(PCS_SETTINGS["n_pcs"], n_top_genes, adata.n_obs - 1))
+        n_auto = int(min(PCS_SETTINGS["n_pcs"], _n_inputs(adata, layer, preprocess, n_top_genes)))
         candidates = [make_model(), pcs_model(n_auto)]
         chosen, agreement = fit_by_agreement(candidates, adata, **fit_kwargs)
         model = candidates[chosen]
@@ -366,3 +367,14 @@ def clustergan(
         model.train_seconds_,
     )
     return adata if copy else None
+
+
+def _n_inputs(adata: AnnData, layer: str | None, preprocess: bool, n_top_genes: int) -> int:
+    """How many principal components the data allow: min(features the model will see, cells - 1)."""
+    if not preprocess:
+        n_features = adata.n_vars
+    elif is_prepared(adata, layer):
+        n_features = len(_prepared_columns(adata))
+    else:
+        n_features = n_top_genes
+    return min(n_features, adata.n_obs - 1)
