@@ -590,7 +590,7 @@ class ClusterGAN:
                 compile=self.compile,
             )
             self.train_seconds_ = time.perf_counter() - start
-            self._assign(prepared)
+            self._assign(x)
         except BaseException:
             for name, value in previous.items():
                 setattr(self, name, value)
@@ -613,8 +613,9 @@ class ClusterGAN:
             return prepared.x
         return self.projection.transform(prepared.x)
 
-    def _assign(self, prepared: Prepared) -> None:
-        zn, proba = self._encode(prepared)
+    def _assign(self, x) -> None:
+        """Cluster the training cells from the networks' input ``x`` (see :meth:`_network_input`)."""
+        zn, proba = self._encode(x)
         if self.assign == "kmeans":
             km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
             self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
@@ -682,7 +683,7 @@ class ClusterGAN:
             rep.var_names, rep.transform = self.var_names, self.transform
             rep.projection = self.projection
             rep.history_, rep.train_seconds_ = hist, seconds
-            rep._assign(prepared)
+            rep._assign(x)
         self.train_seconds_ = seconds
         self.labels_runs_ = np.stack([rep.labels_ for rep in replicas], axis=1)
         labels, confidence, maps, scores = consensus(self.labels_runs_, self.n_clusters)
@@ -723,9 +724,9 @@ class ClusterGAN:
         self.cluster_centers_ = chosen.cluster_centers_
         self.history_ = chosen.history_
 
-    def _encode(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's zn and softmax(zc) for the networks' input ``x`` (see :meth:`_network_input`)."""
         sample_shape = self._sample_shape()
-        x = self._network_input(prepared)
         zn, logits = encode(self.encoder, as_source(x, self.device, sample_shape))
         return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
             np.float32
@@ -758,11 +759,10 @@ class ClusterGAN:
             raise ValueError(
                 f"representation must be one of {_REPRESENTATIONS}, got {representation!r}."
             )
-        zn, proba = self._encode(
-            prepare_predict(
-                data, self.var_names, self.transform, layer=layer, image_shape=self.image_shape
-            )
+        prepared = prepare_predict(
+            data, self.var_names, self.transform, layer=layer, image_shape=self.image_shape
         )
+        zn, proba = self._encode(self._network_input(prepared))
         if representation == "zn":
             return zn
         if representation == "proba":
