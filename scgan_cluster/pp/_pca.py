@@ -98,10 +98,11 @@ class PCAProjection:
         center = clipped_sum / n
         cov = (gram - n * np.outer(center, center)) / (n - 1)
         values, vectors = np.linalg.eigh(cov)
-        axes = vectors[:, np.argsort(values)[::-1][:n_pcs]]
+        top_order = np.argsort(values)[::-1][:n_pcs]
+        axes = vectors[:, top_order]
         signs = np.sign(axes[np.abs(axes).argmax(0), np.arange(n_pcs)])
         axes = axes * np.where(signs == 0, 1.0, signs)
-        top = np.clip(values[np.argsort(values)[::-1][:n_pcs]], 0.0, None)
+        top = np.clip(values[top_order], 0.0, None)
         spread = float(np.sqrt(top.sum() / n_pcs))  # sd of the projections over all components
         return cls(mean, std, center, axes, 3.0 * spread if spread > 0 else 1.0)
 
