@@ -289,6 +289,8 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     },
     # the default (4,000 iterations) at 10x the paper's learning rate
     "lognorm_learned_recon1_genes2000_lr1e3": {**_RECON1, "n_top_genes": 2000, "lr": 1e-3},
+    # the default (4,000 iterations) at 5x the paper's learning rate
+    "lognorm_learned_recon1_genes2000_lr5e4": {**_RECON1, "n_top_genes": 2000, "lr": 5e-4},
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
     # the default (tl.clustergan's n_pcs="auto"): both candidates, the one whose replicas agree more
     "auto": {
