@@ -295,8 +295,22 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     # the default (4,000 iterations) at 5x the paper's learning rate
     "lognorm_learned_recon1_genes2000_lr5e4": {**_RECON1, "n_top_genes": 2000, "lr": 5e-4},
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
+    # the genes candidate at the recipe's budget for K (scgan_cluster.model.recipe_max_iter:
+    # 4,000 up to K = 8, 500 per cluster above), the default's since 2026-11-26 (third stop)
+    "lognorm_learned_recon1_genes2000_perk": {
+        **_RECON1,
+        "n_top_genes": 2000,
+        "max_iter": "recipe",
+    },
     # the default (tl.clustergan's n_pcs="auto"): both candidates, the one whose replicas agree more
     "auto": {
+        "candidates": [
+            "lognorm_learned_recon1_genes2000_perk",
+            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
+        ]
+    },
+    # the default before 2026-11-26 (third stop): the genes candidate at 4,000 for every K
+    "auto_4000": {
         "candidates": [
             "lognorm_learned_recon1_genes2000",
             "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
@@ -354,6 +368,8 @@ def clustergan_replicas(
         fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
         model_opts = {key: v for key, v in opts.items() if key not in FIT_KEYS}
         budget = model_opts.pop("max_iter", max_iter)  # a variant may fix its own budget
+        if budget == "recipe":  # or take the recipe's budget for K (as tl.clustergan does)
+            budget = scg.model.recipe_max_iter(fit_opts.get("flavor", "lognorm"), k)
         settings.append((fit_opts, model_opts, budget))
     if any(fit != settings[0][0] for fit, _, _ in settings):
         raise ValueError(f"the candidates of {variant!r} must share their preprocessing")

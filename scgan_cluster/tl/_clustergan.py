@@ -10,10 +10,16 @@ from anndata import AnnData
 
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
-from scgan_cluster._validation import check_adata
+from scgan_cluster._validation import check_adata, check_positive_int
 from scgan_cluster.adapters import image_shape_of, is_prepared
 from scgan_cluster.adapters._inputs import _prepared_columns
-from scgan_cluster.model import PCS_SETTINGS, RECIPES, ClusterGAN, fit_by_agreement
+from scgan_cluster.model import (
+    PCS_SETTINGS,
+    RECIPES,
+    ClusterGAN,
+    fit_by_agreement,
+    recipe_max_iter,
+)
 from scgan_cluster.train._loop import PRIOR_FLOOR
 
 __all__ = ["clustergan"]
@@ -234,9 +240,12 @@ def clustergan(
     if flavor not in RECIPES:
         raise ValueError(f"flavor must be one of {tuple(RECIPES)}, got {flavor!r}.")
     # the flavor's training recipe fills what was not passed; images take the paper's settings
-    recipe = RECIPES["paper" if image_shape_of(adata) is not None else flavor]
+    recipe_name = "paper" if image_shape_of(adata) is not None else flavor
+    recipe = RECIPES[recipe_name]
     max_iter_passed = max_iter
-    max_iter = recipe["max_iter"] if max_iter is None else max_iter
+    if max_iter is None:
+        check_positive_int(n_clusters, "n_clusters")
+        max_iter = recipe_max_iter(recipe_name, n_clusters)
     n_runs = recipe["n_runs"] if n_runs is None else n_runs
     prior = recipe["prior"] if prior is None else prior
     beta_r = recipe["beta_r"] if beta_r is None else beta_r
