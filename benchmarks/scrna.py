@@ -289,9 +289,6 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
     },
     # the default (4,000 iterations) at 10x the paper's learning rate
     "lognorm_learned_recon1_genes2000_lr1e3": {**_RECON1, "n_top_genes": 2000, "lr": 1e-3},
-    # the default's genes candidate trained longer (fp32): 5,000 and 8,000 iterations
-    "lognorm_learned_recon1_genes2000_5000": {**_RECON1, "n_top_genes": 2000, "max_iter": 5000},
-    "lognorm_learned_recon1_genes2000_8000": {**_RECON1, "n_top_genes": 2000, "max_iter": 8000},
     # the default (4,000 iterations) at 5x the paper's learning rate
     "lognorm_learned_recon1_genes2000_lr5e4": {**_RECON1, "n_top_genes": 2000, "lr": 5e-4},
     "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},

@@ -5,12 +5,15 @@ dataset, NMI and ARI (test split, mean +- sd over runs) of every baseline, of th
 of each change alone and of the default recipe, then one line per dataset saying whether the
 default is at or above the best baseline on both NMI and ARI.
 
-The default (``tl.clustergan``'s ``n_pcs="auto"``) trains the 2,000-gene ensemble
-(``clustergan_lognorm_learned_recon1_genes2000``) and the 50-PC ensemble
-(``clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000``) and keeps the consensus of the
-one whose replicas agree more. Its row is assembled here from those two entries, fit by fit
-(the same seeds, so the same networks that ``tl.clustergan`` trains), with the agreements each
-fit recorded (``selection.agreement``): no labels enter the choice.
+The default (``tl.clustergan``'s ``n_pcs="auto"``) trains the 2,000-gene ensemble for
+``max(4000, 500 * K)`` iterations (``scgan_cluster.model.recipe_max_iter``) and the 50-PC
+ensemble (``clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000``) and keeps the
+consensus of the one whose replicas agree more. A direct run of it (``scrna.py --clustergan
+auto``) is used where present; otherwise its row is assembled here from the two candidates'
+entries, fit by fit (the same seeds, so the same networks that ``tl.clustergan`` trains), with
+the agreements each fit recorded (``selection.agreement``): no labels enter the choice. The
+genes entry is ``..._genes2000_perk`` (the recipe's budget), or ``..._genes2000`` (4,000
+iterations) where K <= 8 and that is the recipe's budget.
 
     python benchmarks/scrna_summary.py                  # all staged datasets with results
     python benchmarks/scrna_summary.py --out benchmarks/results/scrna_summary.md
@@ -72,39 +75,62 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr1e3_consensus": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 1e-3, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 2e-3, 2,000 iterations (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000_consensus": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 2e-3, 2,000 iterations, consensus of 5 (the default's PC candidate)",
-    "clustergan_lognorm_learned_recon1_genes2000_consensus": "+ both + reconstruction + 2,000 genes, consensus of 5 (the default before; the default's genes candidate)",
-    "clustergan_auto_consensus": "**default**: the genes or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
+    "clustergan_lognorm_learned_recon1_genes2000_consensus": "+ both + reconstruction + 2,000 genes, consensus of 5 (4,000 iterations: the default's genes candidate up to K = 8)",
+    "clustergan_lognorm_learned_recon1_genes2000_lr5e4": "+ both + reconstruction + 2,000 genes, lr 5e-4 (single replicas)",
+    "clustergan_lognorm_learned_recon1_genes2000_lr5e4_consensus": "+ both + reconstruction + 2,000 genes, lr 5e-4, consensus of 5",
+    "clustergan_lognorm_learned_recon1_genes2000_lr1e3": "+ both + reconstruction + 2,000 genes, lr 1e-3 (single replicas)",
+    "clustergan_lognorm_learned_recon1_genes2000_lr1e3_consensus": "+ both + reconstruction + 2,000 genes, lr 1e-3, consensus of 5",
+    "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
+    "clustergan_auto_consensus": "**default**: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
 }
 GENES = "clustergan_lognorm_learned_recon1_genes2000"
+GENES_PERK = "clustergan_lognorm_learned_recon1_genes2000_perk"
 PCS = "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000"
 DEFAULT = "clustergan_auto_consensus"
+BEFORE = "clustergan_auto_4000_consensus"
 
 
-def auto_entry(methods: dict[str, dict]) -> dict | None:
+def genes_budget(n_clusters: int) -> int:
+    """The default's genes iterations for K (``scgan_cluster.model.recipe_max_iter("lognorm", K)``;
+    repeated here so that the summary does not import torch; a test checks they agree)."""
+    return max(4000, 500 * int(n_clusters))
+
+
+def auto_entry(methods: dict[str, dict], n_clusters: int) -> dict | None:
     """The default's row: per fit, the consensus of the candidate whose replicas agree more.
 
     Fits are matched by ``random_state`` (the same seeds); ``None`` when either candidate is
-    missing. Each run records ``chosen`` and both agreements (mean ARI between replicas).
+    missing. Each run records ``chosen`` and both agreements (mean ARI between replicas). The
+    genes candidate is the ``..._perk`` entry, or the 4,000-iteration entry where that is the
+    recipe's budget for ``n_clusters``.
     """
-    if not all(k in methods and k + "_consensus" in methods for k in (GENES, PCS)):
+    genes = GENES_PERK if GENES_PERK in methods else GENES
+    if genes == GENES and genes_budget(n_clusters) != 4000:
         return None
-    fits = {k: {f["random_state"]: f for f in _fits(methods[k])} for k in (GENES, PCS)}
-    cons = {k: {r["seed"]: r for r in methods[k + "_consensus"]["runs"]} for k in (GENES, PCS)}
+    return _assemble(methods, genes, DEFAULT)
+
+
+def _assemble(methods: dict[str, dict], genes: str, name: str) -> dict | None:
+    """Per fit, the consensus of ``genes`` or of the PC candidate, whichever agrees more."""
+    if not all(k in methods and k + "_consensus" in methods for k in (genes, PCS)):
+        return None
+    fits = {k: {f["random_state"]: f for f in _fits(methods[k])} for k in (genes, PCS)}
+    cons = {k: {r["seed"]: r for r in methods[k + "_consensus"]["runs"]} for k in (genes, PCS)}
     runs = []
-    for seed in sorted(set(fits[GENES]) & set(fits[PCS])):
-        agree = {k: float(np.mean(fits[k][seed]["agreement"])) for k in (GENES, PCS)}
-        chosen = GENES if agree[GENES] >= agree[PCS] else PCS
+    for seed in sorted(set(fits[genes]) & set(fits[PCS])):
+        agree = {k: float(np.mean(fits[k][seed]["agreement"])) for k in (genes, PCS)}
+        chosen = genes if agree[genes] >= agree[PCS] else PCS
         runs.append(
             {
                 **cons[chosen][seed],
-                "chosen": "genes" if chosen == GENES else "pcs",
-                "agreement_genes": round(agree[GENES], 4),
+                "chosen": "genes" if chosen == genes else "pcs",
+                "agreement_genes": round(agree[genes], 4),
                 "agreement_pcs": round(agree[PCS], 4),
             }
         )
     if not runs:
         return None
-    return {"method": DEFAULT, **aggregate(runs)}
+    return {"method": name, **aggregate(runs)}
 
 
 def _cell(m: dict, key: str) -> str:
@@ -121,9 +147,13 @@ def _load(results: Path) -> list[tuple[str, dict, dict]]:
         if path.exists():
             result = json.loads(path.read_text())
             methods = {m["method"]: m for m in result["methods"]}
-            auto = None if DEFAULT in methods else auto_entry(methods)  # a direct run wins
+            # a direct run wins
+            auto = None if DEFAULT in methods else auto_entry(methods, result["n_clusters"])
             if auto is not None:
                 methods[DEFAULT] = auto
+            before = None if BEFORE in methods else _assemble(methods, GENES, BEFORE)
+            if before is not None:  # the default before: genes at 4,000 for every K
+                methods[BEFORE] = before
             loaded.append((title, result, methods))
     return loaded
 
@@ -194,7 +224,7 @@ def prior_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
     if not rows:
         return []
     return [
-        "**The genes candidate's learned prior at the end of training** (every replica; effective number "
+        "**The learned prior of the 2,000-gene ensembles of 4,000 iterations at the end of training** (every replica; effective number "
         "of modes 1 / sum(w^2); occupied: modes that are the encoder's most likely zc for at "
         "least 1% of the training cells)",
         "",

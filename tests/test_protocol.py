@@ -237,20 +237,38 @@ def test_scrna_summary_verdict(tmp_path):
     assert f"| {label} | 1 | 0.72 | 0.58 |" in text
     before = "+ both + reconstruction (beta_r = 1), consensus of 5 (the default before: 720 genes)"
     assert f"| {before} | 1 | 0.90 | 0.90 |" in text
-    auto = scrna_summary.auto_entry(
-        {
-            m["method"]: m
-            for m in json.loads((tmp_path / "scrna_worm_neuron.json").read_text())["methods"]
-        }
-    )
+    worm = {
+        m["method"]: m
+        for m in json.loads((tmp_path / "scrna_worm_neuron.json").read_text())["methods"]
+    }
+    auto = scrna_summary.auto_entry(worm, 3)
     assert [(r["seed"], r["chosen"]) for r in auto["runs"]] == [(0, "pcs")]
     assert auto["runs"][0]["agreement_genes"] == 0.2
     assert auto["runs"][0]["agreement_pcs"] == 0.4
+    # above K = 8 the 4,000-iteration genes entry is not the default's candidate ...
+    assert scrna_summary.auto_entry(worm, 10) is None
+    # ... the entry at the recipe's budget is, and it wins over the 4,000-iteration one
+    perk = scrna_summary.GENES_PERK
+    worm[perk] = {**worm[genes], "method": perk, "selection": [fit(0, [0.5, 0.5])]}
+    worm[perk + "_consensus"] = consensus(perk, 0, 0.81, 0.66)
+    for k in (3, 10):
+        auto = scrna_summary.auto_entry(worm, k)
+        assert [(r["seed"], r["chosen"]) for r in auto["runs"]] == [(0, "genes")]
+        assert auto["mean"] == {"nmi": 0.81, "ari": 0.66}
     # the genes candidate's learned prior: only pbmc4k has records; ranges over its replicas
     assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
     # label-free picks per fit: medoid (replica 1) vs purity pick (replica 0), test ARI
     assert "| 10x PBMC 4k | 0 | no | 0.70 | 0.60 | 0.70 | 0.50 | 0.61 |" in text
+
+
+def test_scrna_summary_genes_budget_is_the_recipes():
+    import scrna_summary
+
+    from scgan_cluster.model import recipe_max_iter
+
+    for k in range(2, 41):
+        assert scrna_summary.genes_budget(k) == recipe_max_iter("lognorm", k)
 
 
 def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
@@ -265,6 +283,27 @@ def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
     )
     assert entries[0]["iterations"] == 12  # the variant's, not the command line's 5
     assert entries[0]["params"]["max_iter"] == 12
+
+
+def test_scrna_variant_may_take_the_recipes_budget_for_k(monkeypatch):
+    import scrna
+
+    import scgan_cluster as scg
+
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    split = paper_split(adata.n_obs, seed=0)
+    # a small recipe budget: max(4, 3 per cluster * K = 3) = 9
+    monkeypatch.setitem(scg.model.RECIPES["lognorm"], "max_iter", 4)
+    monkeypatch.setitem(scg.model.RECIPES["lognorm"], "max_iter_per_cluster", 3)
+    monkeypatch.setitem(
+        scrna.CLUSTERGAN_VARIANTS, "toyk", {"flavor": "lognorm", "max_iter": "recipe"}
+    )
+    entries = scrna.clustergan_replicas(
+        "toyk", adata, truth, split, 3, [0, 1], max_iter=5, n_top_genes=20
+    )
+    assert entries[0]["iterations"] == 9
+    assert entries[0]["params"]["max_iter"] == 9
 
 
 def test_scrna_candidates_variant_keeps_the_one_whose_replicas_agree_more(monkeypatch):

@@ -322,6 +322,45 @@ def test_flavor_fills_the_recipe_unless_overridden(counts, monkeypatch, flavor, 
 
 
 @pytest.mark.parametrize(
+    ("flavor", "k", "kwargs", "expected"),
+    [
+        ("lognorm", 8, {}, 4000),
+        ("lognorm", 10, {}, 5000),  # 500 per cluster above K = 8
+        ("lognorm", 16, {}, 8000),
+        ("paper", 16, {}, 8000),  # the paper's recipe: the same budget for every K
+        ("lognorm", 16, {"max_iter": 30}, 30),  # the user's number wins
+    ],
+)
+def test_recipe_budget_grows_with_k(counts, monkeypatch, flavor, k, kwargs, expected):
+    seen = []
+
+    class Recorder(scg.ClusterGAN):
+        def fit(self, data, **fit_kwargs):
+            seen.append(self.params)
+            raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "ClusterGAN", Recorder)
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(counts, k, flavor=flavor, n_pcs=0, **kwargs)
+    assert seen[0]["max_iter"] == expected
+
+
+def test_auto_pc_candidate_keeps_its_budget_for_any_k(counts, monkeypatch):
+    seen = []
+
+    def record(candidates, data, **fit_kwargs):
+        seen.extend(m.params for m in candidates)
+        raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "fit_by_agreement", record)
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(counts, 16, n_pcs="auto", n_runs=2, n_top_genes=40)
+    assert [p["max_iter"] for p in seen] == [8000, scg.model.PCS_SETTINGS["max_iter"]]
+    with pytest.raises(TypeError, match="n_clusters"):
+        scg.tl.clustergan(counts, 2.5)
+
+
+@pytest.mark.parametrize(
     ("flavor", "n_genes", "kwargs", "expected"),
     [
         ("lognorm", 2500, {}, 2000),  # scanpy's usual number of highly variable genes
@@ -483,3 +522,18 @@ def test_compile_is_allowed_with_the_reconstruction_term():
     model = scg.ClusterGAN(3, compile=True, beta_r=1.0)
     assert model.params["compile"] is True
     assert model.train_config.beta_r == 1.0
+
+
+def test_recipe_max_iter_values_and_bad_flavor():
+    from scgan_cluster.model import recipe_max_iter
+
+    assert [recipe_max_iter("lognorm", k) for k in (2, 8, 9, 10, 16)] == [
+        4000,
+        4000,
+        4500,
+        5000,
+        8000,
+    ]
+    assert {recipe_max_iter("paper", k) for k in (2, 8, 16, 40)} == {scg.model.DEFAULT_MAX_ITER}
+    with pytest.raises(ValueError, match="flavor must be one of"):
+        recipe_max_iter("seurat", 8)

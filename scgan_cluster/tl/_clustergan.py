@@ -100,8 +100,9 @@ def clustergan(
         a smaller matrix; ``"paper"``: the paper's 720).
     max_iter
         Generator iterations, each after ``n_critic`` critic steps. ``None``: the recipe's
-        (``"lognorm"``: 4,000 per replica; ``"paper"``: 8,000). The paper trained 100,000
-        (about an hour per model on a 2-core CPU); see the Notes.
+        (:func:`scgan_cluster.model.recipe_max_iter`; ``"lognorm"``: 4,000 per replica up to
+        8 clusters and 500 per cluster above, e.g. 8,000 for 16; ``"paper"``: 8,000). The
+        paper trained 100,000 (about an hour per model on a 2-core CPU); see the Notes.
     batch_size
         Minibatch size (paper: 64).
     assign
