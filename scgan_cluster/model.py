@@ -79,6 +79,7 @@ the paper's recipe at the CPU budget of :data:`DEFAULT_MAX_ITER` iterations (the
 defaults to the paper's settings.
 """
 
+
 def recipe_max_iter(flavor: str, n_clusters: int) -> int:
     """Generator iterations of a recipe of :data:`RECIPES` for ``n_clusters`` clusters.
 
