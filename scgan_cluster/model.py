@@ -92,8 +92,9 @@ def recipe_max_iter(flavor: str, n_clusters: int) -> int:
     """
     if flavor not in RECIPES:
         raise ValueError(f"flavor must be one of {tuple(RECIPES)}, got {flavor!r}.")
+    n_clusters = check_positive_int(n_clusters, "n_clusters")
     recipe = RECIPES[flavor]
-    return max(int(recipe["max_iter"]), int(recipe["max_iter_per_cluster"]) * int(n_clusters))
+    return max(int(recipe["max_iter"]), int(recipe["max_iter_per_cluster"]) * n_clusters)
 
 
 PCS_SETTINGS: dict[str, object] = {"n_pcs": 50, "lr": 2e-3, "max_iter": 2000}

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
-from scgan_cluster._validation import check_adata, check_positive_int
+from scgan_cluster._validation import check_adata
 from scgan_cluster.adapters import image_shape_of, is_prepared
 from scgan_cluster.adapters._inputs import _prepared_columns
 from scgan_cluster.model import (
@@ -249,7 +249,6 @@ def clustergan(
     recipe = RECIPES[recipe_name]
     max_iter_passed = max_iter
     if max_iter is None:
-        check_positive_int(n_clusters, "n_clusters")
         max_iter = recipe_max_iter(recipe_name, n_clusters)
     n_runs = recipe["n_runs"] if n_runs is None else n_runs
     prior = recipe["prior"] if prior is None else prior
