@@ -101,11 +101,12 @@ def auto_entry(methods: dict[str, dict], n_clusters: int) -> dict | None:
 
     Fits are matched by ``random_state`` (the same seeds); ``None`` when either candidate is
     missing. Each run records ``chosen`` and both agreements (mean ARI between replicas). The
-    genes candidate is the ``..._perk`` entry, or the 4,000-iteration entry where that is the
-    recipe's budget for ``n_clusters``.
+    genes candidate is the ``..._perk`` entry, or the 4,000-iteration entry where its recorded
+    budget (``params.max_iter``) is the recipe's for ``n_clusters``.
     """
     genes = GENES_PERK if GENES_PERK in methods else GENES
-    if genes == GENES and genes_budget(n_clusters) != 4000:
+    recorded = methods.get(genes, {}).get("params", {}).get("max_iter")
+    if genes == GENES and recorded != genes_budget(n_clusters):
         return None
     return _assemble(methods, genes, DEFAULT)
 

@@ -197,6 +197,7 @@ def test_scrna_summary_verdict(tmp_path):
             entry("scanpy_leiden", 0.75, 0.55),
             entry(genes, 0.7, 0.6)
             | {
+                "params": {"max_iter": 4000},
                 "replicas_per_fit": 2,
                 "runs": [{"test": {"ari": 0.5}}, {"test": {"ari": 0.7}}],
                 "selection": [
@@ -213,7 +214,11 @@ def test_scrna_summary_verdict(tmp_path):
         "worm_neuron",
         [
             entry("pca_kmeans", 0.70, 0.60),
-            entry(genes, 0.7, 0.6) | {"selection": [fit(0, [0.2, 0.2]), fit(5, [0.6, 0.6])]},
+            entry(genes, 0.7, 0.6)
+            | {
+                "params": {"max_iter": 4000},
+                "selection": [fit(0, [0.2, 0.2]), fit(5, [0.6, 0.6])],
+            },
             consensus(genes, 0, 0.80, 0.59) | {"runs": [run(0, 0.8, 0.59), run(5, 0.9, 0.9)]},
             # fit 0: the PCs agree more; fit 5 exists for the genes only and is left out
             entry(pcs, 0.6, 0.5) | {"selection": [fit(0, [0.4, 0.4])]},
