@@ -352,7 +352,9 @@ def clustergan_replicas(
     two fits share a replica. Returns three method entries: ``clustergan_<variant>`` (every
     replica scored as its own run: mean +- sd and the paper's best-of-R by validation purity),
     ``..._medoid`` (per fit, the replica that agrees most with the others: a label-free pick)
-    and ``..._consensus`` (per fit, the replicas' matched majority vote, also label-free).
+    and ``..._consensus`` (per fit, the replicas' matched majority vote, also label-free); a
+    variant of several candidates adds ``..._pooled`` (per fit, the replicas of every candidate
+    in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free).
     Preprocessing is fitted on the training cells and replayed on validation and test cells.
     """
     # a variant of "candidates" fits each named variant and keeps, per fit, the one whose
@@ -375,7 +377,7 @@ def clustergan_replicas(
     truth_train, truth_val, truth_test = (truth[split[s]] for s in ("train", "val", "test"))
     name = f"clustergan_{variant}"
     n_rep = len(seeds)
-    replicas, medoids, consensus, selection, seconds_all = [], [], [], [], []
+    replicas, medoids, consensus, pooled, selection, seconds_all = [], [], [], [], [], []
     for e in range(ensembles):
         start = time.perf_counter()
         models = [
@@ -413,6 +415,9 @@ def clustergan_replicas(
         replicas += runs
         medoids.append(runs[medoid])
         consensus.append(run(model.random_state, model))
+        if len(names) > 1:  # every candidate's replicas in one weighted vote (pool_candidates)
+            pool = scg.model.pool_replicas(models)
+            pooled.append(run(model.random_state, pool))
         selection.append(
             {
                 "random_state": model.random_state,
@@ -428,6 +433,7 @@ def clustergan_replicas(
                         "candidates": names,
                         "candidate_agreement": np.round(agreements, 4).tolist(),
                         "chosen": names[chosen],
+                        "pooled_weights": np.round(pool.weights_, 4).tolist(),
                     }
                 ),
             }
@@ -438,16 +444,19 @@ def clustergan_replicas(
         "fit_seconds_all_replicas": seconds_all,
         "params": {**model.params, **fit_opts},
     }
-    return [
+    entries = [
         {"method": name, **aggregate(replicas), **info, "selection": selection},
         {"method": name + "_medoid", **aggregate(medoids), **info},
         {"method": name + "_consensus", **aggregate(consensus), **info},
     ]
+    if pooled:
+        entries.append({"method": name + "_pooled", **aggregate(pooled), **info})
+    return entries
 
 
 def _method_rank(name: str, order: list[str]) -> tuple[int, int]:
-    """Methods in ``order``; a variant's medoid and consensus entries right after it."""
-    for rank, suffix in ((1, "_medoid"), (2, "_consensus")):
+    """Methods in ``order``; a variant's medoid, consensus and pooled entries right after it."""
+    for rank, suffix in ((1, "_medoid"), (2, "_consensus"), (3, "_pooled")):
         if name.endswith(suffix) and name.removesuffix(suffix) in order:
             return order.index(name.removesuffix(suffix)), rank
     return order.index(name), 0

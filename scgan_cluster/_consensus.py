@@ -34,7 +34,9 @@ def align_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> 
     return mapping
 
 
-def vote(runs: np.ndarray, maps: np.ndarray, n_clusters: int) -> np.ndarray:
+def vote(
+    runs: np.ndarray, maps: np.ndarray, n_clusters: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Votes ``(n_cells, K)``: how many runs give each cell each (matched) label.
 
     Parameters
@@ -45,12 +47,14 @@ def vote(runs: np.ndarray, maps: np.ndarray, n_clusters: int) -> np.ndarray:
         ``(R, K)`` relabellings from :func:`align_labels`.
     n_clusters
         K.
+    weights
+        ``(R,)`` weight of each run's vote; ``None``: one vote each (integer counts).
     """
     n, n_runs = runs.shape
-    votes = np.zeros((n, n_clusters), dtype=np.int64)
+    votes = np.zeros((n, n_clusters), dtype=np.int64 if weights is None else np.float64)
     rows = np.arange(n)
     for r in range(n_runs):
-        np.add.at(votes, (rows, maps[r][runs[:, r]]), 1)
+        np.add.at(votes, (rows, maps[r][runs[:, r]]), 1 if weights is None else weights[r])
     return votes
 
 
@@ -73,14 +77,20 @@ def agreement(runs: np.ndarray) -> np.ndarray:
 
 
 def consensus(
-    runs: np.ndarray, n_clusters: int, *, max_rounds: int = 20
+    runs: np.ndarray,
+    n_clusters: int,
+    *,
+    weights: np.ndarray | None = None,
+    max_rounds: int = 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Majority vote of R clusterings of the same cells after matching their label ids.
 
     The reference starts as the run that agrees most with the others (:func:`agreement`); every
     run is matched to it, the vote gives new labels, and matching and voting repeat against the
     vote until it no longer changes (at most ``max_rounds`` times). A tied vote keeps the
-    reference's label (so two runs give the labels of the first).
+    reference's label (so two runs give the labels of the first). With ``weights`` each run's
+    vote counts its weight (e.g. its agreement with the others, so that runs that disagree with
+    the rest count less).
 
     Parameters
     ----------
@@ -88,6 +98,8 @@ def consensus(
         ``(n_cells, R)`` integer labels in ``[0, n_clusters)``.
     n_clusters
         K.
+    weights
+        ``(R,)`` non-negative weight of each run's vote, not all zero; ``None``: equal weights.
     max_rounds
         Upper bound on the match-and-vote rounds.
 
@@ -96,7 +108,7 @@ def consensus(
     labels
         ``(n_cells,)`` consensus labels.
     confidence
-        ``(n_cells,)`` fraction of runs that give the consensus label.
+        ``(n_cells,)`` fraction of runs (of the total weight) that give the consensus label.
     maps
         ``(R, K)`` relabelling of each run onto the consensus ids (for new cells: :func:`vote`).
     scores
@@ -107,19 +119,30 @@ def consensus(
         raise ValueError(f"runs must be (n_cells, R) with R >= 2, got shape {runs.shape}.")
     if runs.size and (runs.min() < 0 or runs.max() >= n_clusters):
         raise ValueError(f"labels must lie in [0, {n_clusters}).")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (runs.shape[1],):
+            raise ValueError(
+                f"weights must have one value per run ({runs.shape[1]}), got shape {weights.shape}."
+            )
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero.")
+    total = runs.shape[1] if weights is None else weights.sum()
     scores = agreement(runs)
     reference = runs[:, int(np.argmax(scores))]
     for _ in range(max_rounds):
         maps = np.stack(
             [align_labels(reference, runs[:, r], n_clusters) for r in range(runs.shape[1])]
         )
-        votes = vote(runs, maps, n_clusters)
-        # a tie keeps the reference label: twice the votes plus one for the reference
-        tie_break = 2 * votes
-        tie_break[np.arange(len(reference)), reference] += 1
+        votes = vote(runs, maps, n_clusters, weights)
+        # a tie keeps the reference label: it gets a bonus below any difference of two votes
+        # (half a vote when counted; 1e-9 of the total weight when weighted)
+        tie_break = votes.astype(np.float64)
+        bonus = 0.5 if weights is None else 1e-9 * total
+        tie_break[np.arange(len(reference)), reference] += bonus
         labels = tie_break.argmax(axis=1)
         if np.array_equal(labels, reference):
             break
         reference = labels
-    confidence = votes[np.arange(len(labels)), labels] / runs.shape[1]
+    confidence = votes[np.arange(len(labels)), labels] / total
     return labels, confidence, maps, scores

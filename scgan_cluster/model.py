@@ -6,6 +6,7 @@ import json
 import numbers
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from ._consensus import consensus, vote
+from ._consensus import agreement, consensus, vote
 from ._docs import doc_params
 from ._leiden import leiden_latent_k
 from ._settings import logger
@@ -40,8 +41,10 @@ __all__ = [
     "ClusterGAN",
     "DEFAULT_MAX_ITER",
     "PCS_SETTINGS",
+    "PooledConsensus",
     "RECIPES",
     "fit_by_agreement",
+    "pool_replicas",
     "recipe_max_iter",
     "replica_agreement",
 ]
@@ -58,6 +61,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "beta_r": 1.0,
         "n_top_genes": 2000,
         "n_pcs": "auto",
+        "pool_candidates": False,
     },
     "paper": {
         "prior": "uniform",
@@ -67,6 +71,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "beta_r": 0.0,
         "n_top_genes": 720,
         "n_pcs": None,
+        "pool_candidates": False,
     },
 }
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
@@ -1094,3 +1099,72 @@ def fit_by_agreement(
         )
     scores = [replica_agreement(c.fit(data, **fit_kwargs)) for c in candidates]
     return int(np.argmax(scores)), scores
+
+
+@dataclass(frozen=True)
+class PooledConsensus:
+    """The weighted consensus of the replicas of several trained ensembles (see :func:`pool_replicas`).
+
+    Attributes end in ``_`` as on :class:`ClusterGAN`, so that code reading a fitted model's
+    ``labels_`` / ``confidence_`` / ``labels_runs_`` / ``predict`` reads these the same way.
+    """
+
+    candidates: tuple[ClusterGAN, ...]
+    labels_: np.ndarray
+    """``(n_cells,)`` consensus labels of the training cells."""
+    confidence_: np.ndarray
+    """``(n_cells,)`` share of the total weight that votes for the consensus label."""
+    labels_runs_: np.ndarray
+    """``(n_cells, R)`` every replica's labels, the candidates' replicas one after the other."""
+    weights_: np.ndarray
+    """``(R,)`` each replica's vote: its mean adjusted Rand index with all other replicas."""
+    run_maps_: np.ndarray
+    """``(R, K)`` relabelling of each replica onto the consensus ids."""
+
+    @property
+    def n_clusters(self) -> int:
+        """K, shared by the candidates."""
+        return self.candidates[0].n_clusters
+
+    def predict(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None) -> np.ndarray:
+        """Consensus labels of cells, new or old: the replicas' weighted vote, matched as in training."""
+        runs = np.concatenate(
+            [
+                np.stack([rep.predict(data, layer=layer) for rep in c.replicas], axis=1)
+                for c in self.candidates
+            ],
+            axis=1,
+        )
+        return vote(runs, self.run_maps_, self.n_clusters, self.weights_).argmax(axis=1)
+
+
+def pool_replicas(candidates: Sequence[ClusterGAN]) -> PooledConsensus:
+    """One labelling from the replicas of several trained ensembles together, without labels.
+
+    Every replica of every candidate (e.g. the ensemble on genes and the one on principal
+    components of ``tl.clustergan(n_pcs="auto")``) votes, after matching its cluster ids, with
+    the weight of its agreement with all the others (mean adjusted Rand index; negative values
+    count 0), so that replicas that disagree with the rest count less
+    (:func:`scgan_cluster._consensus.consensus` with ``weights``).
+
+    Parameters
+    ----------
+    candidates
+        Ensembles (``n_runs >= 2``) trained on the same cells with the same ``n_clusters``.
+    """
+    if not candidates:
+        raise ValueError("pool_replicas needs at least one trained ensemble.")
+    for c in candidates:
+        c._check_trained()
+        if c.replicas is None:
+            raise ValueError("pool_replicas needs ensembles trained with n_runs >= 2.")
+    if len({c.n_clusters for c in candidates}) > 1 or len({len(c.labels_) for c in candidates}) > 1:
+        raise ValueError("The ensembles must share n_clusters and their training cells.")
+    runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
+    weights = np.clip(agreement(runs), 0.0, None)
+    if weights.sum() <= 0:  # no replica agrees with any other beyond chance: an equal vote
+        weights = np.ones_like(weights)
+    labels, confidence, maps, _ = consensus(runs, candidates[0].n_clusters, weights=weights)
+    return PooledConsensus(
+        tuple(candidates), labels.astype(np.int64), confidence, runs, weights, maps
+    )

@@ -53,3 +53,49 @@ def test_agreement_is_mean_ari_with_the_others():
 def test_consensus_input_errors(runs, msg):
     with pytest.raises(ValueError, match=msg):
         consensus(runs, 3)
+
+
+def test_weighted_consensus_follows_the_heavier_runs():
+    truth = np.repeat([0, 1, 2], 4)
+    heavy = truth.copy()
+    light = truth.copy()
+    light[[0, 1, 4]] = [1, 1, 0]  # the two light runs move three cells the same way
+    runs = np.stack([heavy, light, light.copy()], axis=1)
+    counted, *_ = consensus(runs, 3)
+    np.testing.assert_array_equal(counted, light)  # 2 votes against 1
+    labels, confidence, maps, _ = consensus(runs, 3, weights=np.array([3.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(labels, heavy)  # 3 against 2
+    expected = np.ones(12)
+    expected[[0, 1, 4]] = 3 / 5
+    np.testing.assert_allclose(confidence, expected)
+    votes = vote(runs, maps, 3, np.array([3.0, 1.0, 1.0]))
+    assert votes.dtype == np.float64
+    np.testing.assert_allclose(votes.sum(axis=1), np.full(12, 5.0))
+
+
+def test_equal_weights_give_the_counted_consensus():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), 25)
+    runs = np.stack(
+        [np.where(rng.random(100) < 0.2, rng.integers(0, 4, 100), truth) for _ in range(4)], 1
+    )
+    runs[:, 1] = np.array([2, 0, 3, 1])[runs[:, 1]]  # other ids
+    counted = consensus(runs, 4)
+    weighted = consensus(runs, 4, weights=np.full(4, 0.7))
+    for a, b in zip(counted, weighted, strict=True):
+        np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("weights", "msg"),
+    [
+        (np.ones(2), "one value per run"),
+        (np.array([1.0, -1.0, 1.0]), "non-negative"),
+        (np.zeros(3), "not all zero"),
+        (np.array([1.0, np.nan, 1.0]), "finite"),
+    ],
+)
+def test_consensus_weight_errors(weights, msg):
+    runs = np.stack([np.arange(6) % 2] * 3, axis=1)
+    with pytest.raises(ValueError, match=msg):
+        consensus(runs, 2, weights=weights)

@@ -331,6 +331,37 @@ def ensemble():
     return scg.ClusterGAN(3, n_latent=5, n_runs=3, **FAST).fit(a, n_top_genes=30), a
 
 
+def test_pool_replicas_weights_every_replica_by_its_agreement(ensemble):
+    model, a = ensemble
+    pcs = scg.ClusterGAN(3, n_latent=5, n_runs=2, n_pcs=4, **FAST).fit(a, n_top_genes=30)
+    pool = scg.model.pool_replicas([model, pcs])
+    runs = np.concatenate([model.labels_runs_, pcs.labels_runs_], axis=1)
+    np.testing.assert_array_equal(pool.labels_runs_, runs)
+    weights = np.clip(agreement(runs), 0, None)
+    np.testing.assert_allclose(pool.weights_, weights)
+    labels, confidence, maps, _ = consensus(runs, 3, weights=weights)
+    np.testing.assert_array_equal(pool.labels_, labels)
+    np.testing.assert_allclose(pool.confidence_, confidence)
+    assert pool.run_maps_.shape == (5, 3)
+    # predicting the training cells replays the vote (ties aside)
+    assert (pool.predict(a) == pool.labels_).mean() > 0.98
+    assert pool.predict(a[:7]).shape == (7,)
+
+
+def test_pool_replicas_errors(ensemble):
+    model, a = ensemble
+    with pytest.raises(ValueError, match="at least one"):
+        scg.model.pool_replicas([])
+    with pytest.raises(RuntimeError, match="not trained"):
+        scg.model.pool_replicas([model, scg.ClusterGAN(3, n_runs=2)])
+    single = scg.ClusterGAN(3, n_latent=5, **FAST).fit(a, n_top_genes=30)
+    with pytest.raises(ValueError, match="n_runs >= 2"):
+        scg.model.pool_replicas([model, single])
+    four = scg.ClusterGAN(4, n_latent=5, n_runs=2, **FAST).fit(a, n_top_genes=30)
+    with pytest.raises(ValueError, match="share n_clusters"):
+        scg.model.pool_replicas([model, four])
+
+
 def test_ensemble_fit_outputs(ensemble):
     model, a = ensemble
     assert model.labels_runs_.shape == (a.n_obs, 3)

@@ -7,6 +7,7 @@ from _helpers import assert_unchanged, make_counts, snapshot
 from scipy import sparse
 
 import scgan_cluster as scg
+from scgan_cluster._consensus import agreement, consensus
 
 FAST = {"max_iter": 40, "batch_size": 32, "n_latent": 5, "n_top_genes": 30}
 
@@ -482,6 +483,38 @@ def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
     scg.tl.clustergan(alone, 3, n_runs=2, n_pcs=0 if want == "genes" else 30, **FAST)
     np.testing.assert_array_equal(a.obs["clustergan"], alone.obs["clustergan"])
     assert a.uns["clustergan"]["params"]["n_pcs"] == (None if want == "genes" else 30)
+
+
+def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts):
+    a, b = counts.copy(), counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=2, pool_candidates=True, **FAST)
+    scg.tl.clustergan(b, 3, n_runs=2, **FAST)  # the recipe's: the chosen ensemble alone
+    uns = a.uns["clustergan"]
+    assert uns["representation"]["pooled"] is True
+    assert b.uns["clustergan"]["representation"]["pooled"] is False
+    runs = a.obsm["clustergan_runs"]
+    assert runs.shape == (a.n_obs, 4)  # genes replicas, then the PCs'
+    weights = uns["runs"]["pooled_weights"]
+    np.testing.assert_allclose(weights, np.clip(agreement(runs), 0, None))
+    labels, confidence, _, _ = consensus(runs, 3, weights=weights)
+    np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
+    np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)
+    # same training, so the latent is the chosen ensemble's either way
+    np.testing.assert_array_equal(a.obsm["X_clustergan"], b.obsm["X_clustergan"])
+    chosen = uns["representation"]["chosen"]
+    np.testing.assert_array_equal(
+        runs[:, :2] if chosen == "genes" else runs[:, 2:], b.obsm["clustergan_runs"]
+    )
+
+
+def test_pool_candidates_bad_values(counts):
+    a = counts.copy()
+    with pytest.raises(ValueError, match="pass n_pcs='auto'"):
+        scg.tl.clustergan(a, 3, n_runs=2, n_pcs=0, pool_candidates=True, **FAST)
+    with pytest.raises(TypeError, match="pool_candidates must be"):
+        scg.tl.clustergan(a, 3, n_runs=2, pool_candidates="yes", **FAST)
+    assert "clustergan" not in a.obs
+    assert "clustergan" not in a.uns
 
 
 def test_n_pcs_bad_values(counts):

@@ -18,6 +18,7 @@ from scgan_cluster.model import (
     RECIPES,
     ClusterGAN,
     fit_by_agreement,
+    pool_replicas,
     recipe_max_iter,
 )
 from scgan_cluster.train._loop import PRIOR_FLOOR
@@ -57,6 +58,7 @@ def clustergan(
     precision: Literal["fp32", "bf16"] = "fp32",
     compile: bool = False,
     n_pcs: int | Literal["auto"] | None = None,
+    pool_candidates: bool | None = None,
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -174,6 +176,12 @@ def clustergan(
         replicas; no labels), which needs ``n_runs >= 2``; the PC model adds about a tenth to the
         genes model's time. ``None``: the recipe's (``"lognorm"``: ``"auto"``, or the genes when
         ``n_runs=1``; ``"paper"``: the genes). See :class:`scgan_cluster.ClusterGAN`.
+    pool_candidates
+        With ``n_pcs="auto"``: ``True`` labels the cells by the vote of every replica of both
+        ensembles, each weighted by its agreement with all the others
+        (:func:`scgan_cluster.model.pool_replicas`; no labels), instead of the consensus of the
+        ensemble whose replicas agree more (``False``); the latent is the latter's either way.
+        ``None``: the recipe's (:data:`scgan_cluster.model.RECIPES`).
 
     Returns
     -------
@@ -191,12 +199,15 @@ def clustergan(
         ``max_iter // 100`` iterations), ``var_names`` (the genes used) and ``train_seconds``.
     ``adata.obsm[key_added + "_runs"]`` (only with ``n_runs > 1``)
         int64 array ``n_obs x n_runs``: the labels of every replica (column r: seed
-        ``random_state + r``). ``adata.uns[key_added]["runs"]`` holds ``random_state`` (per
+        ``random_state + r``); with ``pool_candidates``, ``n_obs x 2 n_runs``: the genes
+        ensemble's replicas, then the principal components' (their vote weights in
+        ``uns[key_added]["runs"]["pooled_weights"]``). ``adata.uns[key_added]["runs"]`` holds ``random_state`` (per
         replica), ``selected`` (the replica that agrees most with the others, behind
         ``obsm["X_" + key_added]``), ``selection_score`` (each replica's mean adjusted Rand
         index with the others) and ``history`` (one dict per replica).
     ``adata.obs[key_added + "_confidence"]`` (only with ``n_runs > 1``)
-        Per cell, the fraction of replicas that give it its label (after matching cluster ids).
+        Per cell, the fraction of replicas that give it its label (after matching cluster ids;
+        with ``pool_candidates``, the share of the replicas' total weight).
 
     Notes
     -----
@@ -266,6 +277,15 @@ def clustergan(
             "n_pcs='auto' keeps the model whose replicas agree more, so it needs n_runs >= 2; "
             "pass n_pcs=0 (genes) or an integer (principal components) for a single model."
         )
+    if pool_candidates is None:
+        pool_candidates = bool(recipe["pool_candidates"]) and n_pcs == "auto"
+    elif not isinstance(pool_candidates, (bool, np.bool_)):
+        raise TypeError(f"pool_candidates must be True, False or None, got {pool_candidates!r}.")
+    elif pool_candidates and n_pcs != "auto":
+        raise ValueError(
+            "pool_candidates=True pools the two ensembles of n_pcs='auto'; pass n_pcs='auto' "
+            "or leave pool_candidates at None."
+        )
     if n_top_genes is None:  # the recipe's number, or every gene of a smaller matrix
         n_top_genes = min(recipe["n_top_genes"], adata.n_vars)
 
@@ -308,17 +328,19 @@ def clustergan(
         "n_top_genes": n_top_genes,
         "flavor": flavor,
     }
-    representation = None
+    representation = pooled = None
     if n_pcs == "auto":
         n_auto = int(min(PCS_SETTINGS["n_pcs"], _n_inputs(adata, layer, preprocess, n_top_genes)))
         candidates = [make_model(), pcs_model(n_auto)]
         chosen, agreement = fit_by_agreement(candidates, adata, **fit_kwargs)
         model = candidates[chosen]
+        pooled = pool_replicas(candidates) if pool_candidates else None
         representation = {
             "chosen": ("genes", "pcs")[chosen],
             "agreement_genes": agreement[0],
             "agreement_pcs": agreement[1],
             "n_pcs": n_auto,
+            "pooled": pooled is not None,
         }
     else:
         model = make_model() if n_pcs is None else pcs_model(n_pcs)
@@ -327,7 +349,7 @@ def clustergan(
     # training succeeded: from here on only writes
     if copy:
         adata = adata.copy()
-    labels = model.labels_
+    labels = model.labels_ if pooled is None else pooled.labels_
     present = np.unique(labels)
     adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(k) for k in present])
     adata.obsm["X_" + key_added] = model.latent_
@@ -355,8 +377,9 @@ def clustergan(
     if representation is not None:
         adata.uns[key_added]["representation"] = representation
     if model.replicas is not None:
-        adata.obsm[key_added + "_runs"] = model.labels_runs_
-        adata.obs[key_added + "_confidence"] = model.confidence_.astype(np.float32)
+        voters = model if pooled is None else pooled
+        adata.obsm[key_added + "_runs"] = voters.labels_runs_
+        adata.obs[key_added + "_confidence"] = voters.confidence_.astype(np.float32)
         adata.uns[key_added]["runs"] = {
             "random_state": np.array([rep.random_state for rep in model.replicas]),
             "selected": int(model.selected_run_),
@@ -366,6 +389,8 @@ def clustergan(
                 for r, rep in enumerate(model.replicas)
             },
         }
+        if pooled is not None:
+            adata.uns[key_added]["runs"]["pooled_weights"] = np.asarray(pooled.weights_)
     logger.info(
         "finished: found %d clusters and added\n"
         "    '%s', the cluster labels (adata.obs, categorical)\n"
