@@ -82,6 +82,7 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon1_genes2000_lr1e3_consensus": "+ both + reconstruction + 2,000 genes, lr 1e-3, consensus of 5",
     "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
     "clustergan_auto_consensus": "**default**: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
+    "clustergan_auto_pooled": "the default's two candidates pooled: all 10 replicas in one vote, each weighted by its agreement with the others (pool_candidates=True)",
 }
 GENES = "clustergan_lognorm_learned_recon1_genes2000"
 GENES_PERK = "clustergan_lognorm_learned_recon1_genes2000_perk"
@@ -134,6 +135,18 @@ def _assemble(methods: dict[str, dict], genes: str, name: str) -> dict | None:
     return {"method": name, **aggregate(runs)}
 
 
+def _union(direct: dict | None, assembled: dict | None) -> dict | None:
+    """The fits of a direct entry, and those of an assembled one whose seeds it lacks."""
+    if direct is None or assembled is None:
+        return direct or assembled
+    seeds = {r["seed"] for r in direct["runs"]}
+    extra = [r for r in assembled["runs"] if r["seed"] not in seeds]
+    if not extra:
+        return direct
+    runs = sorted([*direct["runs"], *extra], key=lambda r: r["seed"])
+    return {**direct, **aggregate(runs)}
+
+
 def _cell(m: dict, key: str) -> str:
     if m["n_runs"] < 2:
         return f"{m['mean'][key]:.2f}"
@@ -148,8 +161,9 @@ def _load(results: Path) -> list[tuple[str, dict, dict]]:
         if path.exists():
             result = json.loads(path.read_text())
             methods = {m["method"]: m for m in result["methods"]}
-            # a direct run wins
-            auto = None if DEFAULT in methods else auto_entry(methods, result["n_clusters"])
+            # direct runs of the default, and fits assembled from its candidates' entries for
+            # seeds not run directly
+            auto = _union(methods.get(DEFAULT), auto_entry(methods, result["n_clusters"]))
             if auto is not None:
                 methods[DEFAULT] = auto
             before = None if BEFORE in methods else _assemble(methods, GENES, BEFORE)

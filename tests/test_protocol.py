@@ -260,6 +260,17 @@ def test_scrna_summary_verdict(tmp_path):
         auto = scrna_summary.auto_entry(worm, k)
         assert [(r["seed"], r["chosen"]) for r in auto["runs"]] == [(0, "genes")]
         assert auto["mean"] == {"nmi": 0.81, "ari": 0.66}
+    # a direct run of the default adds its fits to those assembled from the candidates
+    assembled = scrna_summary.auto_entry(worm, 3)  # seed 0: 0.81 / 0.66
+    direct = {"method": scrna_summary.DEFAULT, "runs": [run(10, 0.7, 0.5)]}
+    union = scrna_summary._union(direct, assembled)
+    assert [r["seed"] for r in union["runs"]] == [0, 10]
+    assert union["n_runs"] == 2
+    assert union["mean"]["nmi"] == pytest.approx(0.755)
+    # a seed run directly wins over the assembled fit of that seed
+    direct["runs"].append(run(0, 0.1, 0.1))
+    assert scrna_summary._union(direct, assembled) is direct
+    assert scrna_summary._union(None, direct) is direct
     # the genes candidate's learned prior: only pbmc4k has records; ranges over its replicas
     assert "| 10x PBMC 4k | 3 | 2 | 1.2-2.4 | 1-3 | 0.50-0.90 |" in text
     assert not any(line.startswith("| worm neurons | 3 |") for line in text.splitlines())
