@@ -365,12 +365,16 @@ def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
     )
     assert isinstance(ens_hist, list)
     assert len(ens_hist) == n_runs
+    # batch norm makes the gradient of the bias before it zero up to rounding, and Adam turns
+    # that rounding into steps; the batched and the single kernels round differently (on an AMD
+    # EPYC here: up to 3e-8 apart after 6 steps in float64), so those runs agree to 1e-7
+    atol = 1e-7 if batch_norm else 1e-9
     for i in range(3):
         for r, replica in enumerate(stacked[i].unstack()):
             for p, q in zip(
                 replica.state_dict().values(), singles[r][i].state_dict().values(), strict=True
             ):
-                torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+                torch.testing.assert_close(p, q, rtol=1e-7, atol=atol)
     for r in range(n_runs):
         for key in ("critic_loss", "zn_loss", "zc_loss"):
             np.testing.assert_allclose(ens_hist[r][key], hists[r][key], rtol=1e-7, atol=1e-9)
