@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-__all__ = ["agreement", "align_labels", "consensus", "vote"]
+__all__ = ["agreement", "agreement_weights", "align_labels", "consensus", "vote"]
 
 
 def align_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -76,11 +76,19 @@ def agreement(runs: np.ndarray) -> np.ndarray:
     return (pair.sum(axis=1) - 1.0) / (n_runs - 1)
 
 
+def agreement_weights(scores: np.ndarray) -> np.ndarray:
+    """Vote weights from :func:`agreement` scores: negative ones count 0; all equal if none is positive."""
+    weights = np.clip(np.asarray(scores, dtype=np.float64), 0.0, None)
+    if weights.sum() <= 0:  # no run agrees with another beyond chance: an equal vote
+        weights = np.ones_like(weights)
+    return weights
+
+
 def consensus(
     runs: np.ndarray,
     n_clusters: int,
     *,
-    weights: np.ndarray | None = None,
+    weights: np.ndarray | str | None = None,
     max_rounds: int = 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Majority vote of R clusterings of the same cells after matching their label ids.
@@ -99,7 +107,9 @@ def consensus(
     n_clusters
         K.
     weights
-        ``(R,)`` non-negative weight of each run's vote, not all zero; ``None``: equal weights.
+        ``(R,)`` non-negative weight of each run's vote, not all zero; ``"agreement"``: each
+        run's agreement with the others (the returned ``scores``, negative values as 0; equal
+        weights if none is positive); ``None``: equal weights (integer votes).
     max_rounds
         Upper bound on the match-and-vote rounds.
 
@@ -119,6 +129,11 @@ def consensus(
         raise ValueError(f"runs must be (n_cells, R) with R >= 2, got shape {runs.shape}.")
     if runs.size and (runs.min() < 0 or runs.max() >= n_clusters):
         raise ValueError(f"labels must lie in [0, {n_clusters}).")
+    scores = agreement(runs)
+    if isinstance(weights, str):
+        if weights != "agreement":
+            raise ValueError(f"weights must be an array, 'agreement' or None, got {weights!r}.")
+        weights = agreement_weights(scores)
     if weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (runs.shape[1],):
@@ -128,7 +143,6 @@ def consensus(
         if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero.")
     total = runs.shape[1] if weights is None else weights.sum()
-    scores = agreement(runs)
     reference = runs[:, int(np.argmax(scores))]
     for _ in range(max_rounds):
         maps = np.stack(

@@ -17,7 +17,7 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from ._consensus import agreement, consensus, vote
+from ._consensus import agreement_weights, consensus, vote
 from ._docs import doc_params
 from ._leiden import leiden_latent_k
 from ._settings import logger
@@ -1161,10 +1161,14 @@ def pool_replicas(candidates: Sequence[ClusterGAN]) -> PooledConsensus:
     if len({c.n_clusters for c in candidates}) > 1 or len({len(c.labels_) for c in candidates}) > 1:
         raise ValueError("The ensembles must share n_clusters and their training cells.")
     runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
-    weights = np.clip(agreement(runs), 0.0, None)
-    if weights.sum() <= 0:  # no replica agrees with any other beyond chance: an equal vote
-        weights = np.ones_like(weights)
-    labels, confidence, maps, _ = consensus(runs, candidates[0].n_clusters, weights=weights)
+    labels, confidence, maps, scores = consensus(
+        runs, candidates[0].n_clusters, weights="agreement"
+    )
     return PooledConsensus(
-        tuple(candidates), labels.astype(np.int64), confidence, runs, weights, maps
+        tuple(candidates),
+        labels.astype(np.int64),
+        confidence,
+        runs,
+        agreement_weights(scores),
+        maps,
     )

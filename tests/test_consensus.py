@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scgan_cluster._consensus import agreement, align_labels, consensus, vote
+from scgan_cluster._consensus import agreement, agreement_weights, align_labels, consensus, vote
 
 
 def test_align_labels_recovers_a_permutation():
@@ -99,3 +99,20 @@ def test_consensus_weight_errors(weights, msg):
     runs = np.stack([np.arange(6) % 2] * 3, axis=1)
     with pytest.raises(ValueError, match=msg):
         consensus(runs, 2, weights=weights)
+
+
+def test_agreement_weights_are_the_runs_own_scores():
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(3), 20)
+    runs = np.stack(
+        [np.where(rng.random(60) < 0.3, rng.integers(0, 3, 60), truth) for _ in range(4)], 1
+    )
+    runs[:, 3] = rng.integers(0, 3, 60)  # a run of noise
+    labels, confidence, _, scores = consensus(runs, 3, weights="agreement")
+    want = consensus(runs, 3, weights=np.clip(agreement(runs), 0, None))
+    np.testing.assert_array_equal(labels, want[0])
+    np.testing.assert_allclose(confidence, want[1])
+    np.testing.assert_array_equal(agreement_weights(np.array([-0.1, 0.0])), [1.0, 1.0])
+    np.testing.assert_array_equal(agreement_weights(np.array([-0.1, 0.4])), [0.0, 0.4])
+    with pytest.raises(ValueError, match="'agreement' or None"):
+        consensus(runs, 3, weights="median")

@@ -201,10 +201,10 @@ def clustergan(
         int64 array ``n_obs x n_runs``: the labels of every replica (column r: seed
         ``random_state + r``); with ``pool_candidates``, ``n_obs x 2 n_runs``: the genes
         ensemble's replicas, then the principal components' (their vote weights in
-        ``uns[key_added]["runs"]["pooled_weights"]``). ``adata.uns[key_added]["runs"]`` holds ``random_state`` (per
-        replica), ``selected`` (the replica that agrees most with the others, behind
-        ``obsm["X_" + key_added]``), ``selection_score`` (each replica's mean adjusted Rand
-        index with the others) and ``history`` (one dict per replica).
+        ``uns[key_added]["runs"]["pooled_weights"]``). ``adata.uns[key_added]["runs"]`` holds
+        ``random_state`` (per replica), ``selected`` (the replica that agrees most with the
+        others, behind ``obsm["X_" + key_added]``), ``selection_score`` (each replica's mean
+        adjusted Rand index with the others) and ``history`` (one dict per replica).
     ``adata.obs[key_added + "_confidence"]`` (only with ``n_runs > 1``)
         Per cell, the fraction of replicas that give it its label (after matching cluster ids;
         with ``pool_candidates``, the share of the replicas' total weight).
