@@ -350,3 +350,31 @@ def test_scrna_candidates_variant_keeps_the_one_whose_replicas_agree_more(monkey
     assert len(fit["pooled_weights"]) == 4
     assert all(0 <= w <= 1 for w in fit["pooled_weights"])
     assert set(both[3]["runs"][0]) >= {"val", "test", "train"}
+
+
+def test_scrna_summary_pool_table():
+    import scrna_summary
+
+    def run(seed, train, val):
+        return {
+            "seed": seed,
+            "train": {"nmi": train[0], "ari": train[1]},
+            "val": {"nmi": val[0], "ari": val[1]},
+            "test": {"nmi": 0.5, "ari": 0.5},
+        }
+
+    kept = {"runs": [run(0, (0.70, 0.60), (0.80, 0.70)), run(5, (0.60, 0.50), (0.70, 0.60))]}
+    pooled = {
+        # seed 9 has no kept fit and is left out: one fit compared
+        "runs": [run(0, (0.72, 0.55), (0.81, 0.74)), run(9, (0.1, 0.1), (0.1, 0.1))]
+    }
+    methods = {scrna_summary.DEFAULT: kept, scrna_summary.POOLED: pooled}
+    lines = scrna_summary.pool_table([("toy", {}, methods)])
+    assert "| toy | 0 | 0.700 / 0.600 | 0.720 / 0.550 | 0.800 / 0.700 | 0.810 / 0.740 |" in lines
+    assert not any(line.startswith("| toy | 9") for line in lines)
+    assert lines[-2] == (
+        "Pooled minus kept over 1 fits, mean (fits where pooled is higher): train NMI +0.020 (1), "
+        "ARI -0.050 (0); validation NMI +0.010 (1), ARI +0.040 (1)."
+    )
+    # no pooled entry, no table
+    assert scrna_summary.pool_table([("toy", {}, {scrna_summary.DEFAULT: kept})]) == []
