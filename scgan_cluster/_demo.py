@@ -126,6 +126,11 @@ def run_demo(
             f"ClusterGAN kept the {rep['chosen']} ensemble (replica agreement: genes "
             f"{rep['agreement_genes']:.3f}, {rep['n_pcs']} principal components "
             f"{rep['agreement_pcs']:.3f})"
+            + (
+                "; its labels are the weighted vote of both ensembles' replicas"
+                if rep.get("pooled")
+                else ""
+            )
         )
 
     # UMAP of the ClusterGAN latent, coloured by its clusters, leiden and the reference labels

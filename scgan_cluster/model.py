@@ -61,7 +61,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "beta_r": 1.0,
         "n_top_genes": 2000,
         "n_pcs": "auto",
-        "pool_candidates": False,
+        "pool_candidates": True,
     },
     "paper": {
         "prior": "uniform",
@@ -78,7 +78,9 @@ RECIPES: dict[str, dict[str, object]] = {
 
 ``"lognorm"`` (the default there) is the setting chosen on the validation split of the single-cell
 benchmark (``benchmarks/scrna.py``); its ``n_pcs="auto"`` trains a second ensemble on principal
-components (:data:`PCS_SETTINGS`) and keeps the one whose replicas agree more. ``"paper"`` is
+components (:data:`PCS_SETTINGS`), keeps the latent of the one whose replicas agree more, and
+(``pool_candidates=True``, chosen on the training and validation cells) labels the cells by the
+agreement-weighted vote of the replicas of both (:func:`pool_replicas`). ``"paper"`` is
 the paper's recipe at the CPU budget of :data:`DEFAULT_MAX_ITER` iterations (the paper:
 100,000). The :class:`ClusterGAN` class itself
 defaults to the paper's settings.

@@ -205,9 +205,11 @@ def test_scrna_summary_verdict(tmp_path):
                 ],
             },
             consensus(genes, 0, 0.76, 0.61),
-            # the PC candidate's replicas agree less: the genes candidate is the default's
+            # the PC candidate's replicas agree less: the genes candidate is the kept one
             entry(pcs, 0.9, 0.9) | {"selection": [fit(0, [0.3, 0.3])]},
             consensus(pcs, 0, 0.95, 0.95),
+            # the default: the pooled vote of both (direct runs only)
+            entry(scrna_summary.POOLED, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
         ],
     )
     write(
@@ -225,7 +227,13 @@ def test_scrna_summary_verdict(tmp_path):
             consensus(pcs, 0, 0.72, 0.58),
             # the default before (720 genes): listed, not the verdict's
             entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
+            entry(scrna_summary.POOLED, 0.72, 0.58, n_runs=1) | {"runs": [run(0, 0.72, 0.58)]},
         ],
+    )
+    # a dataset without a pooled run gets no verdict, whatever its kept row says
+    write(
+        "mouse_bladder",
+        [entry("pca_kmeans", 0.1, 0.1), entry(genes, 0.7, 0.6), consensus(genes, 0, 0.9, 0.9)],
     )
     text = scrna_summary.summarise(tmp_path)
     rows = [
@@ -233,11 +241,18 @@ def test_scrna_summary_verdict(tmp_path):
         for line in text.splitlines()
         if line.startswith("| 10x PBMC 4k") or line.startswith("| worm")
     ]
-    assert rows[0].endswith("| yes |")  # 0.76 >= 0.75 (leiden) and 0.61 >= 0.60 (PCs + KMeans)
+    # the verdict is the pooled row's: 0.77 >= 0.75 (leiden) and 0.62 >= 0.60 (PCs + KMeans)
+    assert rows[0].startswith("| 10x PBMC 4k | 0.77 / 0.62 |")
+    assert rows[0].endswith("| yes |")
     assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
-    assert rows[1].startswith("| worm neurons | 0.72 / 0.58 |")  # the PC candidate's
+    assert rows[1].startswith("| worm neurons | 0.72 / 0.58 |")
     assert rows[1].endswith("| no |")  # ARI 0.58 < 0.60
-    label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
+    assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
+    assert scrna_summary.DEFAULT == scrna_summary.POOLED
+    pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.POOLED]
+    assert f"| {pooled_label} | 1 | 0.77 | 0.62 |" in text
+    # the kept candidate's consensus (the default before pooling) is listed beside it
+    label = scrna_summary.CLUSTERGAN[scrna_summary.KEPT]
     assert f"| {label} | 1 | 0.76 | 0.61 |" in text
     assert f"| {label} | 1 | 0.72 | 0.58 |" in text
     before = "+ both + reconstruction (beta_r = 1), consensus of 5 (the default before: 720 genes)"
@@ -262,7 +277,7 @@ def test_scrna_summary_verdict(tmp_path):
         assert auto["mean"] == {"nmi": 0.81, "ari": 0.66}
     # a direct run of the default adds its fits to those assembled from the candidates
     assembled = scrna_summary.auto_entry(worm, 3)  # seed 0: 0.81 / 0.66
-    direct = {"method": scrna_summary.DEFAULT, "runs": [run(10, 0.7, 0.5)]}
+    direct = {"method": scrna_summary.KEPT, "runs": [run(10, 0.7, 0.5)]}
     union = scrna_summary._union(direct, assembled)
     assert [r["seed"] for r in union["runs"]] == [0, 10]
     assert union["n_runs"] == 2
@@ -368,7 +383,7 @@ def test_scrna_summary_pool_table():
         # seed 9 has no kept fit and is left out: one fit compared
         "runs": [run(0, (0.72, 0.55), (0.81, 0.74)), run(9, (0.1, 0.1), (0.1, 0.1))]
     }
-    methods = {scrna_summary.DEFAULT: kept, scrna_summary.POOLED: pooled}
+    methods = {scrna_summary.KEPT: kept, scrna_summary.POOLED: pooled}
     lines = scrna_summary.pool_table([("toy", {}, methods)])
     assert "| toy | 0 | 0.700 / 0.600 | 0.720 / 0.550 | 0.800 / 0.700 | 0.810 / 0.740 |" in lines
     assert not any(line.startswith("| toy | 9") for line in lines)
@@ -377,4 +392,4 @@ def test_scrna_summary_pool_table():
         "ARI -0.050 (0); validation NMI +0.010 (1), ARI +0.040 (1)."
     )
     # no pooled entry, no table
-    assert scrna_summary.pool_table([("toy", {}, {scrna_summary.DEFAULT: kept})]) == []
+    assert scrna_summary.pool_table([("toy", {}, {scrna_summary.KEPT: kept})]) == []

@@ -248,7 +248,7 @@ def test_sparse_array_and_integer_input():
 
 def test_n_runs_writes_every_replica(counts, tmp_path):
     a = counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, **FAST)
+    scg.tl.clustergan(a, 3, n_runs=2, pool_candidates=False, **FAST)
     runs = a.obsm["clustergan_runs"]
     assert runs.shape == (a.n_obs, 2)
     info = a.uns["clustergan"]["runs"]
@@ -271,7 +271,7 @@ def test_leiden_assign_writes_k_clusters_and_the_replicas_leiden_labels(counts):
     from scgan_cluster._leiden import leiden_latent_k
 
     a = counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, assign="leiden", **FAST)
+    scg.tl.clustergan(a, 3, n_runs=2, assign="leiden", pool_candidates=False, **FAST)
     assert a.uns["clustergan"]["params"]["assign"] == "leiden"
     labels = a.obs["clustergan"]
     assert labels.dtype == "category"
@@ -425,9 +425,12 @@ def test_default_recipe_outputs(counts):
     scg.tl.clustergan(a, 3, **FAST)
     params = a.uns["clustergan"]["params"]
     assert (params["flavor"], params["prior"], params["n_runs"]) == ("lognorm", "learned", 5)
-    assert a.obsm["clustergan_runs"].shape == (a.n_obs, 5)
+    # both candidates' replicas vote (pool_candidates): 5 on genes, then 5 on PCs
+    assert a.uns["clustergan"]["representation"]["pooled"] is True
+    assert a.obsm["clustergan_runs"].shape == (a.n_obs, 10)
+    assert a.uns["clustergan"]["runs"]["pooled_weights"].shape == (10,)
     conf = a.obs["clustergan_confidence"].to_numpy()
-    assert np.all((conf >= 0.2 - 1e-6) & (conf <= 1.0))
+    assert np.all((conf > 0) & (conf <= 1.0 + 1e-6))
     with pytest.raises(ValueError, match="flavor must be one of"):
         scg.tl.clustergan(a, 3, flavor="seurat")
 
@@ -473,7 +476,7 @@ def test_n_pcs_is_passed_to_the_model_and_zero_means_genes(counts):
 
 def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
     a = counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's n_pcs="auto"
+    scg.tl.clustergan(a, 3, n_runs=2, pool_candidates=False, **FAST)  # recipe's n_pcs="auto"
     rep = a.uns["clustergan"]["representation"]
     assert rep["n_pcs"] == 30  # 50 capped by the 30 genes kept
     want = "genes" if rep["agreement_genes"] >= rep["agreement_pcs"] else "pcs"
@@ -487,8 +490,8 @@ def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
 
 def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts):
     a, b = counts.copy(), counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, pool_candidates=True, **FAST)
-    scg.tl.clustergan(b, 3, n_runs=2, **FAST)  # the recipe's: the chosen ensemble alone
+    scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's: pool_candidates=True
+    scg.tl.clustergan(b, 3, n_runs=2, pool_candidates=False, **FAST)  # the chosen one alone
     uns = a.uns["clustergan"]
     assert uns["representation"]["pooled"] is True
     assert b.uns["clustergan"]["representation"]["pooled"] is False

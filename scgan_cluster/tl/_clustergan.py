@@ -181,7 +181,8 @@ def clustergan(
         ensembles, each weighted by its agreement with all the others
         (:func:`scgan_cluster.model.pool_replicas`; no labels), instead of the consensus of the
         ensemble whose replicas agree more (``False``); the latent is the latter's either way.
-        ``None``: the recipe's (:data:`scgan_cluster.model.RECIPES`).
+        ``None``: the recipe's (:data:`scgan_cluster.model.RECIPES`; ``"lognorm"``: ``True``
+        whenever ``n_pcs="auto"``; ``"paper"``: ``False``).
 
     Returns
     -------
