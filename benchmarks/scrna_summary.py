@@ -225,7 +225,15 @@ def summarise(results: Path) -> str:
         "|---|---|---|---|",
     ]
     return "\n".join(
-        [*head, *verdicts, "", *lines, *pool_table(loaded), *prior_table(loaded), *pick_table(loaded)]
+        [
+            *head,
+            *verdicts,
+            "",
+            *lines,
+            *pool_table(loaded),
+            *prior_table(loaded),
+            *pick_table(loaded),
+        ]
     )
 
 
@@ -240,12 +248,17 @@ def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
         kept = {r["seed"]: r for r in methods[KEPT]["runs"]}
         for run in methods[POOLED]["runs"]:
             base = kept.get(run["seed"])
-            if base is None or not all(s in run and s in base for s in ("train", "val")):
+            splits = ("train", "val", "test")
+            if base is None or not all(s in r for s in splits for r in (run, base)):
                 continue
             cells = [
-                f"{r[s]['nmi']:.3f} / {r[s]['ari']:.3f}" for s in ("train", "val") for r in (base, run)
+                f"{r[s]['nmi']:.3f} / {r[s]['ari']:.3f}"
+                for s in ("train", "val")
+                for r in (base, run)
             ]
-            diffs.append([run[s][k] - base[s][k] for s in ("train", "val") for k in ("nmi", "ari")])
+            diffs.append(
+                [run[s][k] - base[s][k] for s in ("train", "val", "test") for k in ("nmi", "ari")]
+            )
             rows.append(f"| {title} | {run['seed']} | " + " | ".join(cells) + " |")
     if not rows:
         return []
@@ -262,7 +275,9 @@ def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
         "",
         f"Pooled minus kept over {len(rows)} fits, mean (fits where pooled is higher): train NMI "
         f"{mean[0]:+.3f} ({higher[0]}), ARI {mean[1]:+.3f} ({higher[1]}); validation NMI "
-        f"{mean[2]:+.3f} ({higher[2]}), ARI {mean[3]:+.3f} ({higher[3]}).",
+        f"{mean[2]:+.3f} ({higher[2]}), ARI {mean[3]:+.3f} ({higher[3]}). On the test split of "
+        f"the same fits (not used for the choice): NMI {mean[4]:+.3f} ({higher[4]}), ARI "
+        f"{mean[5]:+.3f} ({higher[5]}).",
         "",
     ]
 

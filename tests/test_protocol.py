@@ -389,7 +389,8 @@ def test_scrna_summary_pool_table():
     assert not any(line.startswith("| toy | 9") for line in lines)
     assert lines[-2] == (
         "Pooled minus kept over 1 fits, mean (fits where pooled is higher): train NMI +0.020 (1), "
-        "ARI -0.050 (0); validation NMI +0.010 (1), ARI +0.040 (1)."
+        "ARI -0.050 (0); validation NMI +0.010 (1), ARI +0.040 (1). On the test split of the "
+        "same fits (not used for the choice): NMI +0.000 (0), ARI +0.000 (0)."
     )
     # no pooled entry, no table
     assert scrna_summary.pool_table([("toy", {}, {scrna_summary.KEPT: kept})]) == []
