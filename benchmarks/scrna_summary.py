@@ -167,8 +167,8 @@ def _load(results: Path) -> list[tuple[str, dict, dict]]:
         if path.exists():
             result = json.loads(path.read_text())
             methods = {m["method"]: m for m in result["methods"]}
-            # direct runs of the default, and fits assembled from its candidates' entries for
-            # seeds not run directly
+            # the kept candidate's consensus: direct runs of the default, and fits assembled from
+            # its candidates' entries for seeds not run directly
             auto = _union(methods.get(KEPT), auto_entry(methods, result["n_clusters"]))
             if auto is not None:
                 methods[KEPT] = auto
@@ -240,15 +240,16 @@ def summarise(results: Path) -> str:
 def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
     """Per fit with both entries: the pooled candidates (``pool_candidates=True``) against the
     default's kept candidate on the training and validation cells (the splits that may choose a
-    setting), NMI / ARI, and the mean difference (pooled - kept) over all those fits."""
+    setting), NMI / ARI, and the mean difference (pooled - kept) over all those fits, also on the
+    test split (reported, not used for the choice)."""
     rows, diffs = [], []
+    splits = ("train", "val", "test")
     for title, _result, methods in loaded:
         if POOLED not in methods or KEPT not in methods:
             continue
         kept = {r["seed"]: r for r in methods[KEPT]["runs"]}
         for run in methods[POOLED]["runs"]:
             base = kept.get(run["seed"])
-            splits = ("train", "val", "test")
             if base is None or not all(s in r for s in splits for r in (run, base)):
                 continue
             cells = [
@@ -256,9 +257,7 @@ def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
                 for s in ("train", "val")
                 for r in (base, run)
             ]
-            diffs.append(
-                [run[s][k] - base[s][k] for s in ("train", "val", "test") for k in ("nmi", "ari")]
-            )
+            diffs.append([run[s][k] - base[s][k] for s in splits for k in ("nmi", "ari")])
             rows.append(f"| {title} | {run['seed']} | " + " | ".join(cells) + " |")
     if not rows:
         return []
