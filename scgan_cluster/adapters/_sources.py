@@ -31,7 +31,8 @@ class DenseSource:
         self.n_obs = int(self.data.shape[0])
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.data[idx.to(self.device)]
+        # index_select copies whole rows; on CPU it is several times faster than ``data[idx]``
+        return torch.index_select(self.data, 0, idx.reshape(-1).to(self.device))
 
 
 class SparseSource:
