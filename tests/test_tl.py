@@ -489,7 +489,7 @@ def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
     assert a.uns["clustergan"]["params"]["n_pcs"] == (None if want == "genes" else 30)
 
 
-def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts):
+def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts, tmp_path):
     a, b = counts.copy(), counts.copy()
     scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's: pool_candidates=True
     scg.tl.clustergan(b, 3, n_runs=2, pool_candidates=False, **FAST)  # the chosen one alone
@@ -500,6 +500,18 @@ def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts):
     assert runs.shape == (a.n_obs, 4)  # genes replicas, then the PCs'
     weights = uns["runs"]["pooled_weights"]
     np.testing.assert_allclose(weights, np.clip(agreement(runs), 0, None))
+    # each column named by its ensemble and seed; the kept ensemble's seeds are the runs' seeds
+    assert uns["runs"]["pooled_candidate"].tolist() == ["genes", "genes", "pcs", "pcs"]
+    seeds = uns["runs"]["pooled_random_state"]
+    kept = seeds[:2] if uns["representation"]["chosen"] == "genes" else seeds[2:]
+    np.testing.assert_array_equal(kept, uns["runs"]["random_state"])
+    # the default's output survives a round trip through h5ad
+    a.write_h5ad(tmp_path / "pooled.h5ad")
+    back = ad.read_h5ad(tmp_path / "pooled.h5ad")
+    np.testing.assert_array_equal(back.obsm["clustergan_runs"], runs)
+    np.testing.assert_array_equal(back.obs["clustergan"], a.obs["clustergan"])
+    for key in ("pooled_weights", "pooled_candidate", "pooled_random_state"):
+        np.testing.assert_array_equal(back.uns["clustergan"]["runs"][key], uns["runs"][key])
     labels, confidence, _, _ = consensus(runs, 3, weights=weights)
     np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
     np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)

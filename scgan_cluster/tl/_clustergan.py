@@ -202,11 +202,14 @@ def clustergan(
     ``adata.obsm[key_added + "_runs"]`` (only with ``n_runs > 1``)
         int64 array ``n_obs x n_runs``: the labels of every replica (column r: seed
         ``random_state + r``); with ``pool_candidates``, ``n_obs x 2 n_runs``: the genes
-        ensemble's replicas, then the principal components' (their vote weights in
-        ``uns[key_added]["runs"]["pooled_weights"]``). ``adata.uns[key_added]["runs"]`` holds
-        ``random_state`` (per replica), ``selected`` (the replica that agrees most with the
-        others, behind ``obsm["X_" + key_added]``), ``selection_score`` (each replica's mean
-        adjusted Rand index with the others) and ``history`` (one dict per replica).
+        ensemble's replicas, then the principal components' (per column, its vote weight,
+        ensemble and seed in ``uns[key_added]["runs"]``: ``pooled_weights``,
+        ``pooled_candidate`` (``"genes"`` / ``"pcs"``) and ``pooled_random_state``).
+        ``adata.uns[key_added]["runs"]`` holds, for the ensemble behind the latent (with
+        ``n_pcs="auto"``: the kept one), ``random_state`` (per replica), ``selected`` (the
+        replica that agrees most with the others, behind ``obsm["X_" + key_added]``),
+        ``selection_score`` (each replica's mean adjusted Rand index with the others) and
+        ``history`` (one dict per replica).
     ``adata.obs[key_added + "_confidence"]`` (only with ``n_runs > 1``)
         Per cell, the fraction of replicas that give it its label (after matching cluster ids;
         with ``pool_candidates``, the share of the replicas' total weight).
@@ -394,8 +397,20 @@ def clustergan(
                 for r, rep in enumerate(model.replicas)
             },
         }
-        if pooled is not None:
-            adata.uns[key_added]["runs"]["pooled_weights"] = np.asarray(pooled.weights_)
+        if pooled is not None:  # what each of obsm[key + "_runs"]'s columns is
+            adata.uns[key_added]["runs"].update(
+                pooled_weights=np.asarray(pooled.weights_),
+                pooled_candidate=np.array(
+                    [
+                        name
+                        for name, c in zip(("genes", "pcs"), candidates, strict=True)
+                        for _ in c.replicas
+                    ]
+                ),
+                pooled_random_state=np.array(
+                    [rep.random_state for c in candidates for rep in c.replicas]
+                ),
+            )
     logger.info(
         "finished: found %d clusters and added\n"
         "    '%s', the cluster labels (adata.obs, categorical)\n"
