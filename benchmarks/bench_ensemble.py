@@ -14,6 +14,13 @@
     python benchmarks/bench_ensemble.py --runs 5 --timing-iters 200 --pbmc-iters 2000
     python benchmarks/bench_ensemble.py --runs 5 --timing-iters 150 --skip-pbmc  # timing only
     python benchmarks/bench_ensemble.py --runs 5 --timing-iters 150 --skip-pbmc --compile
+    python benchmarks/bench_ensemble.py --runs 5 --timing-iters 150 --skip-pbmc --threads 1
+
+3. The kernels alone (always, a few seconds): one matrix product of each of the MLP's three
+   widest layer shapes against the same product for R replicas in one ``torch.bmm``, in float32
+   and bfloat16, with the achieved GFLOP/s. When the R-batched product costs R times one product,
+   the CPU's arithmetic is already saturated by one model, and batching replicas cannot bring the
+   ensemble below R times one model by more than the per-step overhead it saves.
 
 writes ``benchmarks/results/bench_ensemble.json``.
 """
@@ -115,6 +122,51 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
     return out
 
 
+# (rows, in, out) of the widest products of one step of the 10x MLP: a critic / encoder first
+# layer on a batch, the hidden layer on the critic's [real, fake] batch, the generator's output
+MATMUL_SHAPES = ((64, 720, 256), (128, 256, 256), (64, 256, 720))
+
+
+def time_matmuls(n_runs: int, repeats: int = 50) -> dict:
+    """Fastest time of one product vs the R-batched product, per layer shape and dtype."""
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            times.append((time.perf_counter() - start) / repeats)
+        return min(times)
+
+    gen = torch.Generator().manual_seed(0)
+    out: dict = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        rows, one_total, batched_total = [], 0.0, 0.0
+        for b, i, o in MATMUL_SHAPES:
+            a = torch.randn(n_runs, b, i, generator=gen).to(dtype)
+            w = torch.randn(n_runs, i, o, generator=gen).to(dtype)
+            a0, w0 = a[0].contiguous(), w[0].contiguous()
+            one = best(lambda a0=a0, w0=w0: torch.mm(a0, w0))
+            batched = best(lambda a=a, w=w: torch.bmm(a, w))
+            one_total, batched_total = one_total + one, batched_total + batched
+            rows.append(
+                {
+                    "shape": [b, i, o],
+                    "one_us": round(one * 1e6, 1),
+                    "batched_us": round(batched * 1e6, 1),
+                    "ratio": round(batched / one, 2),
+                    "one_gflops": round(2 * b * i * o / one / 1e9, 1),
+                }
+            )
+        out[str(dtype).removeprefix("torch.")] = {
+            "shapes": rows,
+            "ratio_all_shapes": round(batched_total / one_total, 2),
+        }
+    return out
+
+
 def _summary(rows: list[dict]) -> dict:
     arr = np.array([[r[k] for k in KEYS] for r in rows])
     return {
@@ -178,10 +230,17 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_ensemble.json")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     scg.settings.progress_bar = False
     info = {**machine(), "device": "cpu"}
     print(info)
+    matmuls = time_matmuls(args.runs)
+    print(f"R={args.runs} products (batched / one): {matmuls}", flush=True)
     timing = time_training(args.runs, args.timing_iters, args.repeats, args.compile)
     print(f"R={args.runs}: {timing}", flush=True)
     result = {
@@ -189,6 +248,7 @@ def main() -> None:
         "machine": info,
         "n_runs": args.runs,
         "timing": {"iterations": args.timing_iters, **timing},
+        "matmuls": matmuls,
     }
     if args.skip_pbmc and args.out.exists():
         earlier = json.loads(args.out.read_text())

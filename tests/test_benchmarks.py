@@ -217,3 +217,21 @@ def test_paper_mnist_end_to_end(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "Table 3" in (tmp_path / "paper_mnist.md").read_text()
     assert json.loads((tmp_path / "paper_mnist.json").read_text())["max_iter"] == 2
+
+
+def test_bench_ensemble_times_each_product_shape_alone_and_batched():
+    import bench_ensemble
+
+    out = bench_ensemble.time_matmuls(n_runs=2, repeats=1)
+    assert set(out) == {"float32", "bfloat16"}
+    for entry in out.values():
+        rows = entry["shapes"]
+        assert [tuple(r["shape"]) for r in rows] == list(bench_ensemble.MATMUL_SHAPES)
+        for r in rows:
+            assert r["one_us"] > 0
+            assert r["batched_us"] > 0
+            assert r["ratio"] == pytest.approx(r["batched_us"] / r["one_us"], abs=0.02)
+            b, i, o = r["shape"]
+            assert r["one_gflops"] == pytest.approx(
+                2 * b * i * o / r["one_us"] / 1e3, rel=0.02, abs=0.06
+            )
