@@ -3,7 +3,10 @@
 1. Timing (generated data, the paper's 10x MLP: 720 genes, K = 8, zn 30, batch 64, n_critic 5):
    generator iterations of one model vs of an ensemble of R models trained together
    (:func:`scgan_cluster.nn.stack_ensemble` + the package trainer), in float32 and with
-   ``precision="bf16"``; the ratio is the wall-time cost of R models relative to one.
+   ``precision="bf16"``; the ratio is the wall-time cost of R models relative to one. With more
+   than one thread, one model is also timed on one thread (float32): R models on T threads
+   cannot cost less than R / T of that, which gives ``ideal_parallel_ratio``, the ratio a
+   perfectly parallel ensemble that saves no work would reach.
 2. Quality (sorted PBMC, the 8 populations of 10x_73k, 3,238 cells, paper preprocessing):
    ``ClusterGAN(n_runs=R, random_state=0)`` vs R separate ``ClusterGAN(random_state=r)`` fits,
    ``--pbmc-iters`` iterations each; every replica / run is scored on all cells (labels only
@@ -100,6 +103,18 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
                 run(nets, n_rep, iters, precision, compiled)
                 ms = (time.perf_counter() - start) / iters * 1e3
                 times.setdefault(f"{label}_{name}", []).append(round(ms, 2))
+        threads = torch.get_num_threads()
+        if threads > 1:  # one model on one thread: what an ideal split of R models over cores costs
+            torch.set_num_threads(1)
+            try:
+                nets = _nets(0)
+                run(nets, 1, 5, "fp32", False)
+                start = time.perf_counter()
+                run(nets, 1, iters, "fp32", False)
+                ms = (time.perf_counter() - start) / iters * 1e3
+                times.setdefault("fp32_single_1thread", []).append(round(ms, 2))
+            finally:
+                torch.set_num_threads(threads)
     print(times, flush=True)
     out: dict = {"all_repeats_ms_per_it": times}
     for label, _, _ in variants:
@@ -111,6 +126,15 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
             "ratio": round(ens / single, 2),
             "per_model_speedup": round(n_runs * single / ens, 2),
         }
+    if "fp32_single_1thread" in times:
+        # R models on T threads cost at least R / T times one model on one thread; against one
+        # model on T threads that is this ratio, above R / T whenever one model gains from T threads
+        one_thread = min(times["fp32_single_1thread"])
+        threads = torch.get_num_threads()
+        out["fp32"]["single_1thread_ms_per_it"] = one_thread
+        out["fp32"]["ideal_parallel_ratio"] = round(
+            n_runs * one_thread / threads / out["fp32"]["single_ms_per_it"], 2
+        )
     out["bf16_ensemble_vs_fp32_single"] = round(
         out["bf16"]["ensemble_ms_per_it"] / out["fp32"]["single_ms_per_it"], 2
     )
