@@ -32,7 +32,7 @@ class DenseSource:
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         # index_select copies whole rows; on CPU it is several times faster than ``data[idx]``
-        return torch.index_select(self.data, 0, idx.reshape(-1).to(self.device))
+        return torch.index_select(self.data, 0, idx.to(self.device))
 
 
 class SparseSource:
