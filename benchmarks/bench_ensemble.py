@@ -83,6 +83,13 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
             compile=compiled,
         )
 
+    def ms_per_it(nets, n_rep, precision, compiled) -> float:
+        """ms per generator iteration over ``iters`` iterations, after an untimed warm-up of 5."""
+        run(nets, n_rep, 5, precision, compiled)
+        start = time.perf_counter()
+        run(nets, n_rep, iters, precision, compiled)
+        return round((time.perf_counter() - start) / iters * 1e3, 2)
+
     variants = [("fp32", False), ("bf16", False)]
     if compile:
         variants += [("fp32", True), ("bf16", True)]
@@ -98,21 +105,14 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
                     nets = [
                         snn.stack_ensemble([_nets(r)[i] for r in range(n_rep)]) for i in range(3)
                     ]
-                run(nets, n_rep, 5, precision, compiled)
-                start = time.perf_counter()
-                run(nets, n_rep, iters, precision, compiled)
-                ms = (time.perf_counter() - start) / iters * 1e3
-                times.setdefault(f"{label}_{name}", []).append(round(ms, 2))
+                ms = ms_per_it(nets, n_rep, precision, compiled)
+                times.setdefault(f"{label}_{name}", []).append(ms)
         threads = torch.get_num_threads()
         if threads > 1:  # one model on one thread: what an ideal split of R models over cores costs
             torch.set_num_threads(1)
             try:
-                nets = _nets(0)
-                run(nets, 1, 5, "fp32", False)
-                start = time.perf_counter()
-                run(nets, 1, iters, "fp32", False)
-                ms = (time.perf_counter() - start) / iters * 1e3
-                times.setdefault("fp32_single_1thread", []).append(round(ms, 2))
+                ms = ms_per_it(_nets(0), 1, "fp32", False)
+                times.setdefault("fp32_single_1thread", []).append(ms)
             finally:
                 torch.set_num_threads(threads)
     print(times, flush=True)
