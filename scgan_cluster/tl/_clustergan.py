@@ -25,6 +25,9 @@ from scgan_cluster.train._loop import PRIOR_FLOOR
 
 __all__ = ["clustergan"]
 
+# the two ensembles of n_pcs="auto", in the order they are trained and their replicas voted
+CANDIDATES = ("genes", "pcs")
+
 
 @doc_params
 def clustergan(
@@ -344,7 +347,7 @@ def clustergan(
         model = candidates[chosen]
         pooled = pool_replicas(candidates) if pool_candidates else None
         representation = {
-            "chosen": ("genes", "pcs")[chosen],
+            "chosen": CANDIDATES[chosen],
             "agreement_genes": agreement[0],
             "agreement_pcs": agreement[1],
             "n_pcs": n_auto,
@@ -403,7 +406,7 @@ def clustergan(
                 pooled_candidate=np.array(
                     [
                         name
-                        for name, c in zip(("genes", "pcs"), candidates, strict=True)
+                        for name, c in zip(CANDIDATES, candidates, strict=True)
                         for _ in c.replicas
                     ]
                 ),
