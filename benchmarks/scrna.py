@@ -306,6 +306,14 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
             "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
         ]
     },
+    # the default with 10 replicas per candidate (20 in the pooled vote; tl.clustergan's n_runs=10)
+    "auto_r10": {
+        "candidates": [
+            "lognorm_learned_recon1_genes2000_perk",
+            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
+        ],
+        "runs": 10,
+    },
     # the default before 2026-11-26 (third stop): the genes candidate at 4,000 for every K
     "auto_4000": {
         "candidates": [
@@ -344,6 +352,7 @@ def clustergan_replicas(
     max_iter: int,
     n_top_genes: int = 720,
     ensembles: int = 1,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """``ensembles`` vectorized fits of ``len(seeds)`` ClusterGAN replicas on the training cells.
 
@@ -356,16 +365,19 @@ def clustergan_replicas(
     variant of several candidates adds ``..._pooled`` (per fit, the replicas of every candidate
     in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free).
     Preprocessing is fitted on the training cells and replayed on validation and test cells.
+    Each run records the ``device`` it trained on.
     """
     # a variant of "candidates" fits each named variant and keeps, per fit, the one whose
     # replicas agree more (scgan_cluster.model.fit_by_agreement, as tl.clustergan's n_pcs="auto")
     names = CLUSTERGAN_VARIANTS[variant].get("candidates", [variant])
+    if "runs" in CLUSTERGAN_VARIANTS[variant]:  # a variant may fix its replicas per fit
+        seeds = list(range(seeds[0], seeds[0] + CLUSTERGAN_VARIANTS[variant]["runs"]))
     settings = []
     for cand in names:
         opts = CLUSTERGAN_VARIANTS[cand]
         fit_opts = {key: opts[key] for key in FIT_KEYS if key in opts}
         fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
-        model_opts = {key: v for key, v in opts.items() if key not in FIT_KEYS}
+        model_opts = {key: v for key, v in opts.items() if key not in (*FIT_KEYS, "runs")}
         budget = model_opts.pop("max_iter", max_iter)  # a variant may fix its own budget
         if budget == "recipe":  # or take the recipe's budget for K (as tl.clustergan does)
             budget = scg.model.recipe_max_iter(fit_opts.get("flavor", "lognorm"), k)
@@ -385,7 +397,7 @@ def clustergan_replicas(
                 k,
                 max_iter=budget,
                 random_state=seeds[0] + e * n_rep,
-                device="cpu",
+                device=device,
                 n_runs=n_rep,
                 **model_opts,
             )
@@ -399,6 +411,7 @@ def clustergan_replicas(
         def run(seed: int, fitted: Any, sec=seconds) -> dict:
             return {
                 "seed": seed,
+                "device": device,
                 "seconds": round(sec / n_rep, 2),
                 "val": score(truth_val, fitted.predict(val)),
                 "test": score(truth_test, fitted.predict(test)),
@@ -452,6 +465,75 @@ def clustergan_replicas(
     if pooled:
         entries.append({"method": name + "_pooled", **aggregate(pooled), **info})
     return entries
+
+
+def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old``'s entry with ``new``'s runs added and the statistics recomputed over all of them.
+
+    Both must be the same method with the same settings (``params`` but the first seed,
+    ``replicas_per_fit``) and no seed in common; per-fit records (``selection``, ``fit_seconds_all_replicas``) are
+    concatenated, and ``machines`` lists every machine the runs were measured on.
+    """
+    name = old["method"]
+    if new["method"] != name:
+        raise ValueError(f"cannot append runs of {new['method']!r} to {name!r}")
+
+    def settings(entry: dict[str, Any]) -> tuple:
+        params = {k: v for k, v in entry.get("params", {}).items() if k != "random_state"}
+        return params, entry.get("replicas_per_fit")
+
+    if settings(old) != settings(new):
+        raise ValueError(
+            f"{name}: the settings differ ({settings(old)} vs {settings(new)}); not appended"
+        )
+    common = {r["seed"] for r in old["runs"]} & {r["seed"] for r in new["runs"]}
+    if common:
+        raise ValueError(
+            f"{name}: seeds {sorted(common)} are already in the result file; pass a --seed0 "
+            "whose seeds are new, or leave out --append to replace the entry"
+        )
+    merged = {**old, **aggregate(old["runs"] + new["runs"])}
+    for key in ("selection", "fit_seconds_all_replicas"):
+        if key in old or key in new:
+            merged[key] = [*_as_list(old.get(key)), *_as_list(new.get(key))]
+    machines = [*old.get("machines", [old["machine"]] if "machine" in old else [])]
+    if "machine" in new and new["machine"] not in machines:
+        machines.append(new["machine"])
+    if len(machines) > 1:
+        merged["machines"] = machines
+    return merged
+
+
+def update_result(old: dict[str, Any], new: dict[str, Any], append: bool) -> dict[str, Any]:
+    """``new`` with the methods of ``old`` (the same data and split) that ``new`` did not rerun.
+
+    A method in both is ``new``'s, or with ``append`` its runs added to ``old``'s
+    (:func:`append_runs`). Every method keeps the machine of the file it came from; the
+    commands of both are listed.
+    """
+    for res in (old, new):
+        for m in res["methods"]:
+            m.setdefault("machine", res["machine"])
+    earlier = {m["method"]: m for m in old["methods"]}
+    methods = new["methods"]
+    if append:
+        methods = [
+            append_runs(earlier[m["method"]], m) if m["method"] in earlier else m for m in methods
+        ]
+    rerun = {m["method"] for m in methods}
+    methods = [m for m in old["methods"] if m["method"] not in rerun] + methods
+    order = [*METHODS, *(f"clustergan_{v}" for v in CLUSTERGAN_VARIANTS)]
+    methods.sort(key=lambda m: _method_rank(m["method"], order))
+    commands = [*np.atleast_1d(old["command"]).tolist()]
+    commands += [c for c in np.atleast_1d(new["command"]).tolist() if c not in commands]
+    return {**new, "methods": methods, "command": commands}
+
+
+def _as_list(value: Any) -> list:
+    """``value`` as a list (``None`` -> ``[]``; older result files hold one selection dict)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _method_rank(name: str, order: list[str]) -> tuple[int, int]:
@@ -571,6 +653,11 @@ def main(argv: list[str] | None = None) -> None:
         help="ClusterGAN settings, each as vectorized fits of --runs replicas",
     )
     parser.add_argument(
+        "--device",
+        default="cpu",
+        help="--clustergan: where the replicas train (cpu, cuda, ...; recorded with each run)",
+    )
+    parser.add_argument(
         "--ensembles",
         type=int,
         default=1,
@@ -578,6 +665,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default="", help="suffix of the result file name")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the runs to an earlier entry of the same name in the result file (its seeds "
+        "must not overlap) instead of replacing it",
+    )
     parser.add_argument(
         "--fresh", action="store_true", help="overwrite the result file instead of updating it"
     )
@@ -633,6 +726,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.max_iter,
                 n_top_genes=args.n_top_genes,
                 ensembles=args.ensembles,
+                device=args.device,
             )
 
     result = {
@@ -653,20 +747,10 @@ def main(argv: list[str] | None = None) -> None:
         # keep the methods of an earlier run on the same data and split that were not rerun now
         old = json.loads(path.read_text())
         if old.get("split") == result["split"] and old.get("n_obs") == result["n_obs"]:
-            rerun = {m["method"] for m in methods}
-            kept = [m for m in old["methods"] if m["method"] not in rerun]
-            for m in kept:
-                m.setdefault("machine", old["machine"])
-            for m in methods:
-                m["machine"] = result["machine"]
-            methods = kept + methods
-            order = [*METHODS, *(f"clustergan_{v}" for v in CLUSTERGAN_VARIANTS)]
-            methods.sort(key=lambda m: _method_rank(m["method"], order))
-            result["methods"] = methods
-            result["command"] = [*np.atleast_1d(old["command"]).tolist(), result["command"]]
+            result = update_result(old, result, append=args.append)
     write_json(path, result)
     print(write_table(result, args.out / f"{stem}.md"))
-    if any(m["method"] == "clustergan" and m.get("checkpoints") for m in methods):
+    if any(m["method"] == "clustergan" and m.get("checkpoints") for m in result["methods"]):
         plot_curves(result, args.out / f"{stem}_curve.png")
 
 

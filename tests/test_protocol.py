@@ -314,6 +314,123 @@ def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
     )
     assert entries[0]["iterations"] == 12  # the variant's, not the command line's 5
     assert entries[0]["params"]["max_iter"] == 12
+    assert [r["device"] for r in entries[0]["runs"]] == ["cpu", "cpu"]  # where each trained
+
+
+def test_scrna_device_flag_reaches_the_models(monkeypatch, tmp_path):
+    import scrna
+
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    adata.obs["label"] = adata.obs["truth"].astype(str)
+    adata.write_h5ad(tmp_path / "toy.h5ad")
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
+    argv = ["--h5ad", str(tmp_path / "toy.h5ad"), "--methods", "--clustergan", "toy3"]
+    argv += ["--runs", "2", "--n-top-genes", "20", "--out", str(tmp_path)]
+    with pytest.raises(ValueError, match="Unknown device 'no-such-device'"):
+        scrna.main([*argv, "--device", "no-such-device"])
+    scrna.main([*argv, "--device", "cpu"])
+    result = json.loads((tmp_path / "scrna_toy.json").read_text())
+    assert [r["device"] for r in result["methods"][0]["runs"]] == ["cpu", "cpu"]
+
+
+def _toy_h5ad(tmp_path):
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    adata.obs["label"] = adata.obs["truth"].astype(str)
+    adata.write_h5ad(tmp_path / "toy.h5ad")
+    return ["--h5ad", str(tmp_path / "toy.h5ad"), "--methods", "--n-top-genes", "20"]
+
+
+def test_scrna_append_pools_runs_of_new_seeds_and_refuses_repeated_ones(monkeypatch, tmp_path):
+    import scrna
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
+    argv = [*_toy_h5ad(tmp_path), "--clustergan", "toy3", "--runs", "2", "--out", str(tmp_path)]
+    path = tmp_path / "scrna_toy.json"
+    scrna.main([*argv, "--seed0", "0"])
+    first = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
+    scrna.main([*argv, "--seed0", "10", "--append"])
+    result = json.loads(path.read_text())
+    both = {m["method"]: m for m in result["methods"]}
+    assert [r["seed"] for r in both["clustergan_toy3"]["runs"]] == [0, 1, 10, 11]
+    assert [r["seed"] for r in both["clustergan_toy3_consensus"]["runs"]] == [0, 10]
+    assert len(both["clustergan_toy3"]["selection"]) == 2  # one record per fit
+    runs = both["clustergan_toy3"]["runs"]
+    assert both["clustergan_toy3"]["mean"]["ari"] == pytest.approx(
+        np.mean([r["test"]["ari"] for r in runs]), abs=1e-4
+    )
+    assert runs[:2] == first["clustergan_toy3"]["runs"]  # the earlier runs untouched
+    assert len(result["command"]) == 2
+    with pytest.raises(ValueError, match=r"seeds \[10, 11\] are already in the result file"):
+        scrna.main([*argv, "--seed0", "10", "--append"])
+    scrna.main([*argv, "--seed0", "10"])  # without --append the entry is replaced
+    again = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
+    assert [r["seed"] for r in again["clustergan_toy3"]["runs"]] == [10, 11]
+
+
+def test_append_runs_refuses_other_settings_and_lists_machines():
+    import scrna
+
+    def entry(seeds, lr=1e-4, cpu="A"):
+        runs = [
+            {"seed": s, "seconds": 1.0, "val": {"purity": 0.5}, "test": {"nmi": s / 10, "ari": 0.1}}
+            for s in seeds
+        ]
+        params = {"lr": lr, "random_state": seeds[0]}
+        return {
+            "method": "clustergan_x",
+            "params": params,
+            "replicas_per_fit": 2,
+            "machine": {"cpu": cpu},
+            **aggregate(runs),
+        }
+
+    merged = scrna.append_runs(entry([0, 1]), entry([5, 6], cpu="B"))
+    assert merged["n_runs"] == 4
+    assert merged["mean"]["nmi"] == pytest.approx(0.3)
+    assert merged["machines"] == [{"cpu": "A"}, {"cpu": "B"}]
+    assert "machines" not in scrna.append_runs(entry([0, 1]), entry([5, 6]))
+    with pytest.raises(ValueError, match="settings differ"):
+        scrna.append_runs(entry([0, 1]), entry([5, 6], lr=1e-3))
+
+
+def test_scrna_merge_adds_runs_from_a_result_written_elsewhere(monkeypatch, tmp_path):
+    import scrna
+    import scrna_merge
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "gpu").mkdir()
+    argv = [*_toy_h5ad(tmp_path), "--clustergan", "toy3", "--runs", "2"]
+    scrna.main([*argv, "--out", str(tmp_path / "repo")])
+    scrna.main([*argv, "--out", str(tmp_path / "gpu"), "--seed0", "4"])
+    scrna_merge.main([str(tmp_path / "gpu" / "scrna_toy.json"), "--into", str(tmp_path / "repo")])
+    merged = json.loads((tmp_path / "repo" / "scrna_toy.json").read_text())
+    cons = {m["method"]: m for m in merged["methods"]}["clustergan_toy3_consensus"]
+    assert [r["seed"] for r in cons["runs"]] == [0, 4]
+    assert "| clustergan_toy3_consensus | 2 |" in (tmp_path / "repo" / "scrna_toy.md").read_text()
+    with pytest.raises(ValueError, match="already in the result file"):  # merged once only
+        scrna_merge.main(
+            [str(tmp_path / "gpu" / "scrna_toy.json"), "--into", str(tmp_path / "repo")]
+        )
+
+
+def test_scrna_variant_may_fix_its_replicas_per_fit(monkeypatch):
+    import scrna
+
+    adata = make_counts(n_per_cluster=40, n_clusters=3)
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    split = paper_split(adata.n_obs, seed=0)
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toyr3", {"max_iter": 3, "runs": 3})
+    entries = scrna.clustergan_replicas(
+        "toyr3", adata, truth, split, 3, [7, 8], max_iter=5, n_top_genes=20
+    )
+    assert [r["seed"] for r in entries[0]["runs"]] == [7, 8, 9]  # 3, not the command line's 2
+    assert entries[0]["replicas_per_fit"] == 3
+    assert scrna.CLUSTERGAN_VARIANTS["auto_r10"]["runs"] == 10
+    assert (
+        scrna.CLUSTERGAN_VARIANTS["auto_r10"]["candidates"]
+        == scrna.CLUSTERGAN_VARIANTS["auto"]["candidates"]
+    )
 
 
 def test_scrna_variant_may_take_the_recipes_budget_for_k(monkeypatch):
