@@ -470,7 +470,8 @@ def clustergan_replicas(
 def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old``'s entry with ``new``'s runs added and the statistics recomputed over all of them.
 
-    Both must be the same method with the same settings (``params`` but the first seed,
+    Both must be the same method with the same settings (``params`` but the first seed and,
+    for a variant of several candidates, the settings in which its candidates differ;
     ``replicas_per_fit``) and no seed in common; per-fit records (``selection``, ``fit_seconds_all_replicas``) are
     concatenated, and ``machines`` lists every machine the runs were measured on.
     """
@@ -478,8 +479,10 @@ def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     if new["method"] != name:
         raise ValueError(f"cannot append runs of {new['method']!r} to {name!r}")
 
+    per_fit = {"random_state", *_candidate_keys(name)}  # may differ from fit to fit
+
     def settings(entry: dict[str, Any]) -> tuple:
-        params = {k: v for k, v in entry.get("params", {}).items() if k != "random_state"}
+        params = {k: v for k, v in entry.get("params", {}).items() if k not in per_fit}
         return params, entry.get("replicas_per_fit")
 
     if settings(old) != settings(new):
@@ -527,6 +530,18 @@ def update_result(old: dict[str, Any], new: dict[str, Any], append: bool) -> dic
     commands = [*np.atleast_1d(old["command"]).tolist()]
     commands += [c for c in np.atleast_1d(new["command"]).tolist() if c not in commands]
     return {**new, "methods": methods, "command": commands}
+
+
+def _candidate_keys(method: str) -> set[str]:
+    """Settings in which the candidates of ``method``'s variant differ (an entry of a variant of
+    several candidates records the params of the candidate each fit kept)."""
+    base = method.removeprefix("clustergan_")
+    for suffix in ("_medoid", "_consensus", "_pooled"):
+        base = base.removesuffix(suffix)
+    names = CLUSTERGAN_VARIANTS.get(base, {}).get("candidates", [])
+    opts = [CLUSTERGAN_VARIANTS[n] for n in names]
+    keys = {k for o in opts for k in o}
+    return {k for k in keys if len({repr(o.get(k)) for o in opts}) > 1}
 
 
 def _as_list(value: Any) -> list:

@@ -87,12 +87,15 @@ CLUSTERGAN = {
     "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
     "clustergan_auto_consensus": "the default before pooling: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5 (pool_candidates=False)",
     "clustergan_auto_pooled": "**default**: both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_candidates=True)",
+    "clustergan_auto_r10_consensus": "the default with 10 replicas per candidate (n_runs=10), consensus of the kept candidate's 10",
+    "clustergan_auto_r10_pooled": "the default with 10 replicas per candidate (n_runs=10): all 20 in one weighted vote",
 }
 GENES = "clustergan_lognorm_learned_recon1_genes2000"
 GENES_PERK = "clustergan_lognorm_learned_recon1_genes2000_perk"
 PCS = "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000"
 KEPT = "clustergan_auto_consensus"
 POOLED = "clustergan_auto_pooled"
+POOLED_R10 = "clustergan_auto_r10_pooled"
 DEFAULT = POOLED  # the verdict's row: tl.clustergan's default labels (pool_candidates=True)
 BEFORE = "clustergan_auto_4000_consensus"
 
@@ -231,25 +234,33 @@ def summarise(results: Path) -> str:
             "",
             *lines,
             *pool_table(loaded),
+            *replicas_table(loaded),
             *prior_table(loaded),
             *pick_table(loaded),
         ]
     )
 
 
-def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
-    """Per fit with both entries: the pooled candidates (``pool_candidates=True``) against the
-    default's kept candidate on the training and validation cells (the splits that may choose a
-    setting), NMI / ARI, and the mean difference (pooled - kept) over all those fits, also on the
-    test split (reported, not used for the choice)."""
+def paired_table(
+    loaded: list[tuple[str, dict, dict]],
+    base_key: str,
+    new_key: str,
+    heading: str,
+    names: tuple[str, str],
+) -> list[str]:
+    """Per fit in both entries (matched by first seed): ``new_key`` against ``base_key`` on the
+    training and validation cells (the splits that may choose a setting), NMI / ARI, and the
+    mean difference (new - base) over all those fits, also on the test split (reported, not
+    used for the choice). ``names``: how the rows call base and new."""
     rows, diffs = [], []
     splits = ("train", "val", "test")
+    base_name, new_name = names
     for title, _result, methods in loaded:
-        if POOLED not in methods or KEPT not in methods:
+        if new_key not in methods or base_key not in methods:
             continue
-        kept = {r["seed"]: r for r in methods[KEPT]["runs"]}
-        for run in methods[POOLED]["runs"]:
-            base = kept.get(run["seed"])
+        base_runs = {r["seed"]: r for r in methods[base_key]["runs"]}
+        for run in methods[new_key]["runs"]:
+            base = base_runs.get(run["seed"])
             if base is None or not all(s in r for s in splits for r in (run, base)):
                 continue
             cells = [
@@ -264,21 +275,52 @@ def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
     mean = np.mean(diffs, axis=0)
     higher = (np.asarray(diffs) > 0).sum(axis=0)
     return [
-        "**Pooling the two candidates against the kept one, on the splits that choose settings** "
-        "(NMI / ARI of the consensus, per fit by its first seed; pooled = `pool_candidates=True` "
-        "from the same fit)",
+        heading,
         "",
-        "| dataset | seed | train, kept | train, pooled | validation, kept | validation, pooled |",
+        f"| dataset | seed | train, {base_name} | train, {new_name} | validation, {base_name} "
+        f"| validation, {new_name} |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        f"Pooled minus kept over {len(rows)} fits, mean (fits where pooled is higher): train NMI "
-        f"{mean[0]:+.3f} ({higher[0]}), ARI {mean[1]:+.3f} ({higher[1]}); validation NMI "
-        f"{mean[2]:+.3f} ({higher[2]}), ARI {mean[3]:+.3f} ({higher[3]}). On the test split of "
-        f"the same fits (not used for the choice): NMI {mean[4]:+.3f} ({higher[4]}), ARI "
-        f"{mean[5]:+.3f} ({higher[5]}).",
+        f"{new_name.capitalize()} minus {base_name} over {len(rows)} fits, mean (fits where "
+        f"{new_name} is higher): train NMI {mean[0]:+.3f} ({higher[0]}), ARI {mean[1]:+.3f} "
+        f"({higher[1]}); validation NMI {mean[2]:+.3f} ({higher[2]}), ARI {mean[3]:+.3f} "
+        f"({higher[3]}). On the test split of the same fits (not used for the choice): NMI "
+        f"{mean[4]:+.3f} ({higher[4]}), ARI {mean[5]:+.3f} ({higher[5]}).",
         "",
     ]
+
+
+# the paired comparisons of the summary: (base entry, new entry, heading, names in the rows)
+PAIRED: dict[str, tuple[str, str, str, tuple[str, str]]] = {
+    # the pooled candidates (pool_candidates=True) against the default's kept one
+    "pool": (
+        KEPT,
+        POOLED,
+        "**Pooling the two candidates against the kept one, on the splits that choose settings** "
+        "(NMI / ARI of the consensus, per fit by its first seed; pooled = `pool_candidates=True` "
+        "from the same fit)",
+        ("kept", "pooled"),
+    ),
+    # the default with 10 replicas per candidate against the default's 5
+    "replicas": (
+        POOLED,
+        POOLED_R10,
+        "**10 replicas per candidate against the default's 5, on the splits that choose "
+        "settings** (NMI / ARI of the pooled vote, per fit by its first seed: the fit of 10 holds "
+        "the 5 replicas of the default's fit with the same first seed and 5 more; "
+        "`tl.clustergan(n_runs=10)`)",
+        ("5 replicas", "10 replicas"),
+    ),
+}
+
+
+def pool_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
+    return paired_table(loaded, *PAIRED["pool"])
+
+
+def replicas_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
+    return paired_table(loaded, *PAIRED["replicas"])
 
 
 def prior_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:

@@ -391,6 +391,12 @@ def test_append_runs_refuses_other_settings_and_lists_machines():
     assert "machines" not in scrna.append_runs(entry([0, 1]), entry([5, 6]))
     with pytest.raises(ValueError, match="settings differ"):
         scrna.append_runs(entry([0, 1]), entry([5, 6], lr=1e-3))
+    # a variant of several candidates records the kept candidate's params, which may differ
+    auto = [
+        {**entry(seeds, lr), "method": "clustergan_auto_pooled"}
+        for seeds, lr in (([0, 1], 1e-4), ([5, 6], 2e-3))
+    ]
+    assert scrna.append_runs(*auto)["n_runs"] == 4
 
 
 def test_scrna_merge_adds_runs_from_a_result_written_elsewhere(monkeypatch, tmp_path):
@@ -511,3 +517,10 @@ def test_scrna_summary_pool_table():
     )
     # no pooled entry, no table
     assert scrna_summary.pool_table([("toy", {}, {scrna_summary.KEPT: kept})]) == []
+    # the same comparison for 10 replicas per candidate against the default's 5
+    r10 = {"runs": [run(0, (0.75, 0.60), (0.85, 0.75))]}
+    methods = {scrna_summary.POOLED: pooled, scrna_summary.POOLED_R10: r10}
+    lines = scrna_summary.replicas_table([("toy", {}, methods)])
+    assert "| toy | 0 | 0.720 / 0.550 | 0.750 / 0.600 | 0.810 / 0.740 | 0.850 / 0.750 |" in lines
+    assert lines[-2].startswith("10 replicas minus 5 replicas over 1 fits, mean (fits where 10 ")
+    assert "train NMI +0.030 (1), ARI +0.050 (1)" in lines[-2]
