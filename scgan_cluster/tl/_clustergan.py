@@ -144,7 +144,9 @@ def clustergan(
         (MLP only); ``None``: the recipe's (``"lognorm"``: 5, ``"paper"``: 1). On a 2-core CPU
         R = 5 cost about 3.7 single runs (see ``benchmarks/PERFORMANCE.md``). ``obs[key_added]``
         is then combined from the replicas as ``combine`` says, every replica's labels are kept
-        and ``obs[key_added + "_confidence"]`` is added.
+        and ``obs[key_added + "_confidence"]`` is added. ``n_runs=10`` scored higher than the
+        default 5 on the training and validation cells of the staged count data (README, "Beyond
+        the paper", item 9) and costs little more on a GPU, about twice as much on a CPU.
     flavor
         The recipe (see above) and the preprocessing of raw counts it applies (see
         :func:`scgan_cluster.pp.preprocess`): ``"lognorm"`` (library-size normalisation to
