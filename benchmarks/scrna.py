@@ -472,8 +472,9 @@ def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
     Both must be the same method with the same settings (``params`` but the first seed and,
     for a variant of several candidates, the settings in which its candidates differ;
-    ``replicas_per_fit``) and no seed in common; per-fit records (``selection``, ``fit_seconds_all_replicas``) are
-    concatenated, and ``machines`` lists every machine the runs were measured on.
+    ``replicas_per_fit``) and no seed in common; per-fit records (``selection``,
+    ``fit_seconds_all_replicas``) are concatenated, and ``machines`` lists every machine the
+    runs were measured on.
     """
     name = old["method"]
     if new["method"] != name:
@@ -709,6 +710,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K={k}; "
         f"split {len(split['train'])}/{len(split['val'])}/{len(split['test'])} (train/val/test)"
     )
+    stem = f"scrna_{name}{args.tag}"
+    path = args.out / f"{stem}.json"
+    split_info = {s: len(v) for s, v in split.items()} | {"seed": args.split_seed}
+    if args.append and path.exists() and not args.fresh:  # before any fit, not after
+        old = json.loads(path.read_text())
+        if old.get("split") != split_info or old.get("n_obs") != adata.n_obs:
+            parser.error(f"{path} holds another split or data; nothing to append to (see --tag)")
     cache = Cache(adata, args.n_top_genes)
     seeds = list(range(args.seed0, args.seed0 + args.runs))
     methods = []
@@ -751,13 +759,11 @@ def main(argv: list[str] | None = None) -> None:
         "n_obs": adata.n_obs,
         "n_vars": adata.n_vars,
         "n_clusters": k,
-        "split": {s: len(v) for s, v in split.items()} | {"seed": args.split_seed},
+        "split": split_info,
         "nmi": "nmi: arithmetic mean (scikit-learn >= 0.22 default); nmi_geometric: the 2018 code's",
         "machine": machine(),
         "methods": methods,
     }
-    stem = f"scrna_{name}{args.tag}"
-    path = args.out / f"{stem}.json"
     if path.exists() and not args.fresh:
         # keep the methods of an earlier run on the same data and split that were not rerun now
         old = json.loads(path.read_text())

@@ -362,6 +362,16 @@ def test_scrna_append_pools_runs_of_new_seeds_and_refuses_repeated_ones(monkeypa
     assert len(result["command"]) == 2
     with pytest.raises(ValueError, match=r"seeds \[10, 11\] are already in the result file"):
         scrna.main([*argv, "--seed0", "10", "--append"])
+    before = path.read_text()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before refusing")
+
+    with monkeypatch.context() as m:
+        m.setattr(scrna, "clustergan_replicas", no_fit)  # another split: refused before any fit
+        with pytest.raises(SystemExit):
+            scrna.main([*argv, "--seed0", "20", "--append", "--split-seed", "1"])
+    assert path.read_text() == before
     scrna.main([*argv, "--seed0", "10"])  # without --append the entry is replaced
     again = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
     assert [r["seed"] for r in again["clustergan_toy3"]["runs"]] == [10, 11]
