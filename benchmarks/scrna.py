@@ -467,6 +467,10 @@ def clustergan_replicas(
     return entries
 
 
+# the entries a variant adds beside its replicas' (clustergan_replicas), in table order
+ENTRY_SUFFIXES = ("_medoid", "_consensus", "_pooled")
+
+
 def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old``'s entry with ``new``'s runs added and the statistics recomputed over all of them.
 
@@ -533,11 +537,26 @@ def update_result(old: dict[str, Any], new: dict[str, Any], append: bool) -> dic
     return {**new, "methods": methods, "command": commands}
 
 
+def data_mismatch(
+    result: dict[str, Any], split: dict[str, int], n_obs: int, n_clusters: int | None = None
+) -> str | None:
+    """What of ``split`` (sizes and seed), ``n_obs`` and (if given) ``n_clusters`` a result file
+    does not share (its runs are then of other data or another split and cannot be pooled), or
+    ``None``."""
+    if result.get("n_obs") != n_obs:
+        return "data (n_obs)"
+    if n_clusters is not None and result.get("n_clusters") != n_clusters:
+        return "data (n_clusters)"
+    if result.get("split") != split:
+        return "split"
+    return None
+
+
 def _candidate_keys(method: str) -> set[str]:
     """Settings in which the candidates of ``method``'s variant differ (an entry of a variant of
     several candidates records the params of the candidate each fit kept)."""
     base = method.removeprefix("clustergan_")
-    for suffix in ("_medoid", "_consensus", "_pooled"):
+    for suffix in ENTRY_SUFFIXES:
         base = base.removesuffix(suffix)
     names = CLUSTERGAN_VARIANTS.get(base, {}).get("candidates", [])
     opts = [CLUSTERGAN_VARIANTS[n] for n in names]
@@ -554,7 +573,7 @@ def _as_list(value: Any) -> list:
 
 def _method_rank(name: str, order: list[str]) -> tuple[int, int]:
     """Methods in ``order``; a variant's medoid, consensus and pooled entries right after it."""
-    for rank, suffix in ((1, "_medoid"), (2, "_consensus"), (3, "_pooled")):
+    for rank, suffix in enumerate(ENTRY_SUFFIXES, start=1):
         if name.endswith(suffix) and name.removesuffix(suffix) in order:
             return order.index(name.removesuffix(suffix)), rank
     return order.index(name), 0
@@ -714,9 +733,9 @@ def main(argv: list[str] | None = None) -> None:
     path = args.out / f"{stem}.json"
     split_info = {s: len(v) for s, v in split.items()} | {"seed": args.split_seed}
     if args.append and path.exists() and not args.fresh:  # before any fit, not after
-        old = json.loads(path.read_text())
-        if old.get("split") != split_info or old.get("n_obs") != adata.n_obs:
-            parser.error(f"{path} holds another split or data; nothing to append to (see --tag)")
+        differs = data_mismatch(json.loads(path.read_text()), split_info, adata.n_obs, k)
+        if differs:
+            parser.error(f"{path} holds another {differs}; nothing to append to (see --tag)")
     cache = Cache(adata, args.n_top_genes)
     seeds = list(range(args.seed0, args.seed0 + args.runs))
     methods = []
@@ -767,7 +786,7 @@ def main(argv: list[str] | None = None) -> None:
     if path.exists() and not args.fresh:
         # keep the methods of an earlier run on the same data and split that were not rerun now
         old = json.loads(path.read_text())
-        if old.get("split") == result["split"] and old.get("n_obs") == result["n_obs"]:
+        if not data_mismatch(old, result["split"], result["n_obs"]):
             result = update_result(old, result, append=args.append)
     write_json(path, result)
     print(write_table(result, args.out / f"{stem}.md"))

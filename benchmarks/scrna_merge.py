@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from _protocol import write_json
-from scrna import RESULTS, update_result, write_table
+from scrna import RESULTS, data_mismatch, update_result, write_table
 
 
 def merge_file(path: Path, into: Path) -> dict:
@@ -25,12 +25,9 @@ def merge_file(path: Path, into: Path) -> dict:
     if not target.exists():
         raise FileNotFoundError(f"{target} does not exist: copy {path} there instead of merging")
     old = json.loads(target.read_text())
-    for key in ("split", "n_obs", "n_clusters"):
-        if old.get(key) != new.get(key):
-            raise ValueError(
-                f"{path} and {target} differ in {key} ({new.get(key)} vs {old.get(key)}): "
-                "not the same data and split, not merged"
-            )
+    differs = data_mismatch(old, new["split"], new["n_obs"], new["n_clusters"])
+    if differs:
+        raise ValueError(f"{path} and {target} differ in {differs}: not merged")
     merged = update_result(old, new, append=True)
     merged["machine"] = old["machine"]  # the file's own; each entry keeps its machines
     write_json(target, merged)

@@ -317,27 +317,23 @@ def test_scrna_variant_may_fix_its_own_budget(monkeypatch):
     assert [r["device"] for r in entries[0]["runs"]] == ["cpu", "cpu"]  # where each trained
 
 
-def test_scrna_device_flag_reaches_the_models(monkeypatch, tmp_path):
-    import scrna
-
-    adata = make_counts(n_per_cluster=40, n_clusters=3)
-    adata.obs["label"] = adata.obs["truth"].astype(str)
-    adata.write_h5ad(tmp_path / "toy.h5ad")
-    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
-    argv = ["--h5ad", str(tmp_path / "toy.h5ad"), "--methods", "--clustergan", "toy3"]
-    argv += ["--runs", "2", "--n-top-genes", "20", "--out", str(tmp_path)]
-    with pytest.raises(ValueError, match="Unknown device 'no-such-device'"):
-        scrna.main([*argv, "--device", "no-such-device"])
-    scrna.main([*argv, "--device", "cpu"])
-    result = json.loads((tmp_path / "scrna_toy.json").read_text())
-    assert [r["device"] for r in result["methods"][0]["runs"]] == ["cpu", "cpu"]
-
-
 def _toy_h5ad(tmp_path):
     adata = make_counts(n_per_cluster=40, n_clusters=3)
     adata.obs["label"] = adata.obs["truth"].astype(str)
     adata.write_h5ad(tmp_path / "toy.h5ad")
     return ["--h5ad", str(tmp_path / "toy.h5ad"), "--methods", "--n-top-genes", "20"]
+
+
+def test_scrna_device_flag_reaches_the_models(monkeypatch, tmp_path):
+    import scrna
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
+    argv = [*_toy_h5ad(tmp_path), "--clustergan", "toy3", "--runs", "2", "--out", str(tmp_path)]
+    with pytest.raises(ValueError, match="Unknown device 'no-such-device'"):
+        scrna.main([*argv, "--device", "no-such-device"])
+    scrna.main([*argv, "--device", "cpu"])
+    result = json.loads((tmp_path / "scrna_toy.json").read_text())
+    assert [r["device"] for r in result["methods"][0]["runs"]] == ["cpu", "cpu"]
 
 
 def test_scrna_append_pools_runs_of_new_seeds_and_refuses_repeated_ones(monkeypatch, tmp_path):
