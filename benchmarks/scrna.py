@@ -353,6 +353,7 @@ def clustergan_replicas(
     n_top_genes: int = 720,
     ensembles: int = 1,
     device: str = "cpu",
+    dump: Path | None = None,
 ) -> list[dict[str, Any]]:
     """``ensembles`` vectorized fits of ``len(seeds)`` ClusterGAN replicas on the training cells.
 
@@ -365,7 +366,10 @@ def clustergan_replicas(
     variant of several candidates adds ``..._pooled`` (per fit, the replicas of every candidate
     in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free).
     Preprocessing is fitted on the training cells and replayed on validation and test cells.
-    Each run records the ``device`` it trained on.
+    Each run records the ``device`` it trained on. With ``dump`` (a folder), each fit also
+    writes ``<variant>_<random_state>.npz`` there (:func:`dump_fit`): every candidate's replica
+    labels and latents on the three splits, for label-free readouts scored afterwards
+    (``benchmarks/scrna_readout.py``).
     """
     # a variant of "candidates" fits each named variant and keeps, per fit, the one whose
     # replicas agree more (scgan_cluster.model.fit_by_agreement, as tl.clustergan's n_pcs="auto")
@@ -424,6 +428,15 @@ def clustergan_replicas(
                 f"  {name:<28} seed {r['seed']}: test "
                 + " ".join(f"{key} {r['test'][key]:.3f}" for key in ("acc", "nmi", "ari"))
             )
+        if dump is not None:
+            dump_fit(
+                dump / f"{variant}_{model.random_state}.npz",
+                models,
+                chosen,
+                agreements,
+                {"train": train, "val": val, "test": test},
+                {"train": truth_train, "val": truth_val, "test": truth_test},
+            )
         medoid = int(model.selected_run_)
         replicas += runs
         medoids.append(runs[medoid])
@@ -465,6 +478,46 @@ def clustergan_replicas(
     if pooled:
         entries.append({"method": name + "_pooled", **aggregate(pooled), **info})
     return entries
+
+
+def dump_fit(
+    path: Path,
+    models: list[scg.ClusterGAN],
+    chosen: int,
+    agreements: list[float],
+    data: dict[str, AnnData],
+    truth: dict[str, np.ndarray],
+) -> None:
+    """Write one fit's replicas (every candidate) to ``path`` (``.npz``) for later readouts.
+
+    Keys: ``labels_<c>_<split>`` ``(n_cells, R)`` each replica's labels (its own ``assign``) of
+    candidate c, ``latent_<c>_<split>`` ``(n_cells, R, n_latent + K)`` each replica's encoder
+    latent (zn, softmax zc), ``truth_<split>`` the labels of truth (for scoring only),
+    ``agreement`` every candidate's replica agreement, ``chosen`` the kept candidate.
+    """
+    arrays: dict[str, np.ndarray] = {
+        "agreement": np.asarray(agreements, dtype=np.float64),
+        "chosen": np.asarray(chosen),
+    }
+    for c, model in enumerate(models):
+        for s, adata in data.items():
+            reps = model.replicas
+            arrays[f"labels_{c}_{s}"] = np.stack(
+                [rep.labels_ if s == "train" else rep.predict(adata) for rep in reps], axis=1
+            ).astype(np.int16)
+            arrays[f"latent_{c}_{s}"] = np.stack(
+                [
+                    np.hstack([rep.latent_, rep.proba_])
+                    if s == "train"
+                    else rep.get_latent_representation(adata, representation="full")
+                    for rep in reps
+                ],
+                axis=1,
+            ).astype(np.float32)
+    for s, t in truth.items():
+        arrays[f"truth_{s}"] = np.asarray(t).astype(str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
 
 
 # the entries a variant adds beside its replicas' (clustergan_replicas), in table order
@@ -698,6 +751,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="--clustergan: fits per variant (seeds do not overlap), for the sd of consensus",
     )
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="--clustergan: also write each fit's replica labels and latents to this folder "
+        "(for benchmarks/scrna_readout.py)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default="", help="suffix of the result file name")
     parser.add_argument(
@@ -769,6 +828,7 @@ def main(argv: list[str] | None = None) -> None:
                 n_top_genes=args.n_top_genes,
                 ensembles=args.ensembles,
                 device=args.device,
+                dump=args.dump,
             )
 
     result = {
