@@ -493,11 +493,13 @@ def dump_fit(
     Keys: ``labels_<c>_<split>`` ``(n_cells, R)`` each replica's labels (its own ``assign``) of
     candidate c, ``latent_<c>_<split>`` ``(n_cells, R, n_latent + K)`` each replica's encoder
     latent (zn, softmax zc), ``truth_<split>`` the labels of truth (for scoring only),
-    ``agreement`` every candidate's replica agreement, ``chosen`` the kept candidate.
+    ``agreement`` every candidate's replica agreement, ``chosen`` the kept candidate,
+    ``n_clusters`` K.
     """
     arrays: dict[str, np.ndarray] = {
         "agreement": np.asarray(agreements, dtype=np.float64),
         "chosen": np.asarray(chosen),
+        "n_clusters": np.asarray(models[0].n_clusters),
     }
     for c, model in enumerate(models):
         for s, adata in data.items():

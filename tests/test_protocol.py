@@ -530,3 +530,33 @@ def test_scrna_summary_pool_table():
     assert "| toy | 0 | 0.720 / 0.550 | 0.750 / 0.600 | 0.810 / 0.740 | 0.850 / 0.750 |" in lines
     assert lines[-2].startswith("10 replicas minus 5 replicas over 1 fits, mean (fits where 10 ")
     assert "train NMI +0.030 (1), ARI +0.050 (1)" in lines[-2]
+
+
+def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
+    import scrna
+    import scrna_readout
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_g", {"max_iter": 4, "beta_r": 1.0})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_p", {"max_iter": 4, "n_pcs": 5})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_auto", {"candidates": ["toy_g", "toy_p"]})
+    adata = make_counts(n_per_cluster=40, n_clusters=4, seed=3)
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    split = paper_split(adata.n_obs, seed=0)
+    entries = scrna.clustergan_replicas(
+        "toy_auto", adata, truth, split, 6, [7, 8, 9], max_iter=4, n_top_genes=20, dump=tmp_path
+    )
+    recorded = {e["method"]: e["runs"][0] for e in entries}
+    z = np.load(tmp_path / "toy_auto_7.npz")
+    assert z["labels_0_train"].shape == (len(split["train"]), 3)
+    assert z["latent_1_test"].shape == (len(split["test"]), 3, 30 + 6)  # zn + softmax zc
+    assert z["truth_val"].tolist() == truth[split["val"]].tolist()
+    scored = scrna_readout.score_dump(tmp_path / "toy_auto_7.npz", list(scrna_readout.READOUTS))
+    for readout, method in (
+        ("kept", "clustergan_toy_auto_consensus"),
+        ("pooled", "clustergan_toy_auto_pooled"),
+    ):
+        for s in ("train", "val", "test"):
+            assert scored["readouts"][readout][s] == recorded[method][s]
+    for r in scored["readouts"].values():
+        assert -1.0 <= r["fit"] <= 1.0
+        assert 0.0 <= r["test"]["nmi"] <= 1.0

@@ -1,0 +1,175 @@
+"""Label-free readouts of one ClusterGAN fit's replicas, scored from ``scrna.py --dump`` files.
+
+A fit of the default trains two ensembles (genes and principal components, item 6 of the
+README) and reads one labelling out of their replicas. This scores other ways of reading it,
+on the same replicas, without training again:
+
+- ``kept``: the matched majority vote of the kept ensemble's replicas (``pool_candidates=False``).
+- ``pooled``: every replica of both ensembles in one vote weighted by its agreement with the
+  others (the default, ``scgan_cluster.model.pool_replicas``).
+- ``onehot_kmeans``: KMeans on the replicas' one-hot labels side by side, each replica's block
+  scaled by the square root of its vote weight, so that the squared distance of two cells is
+  the weighted number of replicas that separate them (a co-association consensus in memory
+  linear in the cells); new cells go to the nearest centre.
+- ``onehot_average``: average-linkage clustering of the training cells on the same weighted
+  co-association (quadratic in the cells); a new cell joins the cluster it is co-assigned with
+  most on average.
+- ``latent_kmeans``: KMeans on the replicas' encoder latents (zn, softmax zc) side by side,
+  each replica scaled by the square root of its weight; new cells go to the nearest centre.
+
+Every readout is also given its label-free ``fit``: the weighted mean adjusted Rand index of its
+training-cell labels with each replica's (the quantity a median partition maximises). Labels of
+truth are used only to score.
+
+    python benchmarks/scrna_readout.py /tmp/dump/*/auto_*.npz --out benchmarks/results/scrna_readout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from _protocol import score, write_json
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
+
+from scgan_cluster._consensus import agreement, agreement_weights, consensus, vote
+
+SPLITS = ("train", "val", "test")
+Fit = dict[str, dict[str, np.ndarray]]  # split -> {"labels": (n, R), "latent": (n, R, d)}
+
+
+def load_fit(path: Path) -> tuple[Fit, Fit, dict[str, np.ndarray], int]:
+    """A dump's kept ensemble, both ensembles together, the truth per split, and K."""
+    z = np.load(path)
+    chosen = int(z["chosen"])
+    n_cand = len(z["agreement"])
+    kept = {
+        s: {"labels": z[f"labels_{chosen}_{s}"], "latent": z[f"latent_{chosen}_{s}"]}
+        for s in SPLITS
+    }
+    both = {
+        s: {
+            "labels": np.concatenate([z[f"labels_{c}_{s}"] for c in range(n_cand)], axis=1),
+            "latent": np.concatenate([z[f"latent_{c}_{s}"] for c in range(n_cand)], axis=1),
+        }
+        for s in SPLITS
+    }
+    truth = {s: z[f"truth_{s}"] for s in SPLITS}
+    # dumps written before n_clusters was stored (2026-11-27, 01:00 UTC) ran with K = the classes
+    k = int(z["n_clusters"]) if "n_clusters" in z.files else len(np.unique(truth["train"]))
+    return kept, both, truth, k
+
+
+def _weights(runs: np.ndarray) -> np.ndarray:
+    """Each replica's vote: its agreement with the others (as the default's pooled vote)."""
+    return agreement_weights(agreement(runs))
+
+
+def _onehot(labels: np.ndarray, k: int, weights: np.ndarray) -> np.ndarray:
+    n, r = labels.shape
+    x = np.zeros((n, r * k))
+    x[np.arange(n)[:, None], np.arange(r) * k + labels] = 1.0
+    return x * np.repeat(np.sqrt(weights / weights.sum()), k)
+
+
+def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
+    runs = fit["train"]["labels"].astype(np.int64)
+    labels, _, maps, scores = consensus(runs, k, weights="agreement" if weighted else None)
+    w = agreement_weights(scores) if weighted else None
+    out = {"train": labels}
+    for s in SPLITS[1:]:
+        out[s] = vote(fit[s]["labels"].astype(np.int64), maps, k, w).argmax(axis=1)
+    return out
+
+
+def readout_onehot_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+    w = _weights(fit["train"]["labels"])
+    x = {s: _onehot(fit[s]["labels"].astype(np.int64), k, w) for s in SPLITS}
+    km = KMeans(k, n_init=10, random_state=seed).fit(x["train"])
+    return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
+
+
+def readout_onehot_average(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+    w = _weights(fit["train"]["labels"])
+    x = {s: _onehot(fit[s]["labels"].astype(np.int64), k, w) for s in SPLITS}
+    sim = x["train"] @ x["train"].T  # weighted share of replicas that co-assign two cells
+    dist = np.clip(1.0 - sim, 0.0, None)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    labels = fcluster(tree, t=k, criterion="maxclust") - 1
+    # a new cell joins the cluster it is co-assigned with most on average
+    members = np.stack([x["train"][labels == c].mean(axis=0) for c in range(labels.max() + 1)])
+    return {"train": labels} | {s: (x[s] @ members.T).argmax(axis=1) for s in SPLITS[1:]}
+
+
+def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+    w = _weights(fit["train"]["labels"])
+    scale = np.sqrt(w / w.sum())[None, :, None]
+    x = {s: (fit[s]["latent"] * scale).reshape(len(fit[s]["latent"]), -1) for s in SPLITS}
+    km = KMeans(k, n_init=10, random_state=seed).fit(x["train"].astype(np.float64))
+    return {"train": km.labels_} | {
+        s: pairwise_distances_argmin(x[s], km.cluster_centers_) for s in SPLITS[1:]
+    }
+
+
+READOUTS: dict[str, tuple[str, Callable]] = {
+    "kept": ("kept", lambda f, k, seed: readout_vote(f, k, weighted=False)),
+    "pooled": ("both", lambda f, k, seed: readout_vote(f, k, weighted=True)),
+    "onehot_kmeans": ("both", readout_onehot_kmeans),
+    "onehot_average": ("both", readout_onehot_average),
+    "latent_kmeans": ("both", readout_latent_kmeans),
+    "latent_kmeans_kept": ("kept", readout_latent_kmeans),
+}
+
+
+def replica_fit(labels: np.ndarray, runs: np.ndarray) -> float:
+    """Label-free: weighted mean ARI of ``labels`` with each replica (weights: agreement)."""
+    w = _weights(runs)
+    return float(
+        np.average(
+            [adjusted_rand_score(runs[:, r], labels) for r in range(runs.shape[1])], weights=w
+        )
+    )
+
+
+def score_dump(path: Path, readouts: list[str], seed: int = 0) -> dict:
+    kept, both, truth, k = load_fit(path)
+    result = {"dump": path.name, "n_clusters": k, "readouts": {}}
+    for name in readouts:
+        which, fn = READOUTS[name]
+        labels = fn(kept if which == "kept" else both, k, seed)
+        result["readouts"][name] = {
+            "fit": round(replica_fit(labels["train"], both["train"]["labels"]), 4),
+            **{s: score(truth[s], labels[s]) for s in SPLITS},
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dumps", nargs="+", type=Path, help="npz files of scrna.py --dump")
+    parser.add_argument("--readouts", nargs="*", choices=sorted(READOUTS), default=list(READOUTS))
+    parser.add_argument("--out", type=Path, help="write the scores as JSON here")
+    args = parser.parse_args(argv)
+    results = []
+    for path in args.dumps:
+        res = score_dump(path, args.readouts)
+        res["dataset"] = path.parent.name
+        results.append(res)
+        print(f"{path.parent.name}/{path.name} (K={res['n_clusters']})")
+        for name, r in res["readouts"].items():
+            print(
+                f"  {name:<20} fit {r['fit']:.3f}  "
+                + "  ".join(f"{s} {r[s]['nmi']:.3f}/{r[s]['ari']:.3f}" for s in SPLITS)
+            )
+    if args.out is not None:
+        write_json(args.out, {"script": "benchmarks/scrna_readout.py", "fits": results})
+
+
+if __name__ == "__main__":
+    main()
