@@ -364,7 +364,9 @@ def clustergan_replicas(
     ``..._medoid`` (per fit, the replica that agrees most with the others: a label-free pick)
     and ``..._consensus`` (per fit, the replicas' matched majority vote, also label-free); a
     variant of several candidates adds ``..._pooled`` (per fit, the replicas of every candidate
-    in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free).
+    in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free) and
+    ``..._linkage`` (the same replicas pooled by co-association linkage,
+    ``pool_replicas(method="linkage")``; label-free).
     Preprocessing is fitted on the training cells and replayed on validation and test cells.
     Each run records the ``device`` it trained on. With ``dump`` (a folder), each fit also
     writes ``<variant>_<random_state>.npz`` there (:func:`dump_fit`): every candidate's replica
@@ -393,7 +395,8 @@ def clustergan_replicas(
     truth_train, truth_val, truth_test = (truth[split[s]] for s in ("train", "val", "test"))
     name = f"clustergan_{variant}"
     n_rep = len(seeds)
-    replicas, medoids, consensus, pooled, selection, seconds_all = [], [], [], [], [], []
+    replicas, medoids, consensus, pooled, linked = [], [], [], [], []
+    selection, seconds_all = [], []
     for e in range(ensembles):
         start = time.perf_counter()
         models = [
@@ -444,6 +447,11 @@ def clustergan_replicas(
         if len(names) > 1:  # every candidate's replicas in one weighted vote (pool_candidates)
             pool = scg.model.pool_replicas(models)
             pooled.append(run(model.random_state, pool))
+            # and the same replicas by co-association linkage (pool_method="linkage")
+            link = scg.model.pool_replicas(
+                models, method="linkage", random_state=model.random_state
+            )
+            linked.append(run(model.random_state, link))
         selection.append(
             {
                 "random_state": model.random_state,
@@ -477,6 +485,7 @@ def clustergan_replicas(
     ]
     if pooled:
         entries.append({"method": name + "_pooled", **aggregate(pooled), **info})
+        entries.append({"method": name + "_linkage", **aggregate(linked), **info})
     return entries
 
 
@@ -523,7 +532,7 @@ def dump_fit(
 
 
 # the entries a variant adds beside its replicas' (clustergan_replicas), in table order
-ENTRY_SUFFIXES = ("_medoid", "_consensus", "_pooled")
+ENTRY_SUFFIXES = ("_medoid", "_consensus", "_pooled", "_linkage")
 
 
 def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

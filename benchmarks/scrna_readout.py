@@ -13,9 +13,9 @@ on the same replicas, without training again:
   linear in the cells); new cells go to the nearest centre.
 - ``pooled_refined``: the same KMeans started from the pooled vote's clusters (a local
   improvement of the pooled vote on the co-association).
-- ``onehot_average``: average-linkage clustering of the training cells on the same weighted
-  co-association (quadratic in the cells); a new cell joins the cluster it is co-assigned with
-  most on average.
+- ``linkage``: average-linkage clustering of the training cells on the same weighted
+  co-association, cut at K clusters; a new cell joins the cluster it is co-assigned with most on
+  average (``tl.clustergan(pool_method="linkage")``, ``scgan_cluster._consensus.linkage_consensus``).
 - ``latent_kmeans``: KMeans on the replicas' encoder latents (zn, softmax zc) side by side,
   each replica scaled by the square root of its weight; new cells go to the nearest centre
   (``latent_kmeans_kept``: the kept ensemble's replicas only).
@@ -37,12 +37,17 @@ from pathlib import Path
 
 import numpy as np
 from _protocol import score, write_json
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
 
-from scgan_cluster._consensus import agreement, agreement_weights, consensus, vote
+from scgan_cluster._consensus import (
+    agreement,
+    agreement_weights,
+    coassociation_embedding,
+    consensus,
+    linkage_consensus,
+    vote,
+)
 from scgan_cluster._leiden import leiden_latent_k
 
 SPLITS = ("train", "val", "test")
@@ -76,13 +81,6 @@ def _weights(runs: np.ndarray) -> np.ndarray:
     return agreement_weights(agreement(runs))
 
 
-def _onehot(labels: np.ndarray, k: int, weights: np.ndarray) -> np.ndarray:
-    n, r = labels.shape
-    x = np.zeros((n, r * k))
-    x[np.arange(n)[:, None], np.arange(r) * k + labels] = 1.0
-    return x * np.repeat(np.sqrt(weights / weights.sum()), k)
-
-
 def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
     runs = fit["train"]["labels"].astype(np.int64)
     labels, _, maps, scores = consensus(runs, k, weights="agreement" if weighted else None)
@@ -95,31 +93,28 @@ def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
 
 def readout_onehot_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
     w = _weights(fit["train"]["labels"])
-    x = {s: _onehot(fit[s]["labels"].astype(np.int64), k, w) for s in SPLITS}
+    x = {s: coassociation_embedding(fit[s]["labels"], k, w) for s in SPLITS}
     km = KMeans(k, n_init=10, random_state=seed).fit(x["train"])
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
 def readout_pooled_refined(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
     w = _weights(fit["train"]["labels"])
-    x = {s: _onehot(fit[s]["labels"].astype(np.int64), k, w) for s in SPLITS}
+    x = {s: coassociation_embedding(fit[s]["labels"], k, w) for s in SPLITS}
     start = readout_vote(fit, k, weighted=True)["train"]
     centres = np.stack([x["train"][start == c].mean(axis=0) for c in np.unique(start)])
     km = KMeans(len(centres), init=centres, n_init=1).fit(x["train"])
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
-def readout_onehot_average(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
-    w = _weights(fit["train"]["labels"])
-    x = {s: _onehot(fit[s]["labels"].astype(np.int64), k, w) for s in SPLITS}
-    sim = x["train"] @ x["train"].T  # weighted share of replicas that co-assign two cells
-    dist = np.clip(1.0 - sim, 0.0, None)
-    np.fill_diagonal(dist, 0.0)
-    tree = linkage(squareform(dist, checks=False), method="average")
-    labels = fcluster(tree, t=k, criterion="maxclust") - 1
-    # a new cell joins the cluster it is co-assigned with most on average
-    members = np.stack([x["train"][labels == c].mean(axis=0) for c in range(labels.max() + 1)])
-    return {"train": labels} | {s: (x[s] @ members.T).argmax(axis=1) for s in SPLITS[1:]}
+def readout_linkage(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+    runs = fit["train"]["labels"].astype(np.int64)
+    labels, _, profiles, scores = linkage_consensus(runs, k, weights="agreement")
+    w = agreement_weights(scores)
+    return {"train": labels} | {
+        s: (coassociation_embedding(fit[s]["labels"], k, w) @ profiles.T).argmax(axis=1)
+        for s in SPLITS[1:]
+    }
 
 
 def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
@@ -146,7 +141,7 @@ READOUTS: dict[str, tuple[str, Callable]] = {
     "pooled": ("both", lambda f, k, seed: readout_vote(f, k, weighted=True)),
     "onehot_kmeans": ("both", readout_onehot_kmeans),
     "pooled_refined": ("both", readout_pooled_refined),
-    "onehot_average": ("both", readout_onehot_average),
+    "linkage": ("both", readout_linkage),
     "latent_kmeans": ("both", readout_latent_kmeans),
     "latent_kmeans_kept": ("kept", readout_latent_kmeans),
     "latent_leiden": ("both", readout_latent_leiden),

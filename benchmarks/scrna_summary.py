@@ -87,6 +87,8 @@ CLUSTERGAN = {
     "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
     "clustergan_auto_consensus": "the default before pooling: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5 (pool_candidates=False)",
     "clustergan_auto_pooled": "**default**: both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_candidates=True)",
+    "clustergan_auto_linkage": 'both candidates\' 10 replicas pooled by average linkage of their agreement-weighted co-association (pool_method="linkage")',
+    "clustergan_auto_r10_linkage": "the default with 10 replicas per candidate, all 20 pooled by co-association linkage",
     "clustergan_auto_r10_consensus": "the default with 10 replicas per candidate (n_runs=10), consensus of the kept candidate's 10",
     "clustergan_auto_r10_pooled": "the default with 10 replicas per candidate (n_runs=10): all 20 in one weighted vote",
 }

@@ -1,10 +1,17 @@
 """Combining the labels of several clustering runs without labels of truth.
 
-Label ids of independent runs are arbitrary, so each run is first matched to a reference labelling
-by the one-to-one relabelling that maximises the number of cells on which they agree (Hungarian
-algorithm on the K x K contingency table). A cell's consensus label is the one most runs give it
-after matching, and its confidence is the fraction of runs that give it. Memory and time are
-linear in the number of cells (no cell x cell co-assignment matrix), so it scales to atlases.
+Two ways. The vote (:func:`consensus`): label ids of independent runs are arbitrary, so each run
+is first matched to a reference labelling by the one-to-one relabelling that maximises the
+number of cells on which they agree (Hungarian algorithm on the K x K contingency table). A
+cell's consensus label is the one most runs give it after matching, and its confidence is the
+fraction of runs that give it. Memory and time are linear in the number of cells (no cell x cell
+co-assignment matrix), so it scales to atlases.
+
+The co-association linkage (:func:`linkage_consensus`) needs no matching: two cells are as close
+as the share of runs that put them in the same cluster, and average-linkage clustering of that
+similarity is cut at K clusters. It is quadratic in the cells it builds the tree on, so above
+``max_cells`` a random subset builds it and every other cell joins the cluster it is co-assigned
+with most.
 """
 
 from __future__ import annotations
@@ -13,7 +20,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-__all__ = ["agreement", "agreement_weights", "align_labels", "consensus", "vote"]
+__all__ = [
+    "agreement",
+    "agreement_weights",
+    "align_labels",
+    "coassociation_embedding",
+    "consensus",
+    "linkage_consensus",
+    "vote",
+]
 
 
 def align_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -84,6 +99,31 @@ def agreement_weights(scores: np.ndarray) -> np.ndarray:
     return weights
 
 
+def _checked(
+    runs: np.ndarray, n_clusters: int, weights: np.ndarray | str | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Validated ``runs`` (int64), ``weights`` (``"agreement"`` resolved) and the agreement scores."""
+    runs = np.asarray(runs, dtype=np.int64)
+    if runs.ndim != 2 or runs.shape[1] < 2:
+        raise ValueError(f"runs must be (n_cells, R) with R >= 2, got shape {runs.shape}.")
+    if runs.size and (runs.min() < 0 or runs.max() >= n_clusters):
+        raise ValueError(f"labels must lie in [0, {n_clusters}).")
+    scores = agreement(runs)
+    if isinstance(weights, str):
+        if weights != "agreement":
+            raise ValueError(f"weights must be an array, 'agreement' or None, got {weights!r}.")
+        weights = agreement_weights(scores)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (runs.shape[1],):
+            raise ValueError(
+                f"weights must have one value per run ({runs.shape[1]}), got shape {weights.shape}."
+            )
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero.")
+    return runs, weights, scores
+
+
 def consensus(
     runs: np.ndarray,
     n_clusters: int,
@@ -124,24 +164,7 @@ def consensus(
     scores
         ``(R,)`` the agreement of each run with the others.
     """
-    runs = np.asarray(runs, dtype=np.int64)
-    if runs.ndim != 2 or runs.shape[1] < 2:
-        raise ValueError(f"runs must be (n_cells, R) with R >= 2, got shape {runs.shape}.")
-    if runs.size and (runs.min() < 0 or runs.max() >= n_clusters):
-        raise ValueError(f"labels must lie in [0, {n_clusters}).")
-    scores = agreement(runs)
-    if isinstance(weights, str):
-        if weights != "agreement":
-            raise ValueError(f"weights must be an array, 'agreement' or None, got {weights!r}.")
-        weights = agreement_weights(scores)
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (runs.shape[1],):
-            raise ValueError(
-                f"weights must have one value per run ({runs.shape[1]}), got shape {weights.shape}."
-            )
-        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
-            raise ValueError("weights must be finite, non-negative and not all zero.")
+    runs, weights, scores = _checked(runs, n_clusters, weights)
     total = runs.shape[1] if weights is None else weights.sum()
     reference = runs[:, int(np.argmax(scores))]
     for _ in range(max_rounds):
@@ -160,3 +183,124 @@ def consensus(
         reference = labels
     confidence = votes[np.arange(len(labels)), labels] / total
     return labels, confidence, maps, scores
+
+
+def coassociation_embedding(
+    runs: np.ndarray, n_clusters: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Each run's one-hot labels side by side, ``(n_cells, R * K)``, weighted.
+
+    Run r's block is scaled by ``sqrt(w_r / sum(w))``, so that the dot product of two cells'
+    rows is the (weighted) share of runs that put them in the same cluster.
+
+    Parameters
+    ----------
+    runs
+        ``(n_cells, R)`` integer labels in ``[0, n_clusters)``.
+    n_clusters
+        K.
+    weights
+        ``(R,)`` non-negative weight of each run, not all zero; ``None``: equal.
+    """
+    runs = np.asarray(runs, dtype=np.int64)
+    n, n_runs = runs.shape
+    w = np.ones(n_runs) if weights is None else np.asarray(weights, dtype=np.float64)
+    x = np.zeros((n, n_runs * n_clusters))
+    x[np.arange(n)[:, None], np.arange(n_runs) * n_clusters + runs] = 1.0
+    return x * np.repeat(np.sqrt(w / w.sum()), n_clusters)
+
+
+def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
+    """Clusters after the first ``n_leaves - n_clusters`` merges of a scipy linkage.
+
+    Exactly ``min(n_clusters, n_leaves)`` of them (cutting at a height can give fewer when
+    merges tie).
+    """
+    parent = np.arange(2 * n_leaves - 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for step in range(max(n_leaves - n_clusters, 0)):
+        a, b = int(tree[step, 0]), int(tree[step, 1])
+        parent[root(a)] = parent[root(b)] = n_leaves + step
+    roots = np.array([root(i) for i in range(n_leaves)])
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def linkage_consensus(
+    runs: np.ndarray,
+    n_clusters: int,
+    *,
+    weights: np.ndarray | str | None = None,
+    max_cells: int = 5000,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Average-linkage clustering of R clusterings' (weighted) co-association, cut at K clusters.
+
+    The distance of two cells is one minus the share of runs (of the total weight) that put
+    them in the same cluster; average linkage (UPGMA) on it, stopped at ``n_clusters`` clusters.
+    With more than ``max_cells`` cells a random subset of ``max_cells`` builds the tree. Each
+    cluster's profile is the mean :func:`coassociation_embedding` of the cells that built it; a
+    cell's confidence is its mean co-association with them (the weighted share of runs that put
+    it with them, averaged over them), and every cell outside the tree, new cells included,
+    joins the cluster it is co-assigned with most. Cluster 0 is the largest.
+
+    Parameters
+    ----------
+    runs
+        ``(n_cells, R)`` integer labels in ``[0, n_clusters)``, R >= 2.
+    n_clusters
+        K.
+    weights
+        As in :func:`consensus` (``"agreement"``: each run's agreement with the others).
+    max_cells
+        Most cells the tree is built on (memory and time grow with its square).
+    random_state
+        Seed of the subset (used only above ``max_cells``).
+
+    Returns
+    -------
+    labels
+        ``(n_cells,)`` consensus labels.
+    confidence
+        ``(n_cells,)`` mean co-association of each cell with its cluster.
+    profiles
+        ``(K, R * K)`` the clusters' profiles (for new cells: ``argmax(embedding @ profiles.T)``).
+    scores
+        ``(R,)`` the agreement of each run with the others.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    if int(max_cells) < 2:
+        raise ValueError(f"max_cells must be at least 2, got {max_cells!r}.")
+    runs, weights, scores = _checked(runs, n_clusters, weights)
+    x = coassociation_embedding(runs, n_clusters, weights)
+    n = len(x)
+    tree_cells = np.arange(n)
+    if n > max_cells:
+        tree_cells = np.sort(
+            np.random.default_rng(random_state).choice(n, max_cells, replace=False)
+        )
+    sub = x[tree_cells]
+    dist = np.clip(1.0 - sub @ sub.T, 0.0, None)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    groups = _cut(tree, len(sub), n_clusters)
+    # ids by decreasing size (ties: the lower first-cell index first)
+    sizes = np.bincount(groups)
+    first = np.unique(groups, return_index=True)[1]
+    order = np.lexsort((first, -sizes))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    groups = rank[groups]
+    profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(int(groups.max()) + 1)])
+    share = x @ profiles.T
+    labels = share.argmax(axis=1)
+    labels[tree_cells] = groups
+    confidence = share[np.arange(n), labels]
+    return labels.astype(np.int64), confidence, profiles, scores

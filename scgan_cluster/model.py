@@ -17,7 +17,14 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from ._consensus import agreement_weights, consensus, vote
+from ._consensus import (
+    agreement_weights,
+    align_labels,
+    coassociation_embedding,
+    consensus,
+    linkage_consensus,
+    vote,
+)
 from ._docs import doc_params
 from ._leiden import leiden_latent_k
 from ._settings import logger
@@ -42,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_ITER",
     "PCS_SETTINGS",
     "PooledConsensus",
+    "POOL_METHODS",
     "RECIPES",
     "fit_by_agreement",
     "pool_replicas",
@@ -62,6 +70,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "n_top_genes": 2000,
         "n_pcs": "auto",
         "pool_candidates": True,
+        "pool_method": "vote",
     },
     "paper": {
         "prior": "uniform",
@@ -72,6 +81,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "n_top_genes": 720,
         "n_pcs": None,
         "pool_candidates": False,
+        "pool_method": "vote",
     },
 }
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
@@ -1115,13 +1125,18 @@ class PooledConsensus:
     labels_: np.ndarray
     """``(n_cells,)`` consensus labels of the training cells."""
     confidence_: np.ndarray
-    """``(n_cells,)`` share of the total weight that votes for the consensus label."""
+    """``(n_cells,)`` ``"vote"``: share of the total weight that votes for the consensus label;
+    ``"linkage"``: mean weighted co-association of the cell with its cluster."""
     labels_runs_: np.ndarray
     """``(n_cells, R)`` every replica's labels, the candidates' replicas one after the other."""
     weights_: np.ndarray
     """``(R,)`` each replica's vote: its mean adjusted Rand index with all other replicas."""
     run_maps_: np.ndarray
     """``(R, K)`` relabelling of each replica onto the consensus ids."""
+    method: str = "vote"
+    """How the replicas were combined (:func:`pool_replicas`)."""
+    profiles_: np.ndarray | None = None
+    """``"linkage"``: ``(K, R * K)`` the clusters' co-association profiles; ``None`` for the vote."""
 
     @property
     def n_clusters(self) -> int:
@@ -1129,7 +1144,11 @@ class PooledConsensus:
         return self.candidates[0].n_clusters
 
     def predict(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None) -> np.ndarray:
-        """Consensus labels of cells, new or old: the replicas' weighted vote, matched as in training."""
+        """Consensus labels of cells, new or old: the replicas' labels combined as in training.
+
+        ``"vote"``: the weighted vote, matched as in training; ``"linkage"``: the cluster whose
+        training cells the replicas put the cell with most (highest mean co-association).
+        """
         runs = np.concatenate(
             [
                 np.stack([rep.predict(data, layer=layer) for rep in c.replicas], axis=1)
@@ -1137,23 +1156,47 @@ class PooledConsensus:
             ],
             axis=1,
         )
+        if self.method == "linkage":
+            x = coassociation_embedding(runs, self.n_clusters, self.weights_)
+            return (x @ self.profiles_.T).argmax(axis=1).astype(np.int64)
         return vote(runs, self.run_maps_, self.n_clusters, self.weights_).argmax(axis=1)
 
 
-def pool_replicas(candidates: Sequence[ClusterGAN]) -> PooledConsensus:
+POOL_METHODS = ("vote", "linkage")
+"""Ways :func:`pool_replicas` combines the replicas."""
+
+
+def pool_replicas(
+    candidates: Sequence[ClusterGAN],
+    *,
+    method: Literal["vote", "linkage"] = "vote",
+    max_cells: int = 5000,
+    random_state: int = 0,
+) -> PooledConsensus:
     """One labelling from the replicas of several trained ensembles together, without labels.
 
     Every replica of every candidate (e.g. the ensemble on genes and the one on principal
-    components of ``tl.clustergan(n_pcs="auto")``) votes, after matching its cluster ids, with
-    the weight of its agreement with all the others (mean adjusted Rand index; negative values
-    count 0), so that replicas that disagree with the rest count less
-    (:func:`scgan_cluster._consensus.consensus` with ``weights``).
+    components of ``tl.clustergan(n_pcs="auto")``) counts with the weight of its agreement with
+    all the others (mean adjusted Rand index; negative values count 0), so that replicas that
+    disagree with the rest count less.
 
     Parameters
     ----------
     candidates
         Ensembles (``n_runs >= 2``) trained on the same cells with the same ``n_clusters``.
+    method
+        ``"vote"``: each replica's cluster ids are matched to the consensus and each cell takes
+        the label of the weighted majority (:func:`scgan_cluster._consensus.consensus`);
+        ``"linkage"``: average-linkage clustering of the weighted co-association (the share of
+        replicas that put two cells together), cut at K clusters, no matching of ids
+        (:func:`scgan_cluster._consensus.linkage_consensus`; on more than ``max_cells``
+        training cells a random subset builds the tree and the others join the cluster they
+        are co-assigned with most).
+    max_cells, random_state
+        ``"linkage"`` only: most cells the tree is built on, and the seed of that subset.
     """
+    if method not in POOL_METHODS:
+        raise ValueError(f"method must be one of {POOL_METHODS}, got {method!r}.")
     if not candidates:
         raise ValueError("pool_replicas needs at least one trained ensemble.")
     for c in candidates:
@@ -1163,9 +1206,15 @@ def pool_replicas(candidates: Sequence[ClusterGAN]) -> PooledConsensus:
     if len({c.n_clusters for c in candidates}) > 1 or len({len(c.labels_) for c in candidates}) > 1:
         raise ValueError("The ensembles must share n_clusters and their training cells.")
     runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
-    labels, confidence, maps, scores = consensus(
-        runs, candidates[0].n_clusters, weights="agreement"
-    )
+    k = candidates[0].n_clusters
+    profiles = None
+    if method == "linkage":
+        labels, confidence, profiles, scores = linkage_consensus(
+            runs, k, weights="agreement", max_cells=max_cells, random_state=random_state
+        )
+        maps = np.stack([align_labels(labels, runs[:, r], k) for r in range(runs.shape[1])])
+    else:
+        labels, confidence, maps, scores = consensus(runs, k, weights="agreement")
     return PooledConsensus(
         tuple(candidates),
         labels.astype(np.int64),
@@ -1173,4 +1222,6 @@ def pool_replicas(candidates: Sequence[ClusterGAN]) -> PooledConsensus:
         runs,
         agreement_weights(scores),
         maps,
+        method,
+        profiles,
     )

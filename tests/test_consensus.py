@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
-from scgan_cluster._consensus import agreement, agreement_weights, align_labels, consensus, vote
+from scgan_cluster._consensus import (
+    agreement,
+    agreement_weights,
+    align_labels,
+    coassociation_embedding,
+    consensus,
+    linkage_consensus,
+    vote,
+)
 
 
 def test_align_labels_recovers_a_permutation():
@@ -116,3 +125,60 @@ def test_agreement_weights_are_the_runs_own_scores():
     np.testing.assert_array_equal(agreement_weights(np.array([-0.1, 0.4])), [0.0, 0.4])
     with pytest.raises(ValueError, match="'agreement' or None"):
         consensus(runs, 3, weights="median")
+
+
+# ------------------------------------------------------------------ co-association linkage
+AMBIGUOUS = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 1], [1, 0, 1], [1, 0, 1], [1, 0, 1]])
+
+
+def test_coassociation_embedding_dot_is_the_weighted_share_of_runs():
+    runs = AMBIGUOUS
+    x = coassociation_embedding(runs, 2)
+    co = (runs[:, None, :] == runs[None, :, :]).mean(axis=2)
+    np.testing.assert_allclose(x @ x.T, co)
+    w = np.array([1.0, 1.0, 5.0])
+    xw = coassociation_embedding(runs, 2, w)
+    np.testing.assert_allclose(xw @ xw.T, ((runs[:, None, :] == runs[None, :, :]) * w).sum(2) / 7)
+
+
+def test_linkage_consensus_known_answer():
+    # cell 2 is with cells 0-1 in 2 of 3 runs, with cells 3-5 in the third
+    labels, confidence, profiles, scores = linkage_consensus(AMBIGUOUS, 2)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]  # equal sizes: the cluster of cell 0 first
+    np.testing.assert_allclose(confidence, [8 / 9, 8 / 9, 7 / 9, 1, 1, 1])
+    assert profiles.shape == (2, 6)
+    np.testing.assert_allclose(scores, agreement(AMBIGUOUS))
+    # the third run weighing 5 of 7 takes cell 2 over: the bigger cluster becomes 0
+    labels, confidence, _, _ = linkage_consensus(AMBIGUOUS, 2, weights=np.array([1, 1, 5]))
+    assert labels.tolist() == [1, 1, 0, 0, 0, 0]
+    np.testing.assert_allclose(confidence[2], (5 / 7 + 5 / 7 + 5 / 7 + 1) / 4)
+
+
+def test_linkage_consensus_recovers_permuted_runs_and_gives_exactly_k():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 20)
+    runs = np.stack([rng.permutation(3)[truth] for _ in range(4)], axis=1)
+    labels, confidence, _, _ = linkage_consensus(runs, 3)
+    assert adjusted_rand_score(truth, labels) == 1.0
+    np.testing.assert_allclose(confidence, 1.0)
+    # the runs hold only 3 groups, yet K = 4 clusters are returned (cutting at a height gives 3)
+    runs4 = np.where(runs == 2, 3, runs)  # ids 0, 1, 3 of K = 4
+    assert len(np.unique(linkage_consensus(runs4, 4)[0])) == 4
+    # above max_cells a subset builds the tree and the other cells join their cluster
+    labels, _, _, _ = linkage_consensus(runs, 3, max_cells=30, random_state=1)
+    assert adjusted_rand_score(truth, labels) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "msg"),
+    [
+        ({"max_cells": 1}, "max_cells must be at least 2"),
+        ({"weights": "equal"}, "weights must be an array"),
+        ({"weights": np.array([1.0, -1.0, 1.0])}, "non-negative"),
+    ],
+)
+def test_linkage_consensus_errors(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        linkage_consensus(AMBIGUOUS, 2, **kwargs)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        linkage_consensus(AMBIGUOUS + 1, 2)

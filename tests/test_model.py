@@ -7,7 +7,7 @@ from _helpers import make_counts
 from scipy import sparse
 
 import scgan_cluster as scg
-from scgan_cluster._consensus import agreement, consensus
+from scgan_cluster._consensus import agreement, consensus, linkage_consensus
 from scgan_cluster._leiden import leiden_latent_k
 
 FAST = {"max_iter": 40, "batch_size": 32}
@@ -346,6 +346,26 @@ def test_pool_replicas_weights_every_replica_by_its_agreement(ensemble):
     # predicting the training cells replays the vote (ties aside)
     assert (pool.predict(a) == pool.labels_).mean() > 0.98
     assert pool.predict(a[:7]).shape == (7,)
+
+
+def test_pool_replicas_linkage(ensemble):
+    model, a = ensemble
+    pcs = scg.ClusterGAN(3, n_latent=5, n_runs=2, n_pcs=4, **FAST).fit(a, n_top_genes=30)
+    pool = scg.model.pool_replicas([model, pcs], method="linkage")
+    runs = np.concatenate([model.labels_runs_, pcs.labels_runs_], axis=1)
+    weights = np.clip(agreement(runs), 0, None)
+    labels, confidence, profiles, _ = linkage_consensus(runs, 3, weights=weights)
+    assert pool.method == "linkage"
+    np.testing.assert_array_equal(pool.labels_, labels)
+    np.testing.assert_allclose(pool.confidence_, confidence)
+    np.testing.assert_allclose(pool.profiles_, profiles)
+    # each replica's ids mapped onto the consensus's, as for the vote
+    assert pool.run_maps_.shape == (5, 3)
+    # new cells join the cluster their replicas' labels put them with most; on the training
+    # cells that is the tree's label wherever the tree is not split against the profiles
+    assert (pool.predict(a) == pool.labels_).mean() > 0.98
+    with pytest.raises(ValueError, match="method must be one of"):
+        scg.model.pool_replicas([model, pcs], method="median")
 
 
 def test_pool_replicas_errors(ensemble):

@@ -554,6 +554,7 @@ def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
     for readout, method in (
         ("kept", "clustergan_toy_auto_consensus"),
         ("pooled", "clustergan_toy_auto_pooled"),
+        ("linkage", "clustergan_toy_auto_linkage"),
     ):
         for s in ("train", "val", "test"):
             assert scored["readouts"][readout][s] == recorded[method][s]

@@ -7,7 +7,7 @@ from _helpers import assert_unchanged, make_counts, snapshot
 from scipy import sparse
 
 import scgan_cluster as scg
-from scgan_cluster._consensus import agreement, consensus
+from scgan_cluster._consensus import agreement, consensus, linkage_consensus
 
 FAST = {"max_iter": 40, "batch_size": 32, "n_latent": 5, "n_top_genes": 30}
 
@@ -523,12 +523,27 @@ def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts, tmp_
     )
 
 
+def test_pool_method_linkage_clusters_the_co_association(counts):
+    a = counts.copy()
+    scg.tl.clustergan(a, 3, n_runs=2, pool_method="linkage", **FAST)
+    uns = a.uns["clustergan"]
+    assert uns["representation"]["pool_method"] == "linkage"
+    runs = a.obsm["clustergan_runs"]
+    assert runs.shape == (a.n_obs, 4)
+    weights = uns["runs"]["pooled_weights"]
+    labels, confidence, _, _ = linkage_consensus(runs, 3, weights=weights)
+    np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
+    np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)
+
+
 def test_pool_candidates_bad_values(counts):
     a = counts.copy()
     with pytest.raises(ValueError, match="pass n_pcs='auto'"):
         scg.tl.clustergan(a, 3, n_runs=2, n_pcs=0, pool_candidates=True, **FAST)
     with pytest.raises(TypeError, match="pool_candidates must be"):
         scg.tl.clustergan(a, 3, n_runs=2, pool_candidates="yes", **FAST)
+    with pytest.raises(ValueError, match="pool_method must be one of"):
+        scg.tl.clustergan(a, 3, n_runs=2, pool_method="median", **FAST)
     assert "clustergan" not in a.obs
     assert "clustergan" not in a.uns
 

@@ -15,6 +15,7 @@ from scgan_cluster.adapters import image_shape_of, is_prepared
 from scgan_cluster.adapters._inputs import _prepared_columns
 from scgan_cluster.model import (
     PCS_SETTINGS,
+    POOL_METHODS,
     RECIPES,
     ClusterGAN,
     fit_by_agreement,
@@ -62,6 +63,7 @@ def clustergan(
     compile: bool = False,
     n_pcs: int | Literal["auto"] | None = None,
     pool_candidates: bool | None = None,
+    pool_method: Literal["vote", "linkage"] | None = None,
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -189,6 +191,14 @@ def clustergan(
         ensemble whose replicas agree more (``False``); the latent is the latter's either way.
         ``None``: the recipe's (:data:`scgan_cluster.model.RECIPES`; ``"lognorm"``: ``True``
         whenever ``n_pcs="auto"``; ``"paper"``: ``False``).
+    pool_method
+        With ``pool_candidates``: how the replicas are pooled (no labels either way):
+        ``"vote"``, the agreement-weighted vote after matching cluster ids; ``"linkage"``,
+        average-linkage clustering of the cells' agreement-weighted co-association (the share of
+        replicas that put two cells in one cluster) cut at ``n_clusters``, built on at most
+        5,000 cells (a random subset of larger data; the other cells join the cluster they are
+        co-assigned with most). See :func:`scgan_cluster.model.pool_replicas`. ``None``: the
+        recipe's (:data:`scgan_cluster.model.RECIPES`).
 
     Returns
     -------
@@ -217,7 +227,8 @@ def clustergan(
         ``history`` (one dict per replica).
     ``adata.obs[key_added + "_confidence"]`` (only with ``n_runs > 1``)
         Per cell, the fraction of replicas that give it its label (after matching cluster ids;
-        with ``pool_candidates``, the share of the replicas' total weight).
+        with ``pool_candidates``, the share of the replicas' total weight; with
+        ``pool_method="linkage"``, its mean weighted co-association with its cluster's cells).
 
     Notes
     -----
@@ -299,6 +310,10 @@ def clustergan(
             "pool_candidates=True pools the two ensembles of n_pcs='auto'; pass n_pcs='auto' "
             "or leave pool_candidates at None."
         )
+    if pool_method is None:
+        pool_method = recipe["pool_method"]
+    elif pool_method not in POOL_METHODS:
+        raise ValueError(f"pool_method must be one of {POOL_METHODS} or None, got {pool_method!r}.")
     if n_top_genes is None:  # the recipe's number, or every gene of a smaller matrix
         n_top_genes = min(recipe["n_top_genes"], adata.n_vars)
 
@@ -347,13 +362,18 @@ def clustergan(
         candidates = [make_model(), pcs_model(n_auto)]
         chosen, agreement = fit_by_agreement(candidates, adata, **fit_kwargs)
         model = candidates[chosen]
-        pooled = pool_replicas(candidates) if pool_candidates else None
+        pooled = (
+            pool_replicas(candidates, method=pool_method, random_state=random_state)
+            if pool_candidates
+            else None
+        )
         representation = {
             "chosen": CANDIDATES[chosen],
             "agreement_genes": agreement[0],
             "agreement_pcs": agreement[1],
             "n_pcs": n_auto,
             "pooled": pooled is not None,
+            **({"pool_method": pool_method} if pooled is not None else {}),
         }
     else:
         model = make_model() if n_pcs is None else pcs_model(n_pcs)
