@@ -32,11 +32,13 @@ truth are used only to score.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _protocol import score, write_json
+from _protocol import aggregate, score, write_json
+from scrna import RESULTS, _as_list, append_runs, write_table
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
 
@@ -192,12 +194,56 @@ def differences(results: list[dict], against: str = "pooled") -> dict[str, dict]
     return table
 
 
+def record(result: dict, scored: dict, variant: str, seed: int, readout: str) -> dict:
+    """``result`` (a ``scrna.py`` result file) with ``readout``'s scores of the fit of ``variant``
+    with first seed ``seed`` added as a run of the entry ``clustergan_<variant>_<readout>``.
+
+    The run copies the fit's run in ``clustergan_<variant>_pooled`` (seed, device, seconds; the
+    fit must be in the file already) with the readout's scores; the entry is created with that
+    entry's settings, or the run appended (its seed must be new there).
+    """
+    methods = {m["method"]: m for m in result["methods"]}
+    source = methods.get(f"clustergan_{variant}_pooled")
+    seeds = [] if source is None else [r["seed"] for r in source["runs"]]
+    if seed not in seeds:
+        raise ValueError(
+            f"the fit of {variant!r} with seed {seed} is not in the result file: merge it first"
+        )
+    fit = seeds.index(seed)
+    run = {**source["runs"][fit], **{s: scored[s] for s in SPLITS}}
+    name = f"clustergan_{variant}_{readout}"
+    info = {
+        k: source[k] for k in ("iterations", "replicas_per_fit", "params", "machine") if k in source
+    }
+    seconds = _as_list(source.get("fit_seconds_all_replicas"))
+    new = {
+        "method": name,
+        **aggregate([run]),
+        **info,
+        "fit_seconds_all_replicas": seconds[fit : fit + 1],
+    }
+    if name in methods:
+        new = append_runs(methods[name], new)
+    rest = [m for m in result["methods"] if m["method"] != name]
+    at = next(i for i, m in enumerate(rest) if m["method"] == source["method"]) + 1
+    return {**result, "methods": [*rest[:at], new, *rest[at:]]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dumps", nargs="+", type=Path, help="npz files of scrna.py --dump")
     parser.add_argument("--readouts", nargs="*", choices=sorted(READOUTS), default=list(READOUTS))
     parser.add_argument("--out", type=Path, help="write the scores as JSON here")
+    parser.add_argument(
+        "--record",
+        metavar="READOUT",
+        help="add this readout's scores of each dump to its result file in --results as the "
+        "entry clustergan_<variant>_<READOUT> (fits whose seed is there already are skipped)",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.record is not None and args.record not in args.readouts:
+        parser.error(f"--record {args.record} needs that readout in --readouts")
     if "pooled" not in args.readouts:
         parser.error(
             "--readouts must include pooled (the default, which the others are compared to)"
@@ -225,6 +271,21 @@ def main(argv: list[str] | None = None) -> None:
                 for s in SPLITS
             )
         )
+    if args.record is not None:
+        for path, res in zip(args.dumps, results, strict=True):
+            variant, seed = path.stem.rsplit("_", 1)
+            target = args.results / f"scrna_{res['dataset']}.json"
+            result = json.loads(target.read_text())
+            entry = {m["method"]: m for m in result["methods"]}.get(
+                f"clustergan_{variant}_{args.record}"
+            )
+            if entry is not None and int(seed) in [r["seed"] for r in entry["runs"]]:
+                print(f"{target}: seed {seed} already has {args.record}; skipped")
+                continue
+            result = record(result, res["readouts"][args.record], variant, int(seed), args.record)
+            write_json(target, result)
+            write_table(result, target.with_suffix(".md"))
+            print(f"{target}: {args.record} of the fit with seed {seed} recorded")
     if args.out is not None:
         write_json(
             args.out,

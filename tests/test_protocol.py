@@ -561,3 +561,33 @@ def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
     for r in scored["readouts"].values():
         assert -1.0 <= r["fit"] <= 1.0
         assert 0.0 <= r["test"]["nmi"] <= 1.0
+
+
+def test_scrna_readout_records_a_readout_as_the_fits_entry(monkeypatch, tmp_path):
+    import scrna
+    import scrna_readout
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_g", {"max_iter": 4, "beta_r": 1.0})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_p", {"max_iter": 4, "n_pcs": 5})
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy_auto", {"candidates": ["toy_g", "toy_p"]})
+    argv = [*_toy_h5ad(tmp_path), "--clustergan", "toy_auto", "--runs", "2", "--out", str(tmp_path)]
+    scrna.main([*argv, "--dump", str(tmp_path / "dumps" / "toy")])
+    path = tmp_path / "scrna_toy.json"
+    result = json.loads(path.read_text())
+    recorded = {m["method"]: m for m in result["methods"]}["clustergan_toy_auto_linkage"]
+    # a fit scored before the entry existed: its dump gives the entry back, the same scores
+    result["methods"] = [m for m in result["methods"] if m["method"] != recorded["method"]]
+    path.write_text(json.dumps(result))
+    dump = str(tmp_path / "dumps" / "toy" / "toy_auto_0.npz")
+    cli = [dump, "--record", "linkage", "--results", str(tmp_path)]
+    scrna_readout.main(cli)
+    back = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
+    entry = back["clustergan_toy_auto_linkage"]
+    assert entry["runs"] == recorded["runs"]
+    assert entry["mean"] == recorded["mean"]
+    assert list(back).index(entry["method"]) == list(back).index("clustergan_toy_auto_pooled") + 1
+    scrna_readout.main(cli)  # recorded already: skipped, not doubled
+    again = {m["method"]: m for m in json.loads(path.read_text())["methods"]}
+    assert again["clustergan_toy_auto_linkage"]["n_runs"] == 1
+    with pytest.raises(ValueError, match="with seed 7 is not in the result file"):
+        scrna_readout.record(json.loads(path.read_text()), {}, "toy_auto", 7, "linkage")
