@@ -208,8 +208,8 @@ def test_scrna_summary_verdict(tmp_path):
             # the PC candidate's replicas agree less: the genes candidate is the kept one
             entry(pcs, 0.9, 0.9) | {"selection": [fit(0, [0.3, 0.3])]},
             consensus(pcs, 0, 0.95, 0.95),
-            # the default: the pooled vote of both (direct runs only)
-            entry(scrna_summary.POOLED, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
+            # the default: both candidates' replicas pooled (direct runs only)
+            entry(scrna_summary.DEFAULT, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
         ],
     )
     write(
@@ -227,7 +227,7 @@ def test_scrna_summary_verdict(tmp_path):
             consensus(pcs, 0, 0.72, 0.58),
             # the default before (720 genes): listed, not the verdict's
             entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
-            entry(scrna_summary.POOLED, 0.72, 0.58, n_runs=1) | {"runs": [run(0, 0.72, 0.58)]},
+            entry(scrna_summary.DEFAULT, 0.72, 0.58, n_runs=1) | {"runs": [run(0, 0.72, 0.58)]},
         ],
     )
     # a dataset without a pooled run gets no verdict, whatever its kept row says
@@ -241,15 +241,16 @@ def test_scrna_summary_verdict(tmp_path):
         for line in text.splitlines()
         if line.startswith("| 10x PBMC 4k") or line.startswith("| worm")
     ]
-    # the verdict is the pooled row's: 0.77 >= 0.75 (leiden) and 0.62 >= 0.60 (PCs + KMeans)
-    assert rows[0].startswith("| 10x PBMC 4k | 0.77 / 0.62 |")
+    # the verdict is the default's row (with its number of fits): 0.77 >= 0.75 (leiden) and
+    # 0.62 >= 0.60 (PCs + KMeans)
+    assert rows[0].startswith("| 10x PBMC 4k | 1 | 0.77 / 0.62 |")
     assert rows[0].endswith("| yes |")
     assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
-    assert rows[1].startswith("| worm neurons | 0.72 / 0.58 |")
+    assert rows[1].startswith("| worm neurons | 1 | 0.72 / 0.58 |")
     assert rows[1].endswith("| no |")  # ARI 0.58 < 0.60
     assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
     assert scrna_summary.DEFAULT == scrna_summary.POOLED
-    pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.POOLED]
+    pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
     assert f"| {pooled_label} | 1 | 0.77 | 0.62 |" in text
     # the kept candidate's consensus (the default before pooling) is listed beside it
     label = scrna_summary.CLUSTERGAN[scrna_summary.KEPT]
@@ -530,6 +531,13 @@ def test_scrna_summary_pool_table():
     assert "| toy | 0 | 0.720 / 0.550 | 0.750 / 0.600 | 0.810 / 0.740 | 0.850 / 0.750 |" in lines
     assert lines[-2].startswith("10 replicas minus 5 replicas over 1 fits, mean (fits where 10 ")
     assert "train NMI +0.030 (1), ARI +0.050 (1)" in lines[-2]
+    # and for the same replicas pooled by co-association linkage against the weighted vote
+    link = {"runs": [run(0, (0.70, 0.65), (0.80, 0.75))]}
+    methods = {scrna_summary.POOLED: pooled, scrna_summary.LINKAGE: link}
+    lines = scrna_summary.linkage_table([("toy", {}, methods)])
+    assert "| toy | 0 | 0.720 / 0.550 | 0.700 / 0.650 | 0.810 / 0.740 | 0.800 / 0.750 |" in lines
+    assert lines[-2].startswith("Linkage minus vote over 1 fits, mean (fits where linkage is ")
+    assert "train NMI -0.020 (0), ARI +0.100 (1)" in lines[-2]
 
 
 def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
