@@ -9,15 +9,18 @@ The default (``tl.clustergan``'s ``n_pcs="auto"`` with ``pool_candidates=True``)
 2,000-gene ensemble for ``max(4000, 500 * K)`` iterations
 (``scgan_cluster.model.recipe_max_iter``) and the 50-PC ensemble
 (``clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000``) and labels the cells by the
-agreement-weighted vote of all 10 replicas: the ``clustergan_auto_pooled`` entry of a direct run
-(``scrna.py --clustergan auto``). The row before pooling (``clustergan_auto_consensus``: the
+average linkage of all 10 replicas' agreement-weighted co-association
+(``pool_method="linkage"``): the ``clustergan_auto_linkage`` entry of a direct run (``scrna.py
+--clustergan auto``), or recorded from a dumped fit (``scrna_readout.py --record linkage``). The
+weighted vote of the same replicas (``clustergan_auto_pooled``, the default before) and the row
+before pooling (``clustergan_auto_consensus``: the
 consensus of the ensemble whose replicas agree more) is also listed; where a dataset lacks a
 direct run for some seeds, it is assembled here from the two candidates' entries, fit by fit
 (the same seeds, so the same networks that ``tl.clustergan`` trains), with the agreements each
 fit recorded (``selection.agreement``): no labels enter the choice. The genes entry is
 ``..._genes2000_perk`` (the recipe's budget), or ``..._genes2000`` (4,000 iterations) where
-K <= 8 and that is the recipe's budget. The pooled row cannot be assembled (it needs every
-replica's labels), so it holds the direct runs only.
+K <= 8 and that is the recipe's budget. The pooled rows cannot be assembled (they need every
+replica's labels), so they hold the direct runs only.
 
     python benchmarks/scrna_summary.py                  # all staged datasets with results
     python benchmarks/scrna_summary.py --out benchmarks/results/scrna_summary.md
@@ -86,8 +89,8 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon1_genes2000_lr1e3_consensus": "+ both + reconstruction + 2,000 genes, lr 1e-3, consensus of 5",
     "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
     "clustergan_auto_consensus": "the default before pooling: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5 (pool_candidates=False)",
-    "clustergan_auto_pooled": "**default**: both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_candidates=True)",
-    "clustergan_auto_linkage": 'both candidates\' 10 replicas pooled by average linkage of their agreement-weighted co-association (pool_method="linkage")',
+    "clustergan_auto_pooled": 'both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_method="vote"; the default before)',
+    "clustergan_auto_linkage": '**default**: both candidates\' 10 replicas pooled by average linkage of their agreement-weighted co-association (pool_method="linkage")',
     "clustergan_auto_r10_linkage": "the default with 10 replicas per candidate, all 20 pooled by co-association linkage",
     "clustergan_auto_r10_consensus": "the default with 10 replicas per candidate (n_runs=10), consensus of the kept candidate's 10",
     "clustergan_auto_r10_pooled": "the default with 10 replicas per candidate (n_runs=10): all 20 in one weighted vote",
@@ -99,7 +102,8 @@ KEPT = "clustergan_auto_consensus"
 POOLED = "clustergan_auto_pooled"
 POOLED_R10 = "clustergan_auto_r10_pooled"
 LINKAGE = "clustergan_auto_linkage"
-DEFAULT = POOLED  # the verdict's row: tl.clustergan's default labels (pool_candidates=True)
+# the verdict's row: tl.clustergan's default labels (pool_candidates=True, pool_method="linkage")
+DEFAULT = LINKAGE
 BEFORE = "clustergan_auto_4000_consensus"
 
 

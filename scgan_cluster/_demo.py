@@ -127,7 +127,7 @@ def run_demo(
             f"{rep['agreement_genes']:.3f}, {rep['n_pcs']} principal components "
             f"{rep['agreement_pcs']:.3f})"
             + (
-                "; its labels are the weighted vote of both ensembles' replicas"
+                f"; its labels pool both ensembles' replicas ({rep['pool_method']})"
                 if rep.get("pooled")
                 else ""
             )

@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "n_top_genes": 2000,
         "n_pcs": "auto",
         "pool_candidates": True,
-        "pool_method": "vote",
+        "pool_method": "linkage",
     },
     "paper": {
         "prior": "uniform",
@@ -89,8 +89,10 @@ RECIPES: dict[str, dict[str, object]] = {
 ``"lognorm"`` (the default there) is the setting chosen on the validation split of the single-cell
 benchmark (``benchmarks/scrna.py``); its ``n_pcs="auto"`` trains a second ensemble on principal
 components (:data:`PCS_SETTINGS`), keeps the latent of the one whose replicas agree more, and
-(``pool_candidates=True``, chosen on the training and validation cells) labels the cells by the
-agreement-weighted vote of the replicas of both (:func:`pool_replicas`). ``"paper"`` is
+(``pool_candidates=True``, chosen on the training and validation cells) labels the cells by
+pooling the replicas of both: average linkage of the cells' agreement-weighted co-association
+(``pool_method="linkage"``, which replaced the weighted vote on the same evidence; see
+:func:`pool_replicas`). ``"paper"`` is
 the paper's recipe at the CPU budget of :data:`DEFAULT_MAX_ITER` iterations (the paper:
 100,000). The :class:`ClusterGAN` class itself
 defaults to the paper's settings.

@@ -249,7 +249,7 @@ def test_scrna_summary_verdict(tmp_path):
     assert rows[1].startswith("| worm neurons | 1 | 0.72 / 0.58 |")
     assert rows[1].endswith("| no |")  # ARI 0.58 < 0.60
     assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
-    assert scrna_summary.DEFAULT == scrna_summary.POOLED
+    assert scrna_summary.DEFAULT == scrna_summary.LINKAGE
     pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
     assert f"| {pooled_label} | 1 | 0.77 | 0.62 |" in text
     # the kept candidate's consensus (the default before pooling) is listed beside it

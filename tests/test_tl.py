@@ -491,7 +491,7 @@ def test_n_pcs_auto_keeps_the_candidate_whose_replicas_agree_more(counts):
 
 def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts, tmp_path):
     a, b = counts.copy(), counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's: pool_candidates=True
+    scg.tl.clustergan(a, 3, n_runs=2, pool_method="vote", **FAST)  # pool_candidates=True
     scg.tl.clustergan(b, 3, n_runs=2, pool_candidates=False, **FAST)  # the chosen one alone
     uns = a.uns["clustergan"]
     assert uns["representation"]["pooled"] is True
@@ -525,7 +525,7 @@ def test_pool_candidates_votes_with_every_replica_of_both_ensembles(counts, tmp_
 
 def test_pool_method_linkage_clusters_the_co_association(counts):
     a = counts.copy()
-    scg.tl.clustergan(a, 3, n_runs=2, pool_method="linkage", **FAST)
+    scg.tl.clustergan(a, 3, n_runs=2, **FAST)  # the recipe's: pool_method="linkage"
     uns = a.uns["clustergan"]
     assert uns["representation"]["pool_method"] == "linkage"
     runs = a.obsm["clustergan_runs"]
