@@ -487,14 +487,17 @@ def test_scrna_candidates_variant_keeps_the_one_whose_replicas_agree_more(monkey
     assert both[2]["runs"][0]["train"] == alone[2]["runs"][0]["train"]
     agreement = alone[0]["selection"][0]["agreement"]
     assert max(fit["candidate_agreement"]) == round(float(np.mean(agreement)), 4)
-    # the pooled vote of both candidates' replicas is a fourth entry of the same fits
+    # the pooled vote of both candidates' replicas is a fourth entry of the same fits, their
+    # co-association linkage a fifth
     assert [e["method"] for e in both] == [
-        "clustergan_toyAB" + s for s in ("", "_medoid", "_consensus", "_pooled")
+        "clustergan_toyAB" + s for s in ("", "_medoid", "_consensus", "_pooled", "_linkage")
     ]
     assert [e["method"] for e in alone][-1] == f"clustergan_{fit['chosen']}_consensus"
     assert len(fit["pooled_weights"]) == 4
     assert all(0 <= w <= 1 for w in fit["pooled_weights"])
     assert set(both[3]["runs"][0]) >= {"val", "test", "train"}
+    assert set(both[4]["runs"][0]) >= {"val", "test", "train"}
+    assert both[4]["runs"][0]["seed"] == both[3]["runs"][0]["seed"]  # the same fit
 
 
 def test_scrna_summary_pool_table():
