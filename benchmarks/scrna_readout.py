@@ -47,6 +47,7 @@ from scgan_cluster._consensus import (
     agreement_weights,
     coassociation_embedding,
     consensus,
+    linkage_assign,
     linkage_consensus,
     vote,
 )
@@ -83,6 +84,19 @@ def _weights(runs: np.ndarray) -> np.ndarray:
     return agreement_weights(agreement(runs))
 
 
+def _onehot(fit: Fit, k: int) -> dict[str, np.ndarray]:
+    """Per split, the replicas' weighted one-hot labels side by side (co-association embedding)."""
+    w = _weights(fit["train"]["labels"])
+    return {s: coassociation_embedding(fit[s]["labels"], k, w) for s in SPLITS}
+
+
+def _latents(fit: Fit) -> dict[str, np.ndarray]:
+    """Per split, the replicas' latents side by side, each scaled by sqrt of its weight share."""
+    w = _weights(fit["train"]["labels"])
+    scale = np.sqrt(w / w.sum())[None, :, None]
+    return {s: (fit[s]["latent"] * scale).reshape(len(fit[s]["latent"]), -1) for s in SPLITS}
+
+
 def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
     runs = fit["train"]["labels"].astype(np.int64)
     labels, _, maps, scores = consensus(runs, k, weights="agreement" if weighted else None)
@@ -94,15 +108,13 @@ def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
 
 
 def readout_onehot_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
-    w = _weights(fit["train"]["labels"])
-    x = {s: coassociation_embedding(fit[s]["labels"], k, w) for s in SPLITS}
+    x = _onehot(fit, k)
     km = KMeans(k, n_init=10, random_state=seed).fit(x["train"])
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
 def readout_pooled_refined(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
-    w = _weights(fit["train"]["labels"])
-    x = {s: coassociation_embedding(fit[s]["labels"], k, w) for s in SPLITS}
+    x = _onehot(fit, k)
     start = readout_vote(fit, k, weighted=True)["train"]
     centres = np.stack([x["train"][start == c].mean(axis=0) for c in np.unique(start)])
     km = KMeans(len(centres), init=centres, n_init=1).fit(x["train"])
@@ -114,15 +126,12 @@ def readout_linkage(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
     labels, _, profiles, scores = linkage_consensus(runs, k, weights="agreement")
     w = agreement_weights(scores)
     return {"train": labels} | {
-        s: (coassociation_embedding(fit[s]["labels"], k, w) @ profiles.T).argmax(axis=1)
-        for s in SPLITS[1:]
+        s: linkage_assign(fit[s]["labels"], profiles, k, w) for s in SPLITS[1:]
     }
 
 
 def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
-    w = _weights(fit["train"]["labels"])
-    scale = np.sqrt(w / w.sum())[None, :, None]
-    x = {s: (fit[s]["latent"] * scale).reshape(len(fit[s]["latent"]), -1) for s in SPLITS}
+    x = _latents(fit)
     km = KMeans(k, n_init=10, random_state=seed).fit(x["train"].astype(np.float64))
     return {"train": km.labels_} | {
         s: pairwise_distances_argmin(x[s], km.cluster_centers_) for s in SPLITS[1:]
@@ -130,9 +139,7 @@ def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def readout_latent_leiden(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
-    w = _weights(fit["train"]["labels"])
-    scale = np.sqrt(w / w.sum())[None, :, None]
-    x = {s: (fit[s]["latent"] * scale).reshape(len(fit[s]["latent"]), -1) for s in SPLITS}
+    x = _latents(fit)
     labels = leiden_latent_k(x["train"], k, seed)
     means = np.stack([x["train"][labels == c].mean(axis=0) for c in range(labels.max() + 1)])
     return {"train": labels} | {s: pairwise_distances_argmin(x[s], means) for s in SPLITS[1:]}

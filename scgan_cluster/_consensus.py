@@ -26,6 +26,7 @@ __all__ = [
     "align_labels",
     "coassociation_embedding",
     "consensus",
+    "linkage_assign",
     "linkage_consensus",
     "vote",
 ]
@@ -304,3 +305,26 @@ def linkage_consensus(
     labels[tree_cells] = groups
     confidence = share[np.arange(n), labels]
     return labels.astype(np.int64), confidence, profiles, scores
+
+
+def linkage_assign(
+    runs: np.ndarray, profiles: np.ndarray, n_clusters: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Labels of cells from their runs' labels, for the clusters of :func:`linkage_consensus`.
+
+    Each cell joins the cluster whose profile it is co-assigned with most, as that function
+    places the cells outside its tree.
+
+    Parameters
+    ----------
+    runs
+        ``(n_cells, R)`` labels of the same R runs (same order) the profiles came from.
+    profiles
+        ``(K, R * K)`` from :func:`linkage_consensus`.
+    n_clusters
+        K.
+    weights
+        The run weights the profiles were built with.
+    """
+    x = coassociation_embedding(runs, n_clusters, weights)
+    return (x @ profiles.T).argmax(axis=1).astype(np.int64)

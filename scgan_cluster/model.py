@@ -20,8 +20,8 @@ from sklearn.metrics import pairwise_distances_argmin
 from ._consensus import (
     agreement_weights,
     align_labels,
-    coassociation_embedding,
     consensus,
+    linkage_assign,
     linkage_consensus,
     vote,
 )
@@ -1159,8 +1159,7 @@ class PooledConsensus:
             axis=1,
         )
         if self.method == "linkage":
-            x = coassociation_embedding(runs, self.n_clusters, self.weights_)
-            return (x @ self.profiles_.T).argmax(axis=1).astype(np.int64)
+            return linkage_assign(runs, self.profiles_, self.n_clusters, self.weights_)
         return vote(runs, self.run_maps_, self.n_clusters, self.weights_).argmax(axis=1)
 
 
