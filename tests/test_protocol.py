@@ -500,7 +500,7 @@ def test_scrna_candidates_variant_keeps_the_one_whose_replicas_agree_more(monkey
     assert both[4]["runs"][0]["seed"] == both[3]["runs"][0]["seed"]  # the same fit
 
 
-def test_scrna_summary_pool_table():
+def test_scrna_summary_paired_tables():
     import scrna_summary
 
     def run(seed, train, val):
@@ -511,13 +511,16 @@ def test_scrna_summary_pool_table():
             "test": {"nmi": 0.5, "ari": 0.5},
         }
 
+    def table(key, methods):
+        return scrna_summary.paired_table([("toy", {}, methods)], *scrna_summary.PAIRED[key])
+
     kept = {"runs": [run(0, (0.70, 0.60), (0.80, 0.70)), run(5, (0.60, 0.50), (0.70, 0.60))]}
     pooled = {
         # seed 9 has no kept fit and is left out: one fit compared
         "runs": [run(0, (0.72, 0.55), (0.81, 0.74)), run(9, (0.1, 0.1), (0.1, 0.1))]
     }
     methods = {scrna_summary.KEPT: kept, scrna_summary.POOLED: pooled}
-    lines = scrna_summary.pool_table([("toy", {}, methods)])
+    lines = table("pool", methods)
     assert "| toy | 0 | 0.700 / 0.600 | 0.720 / 0.550 | 0.800 / 0.700 | 0.810 / 0.740 |" in lines
     assert not any(line.startswith("| toy | 9") for line in lines)
     assert lines[-2] == (
@@ -526,21 +529,41 @@ def test_scrna_summary_pool_table():
         "same fits (not used for the choice): NMI +0.000 (0), ARI +0.000 (0)."
     )
     # no pooled entry, no table
-    assert scrna_summary.pool_table([("toy", {}, {scrna_summary.KEPT: kept})]) == []
+    assert table("pool", {scrna_summary.KEPT: kept}) == []
     # the same comparison for 10 replicas per candidate against the default's 5
     r10 = {"runs": [run(0, (0.75, 0.60), (0.85, 0.75))]}
     methods = {scrna_summary.POOLED: pooled, scrna_summary.POOLED_R10: r10}
-    lines = scrna_summary.replicas_table([("toy", {}, methods)])
+    lines = table("replicas", methods)
     assert "| toy | 0 | 0.720 / 0.550 | 0.750 / 0.600 | 0.810 / 0.740 | 0.850 / 0.750 |" in lines
     assert lines[-2].startswith("10 replicas minus 5 replicas over 1 fits, mean (fits where 10 ")
     assert "train NMI +0.030 (1), ARI +0.050 (1)" in lines[-2]
     # and for the same replicas pooled by co-association linkage against the weighted vote
     link = {"runs": [run(0, (0.70, 0.65), (0.80, 0.75))]}
     methods = {scrna_summary.POOLED: pooled, scrna_summary.LINKAGE: link}
-    lines = scrna_summary.linkage_table([("toy", {}, methods)])
+    lines = table("linkage", methods)
     assert "| toy | 0 | 0.720 / 0.550 | 0.700 / 0.650 | 0.810 / 0.740 | 0.800 / 0.750 |" in lines
     assert lines[-2].startswith("Linkage minus vote over 1 fits, mean (fits where linkage is ")
     assert "train NMI -0.020 (0), ARI +0.100 (1)" in lines[-2]
+    # and 10 replicas against 5 for the default's readout (linkage)
+    link10 = {"runs": [run(0, (0.69, 0.70), (0.82, 0.70))]}
+    methods = {scrna_summary.LINKAGE: link, scrna_summary.LINKAGE_R10: link10}
+    lines = table("replicas_linkage", methods)
+    assert "| toy | 0 | 0.700 / 0.650 | 0.690 / 0.700 | 0.800 / 0.750 | 0.820 / 0.700 |" in lines
+    assert (
+        "train NMI -0.010 (0), ARI +0.050 (1); validation NMI +0.020 (1), ARI -0.050 (0)"
+        in (lines[-2])
+    )
+    # all of them in PAIRED's order, each table once
+    methods = {
+        scrna_summary.KEPT: kept,
+        scrna_summary.POOLED: pooled,
+        scrna_summary.LINKAGE: link,
+        scrna_summary.POOLED_R10: r10,
+        scrna_summary.LINKAGE_R10: link10,
+    }
+    lines = scrna_summary.paired_tables([("toy", {}, methods)])
+    headings = [line for line in lines if line.startswith("**")]
+    assert headings == [scrna_summary.PAIRED[k][2] for k in scrna_summary.PAIRED]
 
 
 def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
