@@ -227,7 +227,9 @@ def test_scrna_summary_verdict(tmp_path):
             consensus(pcs, 0, 0.72, 0.58),
             # the default before (720 genes): listed, not the verdict's
             entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
-            entry(scrna_summary.DEFAULT, 0.72, 0.58, n_runs=1) | {"runs": [run(0, 0.72, 0.58)]},
+            # two fits: the verdict shows their sd
+            entry(scrna_summary.DEFAULT, 0.72, 0.58, n_runs=2)
+            | {"runs": [run(0, 0.71, 0.56), run(5, 0.73, 0.60)]},
         ],
     )
     # a dataset without a pooled run gets no verdict, whatever its kept row says
@@ -243,11 +245,11 @@ def test_scrna_summary_verdict(tmp_path):
     ]
     # the verdict is the default's row (with its number of fits): 0.77 >= 0.75 (leiden) and
     # 0.62 >= 0.60 (PCs + KMeans)
-    assert rows[0].startswith("| 10x PBMC 4k | 1 | 0.77 / 0.62 |")
-    assert rows[0].endswith("| yes |")
-    assert "0.75 (leiden (K clusters)) / 0.60 (50 PCs + KMeans)" in rows[0]
-    assert rows[1].startswith("| worm neurons | 1 | 0.72 / 0.58 |")
-    assert rows[1].endswith("| no |")  # ARI 0.58 < 0.60
+    assert rows[0].startswith("| 10x PBMC 4k | 1 | 0.770 / 0.620 |")
+    assert rows[0].endswith("| +0.020 / +0.020 | yes |")
+    assert "0.750 (leiden (K clusters)) / 0.600 (50 PCs + KMeans)" in rows[0]
+    assert rows[1].startswith("| worm neurons | 2 | 0.720 ± 0.010 / 0.580 ± 0.020 |")
+    assert rows[1].endswith("| +0.020 / -0.020 | no |")  # ARI 0.58 < 0.60
     assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
     assert scrna_summary.DEFAULT == scrna_summary.LINKAGE
     pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
