@@ -314,6 +314,15 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
         ],
         "runs": 10,
     },
+    # exploratory (2026-11-27): the default's two candidates and the genes at lr 2e-3 for 2,000
+    # iterations as a third, all 15 replicas pooled (not in tl.clustergan)
+    "auto_lr": {
+        "candidates": [
+            "lognorm_learned_recon1_genes2000_perk",
+            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
+            "lognorm_learned_recon1_genes2000_lr2e3_2000",
+        ]
+    },
     # the default before 2026-11-26 (third stop): the genes candidate at 4,000 for every K
     "auto_4000": {
         "candidates": [

@@ -16,6 +16,9 @@ on the same replicas, without training again:
 - ``linkage``: average-linkage clustering of the training cells on the same weighted
   co-association, cut at K clusters; a new cell joins the cluster it is co-assigned with most on
   average (``tl.clustergan(pool_method="linkage")``, ``scgan_cluster._consensus.linkage_consensus``).
+- ``linkage_min1``: the same tree, but clusters of fewer than 1% of the cells do not count as
+  one of the K (``linkage_consensus(min_size=0.01)``): cut where K clusters of at least that
+  size exist; the cells of smaller ones join the cluster they are co-assigned with most.
 - ``latent_kmeans``: KMeans on the replicas' encoder latents (zn, softmax zc) side by side,
   each replica scaled by the square root of its weight; new cells go to the nearest centre
   (``latent_kmeans_kept``: the kept ensemble's replicas only).
@@ -57,11 +60,22 @@ SPLITS = ("train", "val", "test")
 Fit = dict[str, dict[str, np.ndarray]]  # split -> {"labels": (n, R), "latent": (n, R, d)}
 
 
-def load_fit(path: Path) -> tuple[Fit, Fit, dict[str, np.ndarray], int]:
-    """A dump's kept ensemble, both ensembles together, the truth per split, and K."""
+def load_fit(
+    path: Path, n_candidates: int | None = None
+) -> tuple[Fit, Fit, dict[str, np.ndarray], int]:
+    """A dump's kept ensemble, both ensembles together, the truth per split, and K.
+
+    ``n_candidates``: read only the first that many candidates (the kept one is then the one
+    of them whose replicas agree most, as the fit would have chosen among them).
+    """
     z = np.load(path)
     chosen = int(z["chosen"])
     n_cand = len(z["agreement"])
+    if n_candidates is not None and n_candidates < n_cand:
+        if n_candidates < 1:
+            raise ValueError(f"n_candidates must be at least 1, got {n_candidates}")
+        n_cand = n_candidates
+        chosen = int(np.argmax(z["agreement"][:n_cand]))
     kept = {
         s: {"labels": z[f"labels_{chosen}_{s}"], "latent": z[f"latent_{chosen}_{s}"]}
         for s in SPLITS
@@ -121,9 +135,9 @@ def readout_pooled_refined(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
-def readout_linkage(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+def readout_linkage(fit: Fit, k: int, seed: int, min_size: float = 0.0) -> dict[str, np.ndarray]:
     runs = fit["train"]["labels"].astype(np.int64)
-    labels, _, profiles, scores = linkage_consensus(runs, k, weights="agreement")
+    labels, _, profiles, scores = linkage_consensus(runs, k, weights="agreement", min_size=min_size)
     w = agreement_weights(scores)
     return {"train": labels} | {
         s: linkage_assign(fit[s]["labels"], profiles, k, w) for s in SPLITS[1:]
@@ -151,6 +165,7 @@ READOUTS: dict[str, tuple[str, Callable]] = {
     "onehot_kmeans": ("both", readout_onehot_kmeans),
     "pooled_refined": ("both", readout_pooled_refined),
     "linkage": ("both", readout_linkage),
+    "linkage_min1": ("both", lambda f, k, seed: readout_linkage(f, k, seed, min_size=0.01)),
     "latent_kmeans": ("both", readout_latent_kmeans),
     "latent_kmeans_kept": ("kept", readout_latent_kmeans),
     "latent_leiden": ("both", readout_latent_leiden),
@@ -167,10 +182,13 @@ def replica_fit(labels: np.ndarray, runs: np.ndarray) -> float:
     )
 
 
-def score_dump(path: Path, readouts: list[str], seed: int = 0) -> dict:
+def score_dump(
+    path: Path, readouts: list[str], seed: int = 0, n_candidates: int | None = None
+) -> dict:
     """Every readout of one dump scored on the three splits, plus ``picked``: per fit, the
-    readout with the highest label-free ``fit`` (the first on a tie)."""
-    kept, both, truth, k = load_fit(path)
+    readout with the highest label-free ``fit`` (the first on a tie). ``n_candidates``: as
+    :func:`load_fit`."""
+    kept, both, truth, k = load_fit(path, n_candidates)
     result = {"dump": path.name, "n_clusters": k, "readouts": {}}
     for name in readouts:
         which, fn = READOUTS[name]
@@ -248,16 +266,31 @@ def main(argv: list[str] | None = None) -> None:
         "entry clustergan_<variant>_<READOUT> (fits whose seed is there already are skipped)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--against",
+        default="pooled",
+        choices=sorted(READOUTS),
+        help="the readout the others are compared to (default: pooled, the weighted vote)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        metavar="N",
+        help="read only each fit's first N candidates (e.g. 2: the default's two ensembles of a "
+        "fit that trained a third)",
+    )
     args = parser.parse_args(argv)
     if args.record is not None and args.record not in args.readouts:
         parser.error(f"--record {args.record} needs that readout in --readouts")
-    if "pooled" not in args.readouts:
+    if args.record is not None and args.candidates is not None:
         parser.error(
-            "--readouts must include pooled (the default, which the others are compared to)"
+            "--record scores every candidate of a fit, as scrna.py does: drop --candidates"
         )
+    if args.against not in args.readouts:
+        parser.error(f"--readouts must include {args.against} (--against)")
     results = []
     for path in args.dumps:
-        res = score_dump(path, args.readouts)
+        res = score_dump(path, args.readouts, n_candidates=args.candidates)
         res["dataset"] = path.parent.name
         results.append(res)
         print(f"{path.parent.name}/{path.name} (K={res['n_clusters']})")
@@ -267,8 +300,10 @@ def main(argv: list[str] | None = None) -> None:
                 + "  ".join(f"{s} {r[s]['nmi']:.3f}/{r[s]['ari']:.3f}" for s in SPLITS)
                 + (f"  ({r['name']})" if "name" in r else "")
             )
-    table = differences(results)
-    print(f"\nmean difference from pooled over {len(results)} fits (fits higher), NMI / ARI:")
+    table = differences(results, against=args.against)
+    print(
+        f"\nmean difference from {args.against} over {len(results)} fits (fits higher), NMI / ARI:"
+    )
     for name, row in table.items():
         print(
             f"  {name:<20} "
@@ -296,7 +331,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         write_json(
             args.out,
-            {"script": "benchmarks/scrna_readout.py", "fits": results, "against_pooled": table},
+            {
+                "script": "benchmarks/scrna_readout.py",
+                "fits": results,
+                f"against_{args.against}": table,
+            },
         )
 
 

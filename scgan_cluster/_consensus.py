@@ -232,12 +232,35 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1]
 
 
+def _n_cut(tree: np.ndarray, n_leaves: int, n_clusters: int, min_count: int) -> int | None:
+    """Fewest clusters of a scipy linkage that hold K clusters of ``min_count`` leaves or more.
+
+    The merges are undone one by one from the root (at least ``n_clusters`` clusters);
+    ``None`` if no cut holds that many. Undoing one merge changes the number of such clusters
+    by at most one, so the first cut that holds K holds exactly K.
+    """
+    size = np.concatenate([np.ones(n_leaves), tree[:, 3]])
+    big = int(size[-1] >= min_count)
+    for step in range(n_leaves - 2, -1, -1):
+        n_now = n_leaves - 1 - step  # clusters before undoing merge ``step``
+        if n_now >= n_clusters and big >= n_clusters:
+            return n_now
+        a, b = int(tree[step, 0]), int(tree[step, 1])
+        big += (
+            int(size[a] >= min_count)
+            + int(size[b] >= min_count)
+            - int(size[n_leaves + step] >= min_count)
+        )
+    return n_leaves if n_leaves >= n_clusters and big >= n_clusters else None
+
+
 def linkage_consensus(
     runs: np.ndarray,
     n_clusters: int,
     *,
     weights: np.ndarray | str | None = None,
     max_cells: int = 5000,
+    min_size: float = 0.0,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Average-linkage clustering of R clusterings' (weighted) co-association, cut at K clusters.
@@ -250,6 +273,13 @@ def linkage_consensus(
     it with them, averaged over them), and every cell outside the tree, new cells included,
     joins the cluster it is co-assigned with most. Cluster 0 is the largest.
 
+    Average linkage joins a few outlying cells last, so the exact cut can spend clusters on
+    one to a few cells. With ``min_size > 0`` clusters below that share of the tree's cells do
+    not count: the tree is cut at the fewest clusters that hold K clusters of at least that
+    size, those K are kept, and the cells of the smaller ones join the kept cluster they are
+    co-assigned with most (as new cells do). If no cut holds K such clusters, the exact cut is
+    used.
+
     Parameters
     ----------
     runs
@@ -260,6 +290,9 @@ def linkage_consensus(
         As in :func:`consensus` (``"agreement"``: each run's agreement with the others).
     max_cells
         Most cells the tree is built on (memory and time grow with its square).
+    min_size
+        Smallest share of the tree's cells that counts as one of the K clusters, in
+        ``[0, 1 / n_clusters]``; ``0``: the exact cut at K.
     random_state
         Seed of the subset (used only above ``max_cells``).
 
@@ -279,6 +312,11 @@ def linkage_consensus(
 
     if int(max_cells) < 2:
         raise ValueError(f"max_cells must be at least 2, got {max_cells!r}.")
+    if not 0.0 <= float(min_size) <= 1.0 / n_clusters:
+        raise ValueError(
+            f"min_size must be a share of the cells in [0, 1 / n_clusters] = "
+            f"[0, {1.0 / n_clusters:.4g}], got {min_size!r}."
+        )
     runs, weights, scores = _checked(runs, n_clusters, weights)
     x = coassociation_embedding(runs, n_clusters, weights)
     n = len(x)
@@ -291,18 +329,23 @@ def linkage_consensus(
     dist = np.clip(1.0 - sub @ sub.T, 0.0, None)
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), method="average")
-    groups = _cut(tree, len(sub), n_clusters)
-    # ids by decreasing size (ties: the lower first-cell index first)
+    n_cut = None
+    if min_size > 0:
+        n_cut = _n_cut(tree, len(sub), n_clusters, max(int(np.ceil(min_size * len(sub))), 1))
+    groups = _cut(tree, len(sub), n_clusters if n_cut is None else n_cut)
+    # ids by decreasing size (ties: the lower first-cell index first); the K largest are kept
     sizes = np.bincount(groups)
     first = np.unique(groups, return_index=True)[1]
     order = np.lexsort((first, -sizes))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     groups = rank[groups]
-    profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(int(groups.max()) + 1)])
+    n_kept = min(n_clusters, len(order))
+    profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(n_kept)])
     share = x @ profiles.T
     labels = share.argmax(axis=1)
-    labels[tree_cells] = groups
+    kept = groups < n_kept  # the cells of smaller clusters keep their argmax, as new cells
+    labels[tree_cells[kept]] = groups[kept]
     confidence = share[np.arange(n), labels]
     return labels.astype(np.int64), confidence, profiles, scores
 

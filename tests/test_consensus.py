@@ -169,9 +169,41 @@ def test_linkage_consensus_recovers_permuted_runs_and_gives_exactly_k():
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
+def test_linkage_consensus_min_size_keeps_outliers_from_taking_a_cluster():
+    # three blocks of 20 cells and one cell x that no run keeps with one block for long:
+    # B and C are co-assigned in 3 of 6 runs, x with C in 2 and alone in the others but one
+    blocks = [(0, 1, 2, 2), (0, 1, 2, 1), (0, 1, 1, 2), (0, 1, 1, 2), (0, 1, 2, 2), (0, 1, 1, 0)]
+    runs = np.array([[a] * 20 + [b] * 20 + [c] * 20 + [x] for a, b, c, x in blocks]).T
+    a, b, c, x = 0, 20, 40, 60
+    # the exact cut at K = 3 spends a cluster on x and merges B with C
+    labels, _, _, _ = linkage_consensus(runs, 3)
+    assert np.bincount(labels).tolist() == [40, 20, 1]
+    assert labels[b] == labels[c]
+    assert labels[x] not in labels[:60]
+    # clusters of fewer than 10% of the cells do not count: A, B, C, and x joins C, the block it
+    # is co-assigned with most (2 of 6 runs)
+    labels, confidence, profiles, _ = linkage_consensus(runs, 3, min_size=0.1)
+    assert np.bincount(labels).tolist() == [20, 20, 21]
+    assert len({labels[a], labels[b], labels[c]}) == 3
+    assert labels[x] == labels[c]
+    np.testing.assert_allclose(confidence[x], 2 / 6)
+    np.testing.assert_allclose(confidence[:60], 1.0)
+    assert profiles.shape == (3, 18)
+    # a share so small that every cluster counts is the exact cut
+    np.testing.assert_array_equal(
+        linkage_consensus(runs, 3, min_size=1e-4)[0], linkage_consensus(runs, 3)[0]
+    )
+    # no cut holds 3 clusters of a third of the cells each (61 cells): the exact cut
+    np.testing.assert_array_equal(
+        linkage_consensus(runs, 3, min_size=1 / 3)[0], linkage_consensus(runs, 3)[0]
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "msg"),
     [
+        ({"min_size": -0.1}, "min_size must be a share"),
+        ({"min_size": 0.6}, "min_size must be a share"),
         ({"max_cells": 1}, "max_cells must be at least 2"),
         ({"weights": "equal"}, "weights must be an array"),
         ({"weights": np.array([1.0, -1.0, 1.0])}, "non-negative"),

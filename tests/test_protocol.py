@@ -597,6 +597,17 @@ def test_scrna_dump_replays_the_recorded_readouts(monkeypatch, tmp_path):
     for r in scored["readouts"].values():
         assert -1.0 <= r["fit"] <= 1.0
         assert 0.0 <= r["test"]["nmi"] <= 1.0
+    # the first candidate alone: "both" and the kept ensemble are that candidate's replicas
+    kept, both, _, _ = scrna_readout.load_fit(tmp_path / "toy_auto_7.npz", n_candidates=1)
+    for s in ("train", "val", "test"):
+        assert both[s]["labels"].tolist() == z[f"labels_0_{s}"].tolist()
+        assert kept[s]["labels"].tolist() == z[f"labels_0_{s}"].tolist()
+        np.testing.assert_array_equal(both[s]["latent"], z[f"latent_0_{s}"])
+    # differences against another readout than the vote
+    table = scrna_readout.differences([scored], against="linkage")
+    assert table["linkage"]["train_nmi"] == (0.0, 0)
+    gap = scored["readouts"]["kept"]["val"]["ari"] - scored["readouts"]["linkage"]["val"]["ari"]
+    assert table["kept"]["val_ari"][0] == pytest.approx(gap, abs=1e-4)
 
 
 def test_scrna_readout_records_a_readout_as_the_fits_entry(monkeypatch, tmp_path):
