@@ -769,7 +769,12 @@ def test_compiled_steps_equal_eager(precision, tmp_path, monkeypatch):
 
     def close(a, b):
         if dtype is None:
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+            # inductor sums in another order: each entry of a gradient may be off by float32
+            # rounding of its largest terms, which is the tensor's scale, not the entry's own
+            # size (one entry of 36,261 at 0.27 next to entries of 8e4 is off by 6e-5)
+            scale = float(b.abs().max()) if b.numel() else 0.0
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=max(1e-6, 1e-7 * scale))
+            assert float((a - b).norm()) <= 1e-6 * float(b.norm()) + 1e-6
         else:  # inductor keeps bf16 intermediates in float32: a few bf16 roundings apart
             a, b = a.float(), b.float()
             assert float((a - b).norm()) <= 0.03 * float(b.norm()) + 1e-3
