@@ -747,6 +747,12 @@ def main(argv: list[str] | None = None) -> None:
         "--n-top-genes", type=int, default=720, help="genes of the paper's preprocessing"
     )
     parser.add_argument("--seed0", type=int, default=0)
+    parser.add_argument(
+        "--n-clusters",
+        type=int,
+        help="K every method clusters into (default: the number of labelled classes); another K "
+        "needs --tag, so that its results go to their own file",
+    )
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=scg.model.DEFAULT_MAX_ITER)
     parser.add_argument(
@@ -802,10 +808,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.label_key not in adata.obs:
         parser.error(f"obs has no column {args.label_key!r}; pass --label-key.")
     truth = np.asarray(adata.obs[args.label_key].astype(str))
-    k = len(np.unique(truth))
+    n_classes = len(np.unique(truth))
+    k = n_classes if args.n_clusters is None else args.n_clusters
+    if k < 2:
+        parser.error(f"--n-clusters must be at least 2, got {k}")
+    if k != n_classes and not args.tag:
+        parser.error(
+            f"--n-clusters {k} is not the {n_classes} classes of the labels: pass --tag (e.g. "
+            f"--tag _k{k}) so that these results do not mix with the others"
+        )
     split = paper_split(adata.n_obs, seed=args.split_seed)
     print(
-        f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K={k}; "
+        f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K={k} ({n_classes} classes); "
         f"split {len(split['train'])}/{len(split['val'])}/{len(split['test'])} (train/val/test)"
     )
     stem = f"scrna_{name}{args.tag}"
@@ -858,6 +872,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_obs": adata.n_obs,
         "n_vars": adata.n_vars,
         "n_clusters": k,
+        "n_classes": n_classes,
         "split": split_info,
         "nmi": "nmi: arithmetic mean (scikit-learn >= 0.22 default); nmi_geometric: the 2018 code's",
         "machine": machine(),

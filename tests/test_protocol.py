@@ -327,6 +327,22 @@ def _toy_h5ad(tmp_path):
     return ["--h5ad", str(tmp_path / "toy.h5ad"), "--methods", "--n-top-genes", "20"]
 
 
+def test_scrna_n_clusters_other_than_the_classes(monkeypatch, tmp_path):
+    import scrna
+
+    monkeypatch.setitem(scrna.CLUSTERGAN_VARIANTS, "toy3", {"max_iter": 3})
+    argv = [*_toy_h5ad(tmp_path), "--clustergan", "toy3", "--runs", "2", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):  # another K than the 3 classes, into the same file
+        scrna.main([*argv, "--n-clusters", "5"])
+    assert not (tmp_path / "scrna_toy.json").exists()
+    scrna.main([*argv, "--n-clusters", "5", "--tag", "_k5", "--dump", str(tmp_path / "d")])
+    result = json.loads((tmp_path / "scrna_toy_k5.json").read_text())
+    assert (result["n_clusters"], result["n_classes"]) == (5, 3)
+    z = np.load(tmp_path / "d" / "toy3_0.npz")
+    assert z["latent_0_train"].shape[2] == 30 + 5  # zn + softmax over the 5 modes
+    assert z["labels_0_train"].max() < 5
+
+
 def test_scrna_device_flag_reaches_the_models(monkeypatch, tmp_path):
     import scrna
 
