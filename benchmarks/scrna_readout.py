@@ -46,12 +46,14 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
 
 from scgan_cluster._consensus import (
+    STABLE_MIN_SIZE,
     agreement,
     agreement_weights,
     coassociation_embedding,
     consensus,
     linkage_assign,
     linkage_consensus,
+    stable_clusters,
     vote,
 )
 from scgan_cluster._leiden import leiden_latent_k
@@ -172,6 +174,34 @@ READOUTS: dict[str, tuple[str, Callable]] = {
 }
 
 
+def estimate_k(path: Path, n_candidates: int | None = None) -> dict:
+    """The label-free number of clusters of a fit trained with more modes than classes.
+
+    ``stable``: :func:`scgan_cluster._consensus.stable_clusters` of every replica (K from the
+    co-association tree cut at one half, clusters of at least 1% of the training cells), and the
+    linkage labels cut at it (``pool_replicas(n_groups="stable")``); ``true_k``: the same tree
+    cut at the number of labelled classes, for reference. Labels of truth only score.
+    """
+    _, both, truth, k = load_fit(path, n_candidates)
+    runs = both["train"]["labels"].astype(np.int64)
+    classes = len(np.unique(np.concatenate([truth[s] for s in SPLITS])))
+    k_hat = min(max(stable_clusters(runs, k, weights="agreement"), 2), k)
+    w = _weights(runs)
+    out = {"dump": path.name, "n_modes": k, "n_classes": classes, "estimated": k_hat}
+    for name, n_groups, min_size in (
+        ("stable", k_hat, STABLE_MIN_SIZE),
+        ("true_k", classes, 0.0),
+    ):
+        labels, _, profiles, _ = linkage_consensus(
+            runs, k, weights="agreement", n_groups=n_groups, min_size=min_size
+        )
+        pred = {"train": labels} | {
+            s: linkage_assign(both[s]["labels"], profiles, k, w) for s in SPLITS[1:]
+        }
+        out[name] = {s: score(truth[s], pred[s]) for s in SPLITS}
+    return out
+
+
 def replica_fit(labels: np.ndarray, runs: np.ndarray) -> float:
     """Label-free: weighted mean ARI of ``labels`` with each replica (weights: agreement)."""
     w = _weights(runs)
@@ -279,7 +309,32 @@ def main(argv: list[str] | None = None) -> None:
         help="read only each fit's first N candidates (e.g. 2: the default's two ensembles of a "
         "fit that trained a third)",
     )
+    parser.add_argument(
+        "--estimate-k",
+        action="store_true",
+        help="fits trained with more modes than classes (scrna.py --n-clusters): print the "
+        "label-free estimate of K and the scores of the linkage cut at it and at the classes",
+    )
     args = parser.parse_args(argv)
+    if args.estimate_k:
+        found = []
+        for path in args.dumps:
+            res = estimate_k(path, args.candidates) | {"dataset": path.parent.name}
+            found.append(res)
+            print(
+                f"{res['dataset']}/{path.name}: {res['n_modes']} modes, {res['n_classes']} "
+                f"classes, estimated K {res['estimated']}"
+            )
+            for name in ("stable", "true_k"):
+                print(
+                    f"  {name:<8} "
+                    + "  ".join(
+                        f"{s} {res[name][s]['nmi']:.3f}/{res[name][s]['ari']:.3f}" for s in SPLITS
+                    )
+                )
+        if args.out is not None:
+            write_json(args.out, {"script": "benchmarks/scrna_readout.py", "estimate_k": found})
+        return
     if args.record is not None and args.record not in args.readouts:
         parser.error(f"--record {args.record} needs that readout in --readouts")
     if args.record is not None and args.candidates is not None:

@@ -232,6 +232,96 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1]
 
 
+def _min_count(min_size: float, n: int) -> int:
+    """Cells a cluster needs to count, for a share ``min_size`` of ``n`` cells (at least 1)."""
+    return max(int(np.ceil(min_size * n)), 1)
+
+
+def _coassociation_tree(
+    runs: np.ndarray,
+    n_clusters: int,
+    weights: np.ndarray | str | None,
+    max_cells: int,
+    random_state: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The average-linkage tree of the runs' weighted co-association.
+
+    Returns the co-association embedding of every cell, the cells that build the tree (all,
+    or a seeded subset of ``max_cells``), the tree of their distance (one minus
+    co-association) and the runs' agreement scores.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    if int(max_cells) < 2:
+        raise ValueError(f"max_cells must be at least 2, got {max_cells!r}.")
+    runs, weights, scores = _checked(runs, n_clusters, weights)
+    x = coassociation_embedding(runs, n_clusters, weights)
+    n = len(x)
+    tree_cells = np.arange(n)
+    if n > max_cells:
+        tree_cells = np.sort(
+            np.random.default_rng(random_state).choice(n, max_cells, replace=False)
+        )
+    sub = x[tree_cells]
+    dist = np.clip(1.0 - sub @ sub.T, 0.0, None)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    return x, tree_cells, tree, scores
+
+
+STABLE_THRESHOLD = 0.5
+"""Default distance at which :func:`stable_clusters` cuts the co-association tree."""
+STABLE_MIN_SIZE = 0.01
+"""Default smallest share of the cells that :func:`stable_clusters` counts as a cluster."""
+
+
+def stable_clusters(
+    runs: np.ndarray,
+    n_clusters: int,
+    *,
+    weights: np.ndarray | str | None = "agreement",
+    threshold: float = STABLE_THRESHOLD,
+    min_size: float = STABLE_MIN_SIZE,
+    max_cells: int = 5000,
+    random_state: int = 0,
+) -> int:
+    """How many clusters R clusterings agree on, without labels: an estimate of K.
+
+    The average-linkage tree of :func:`linkage_consensus` is cut at the distance
+    ``threshold``: cells stay together where, on average, at least ``1 - threshold`` of the
+    runs' weight co-assigns them. The clusters of that cut holding at least ``min_size`` of the
+    cells are counted (outlying cells that no run keeps with others do not count). Run the
+    clusterings with more modes than expected clusters (``n_clusters`` is their number of
+    labels); at least 1 is returned.
+
+    Parameters
+    ----------
+    runs
+        ``(n_cells, R)`` integer labels in ``[0, n_clusters)``, R >= 2.
+    n_clusters
+        The runs' number of labels.
+    weights
+        As in :func:`consensus`.
+    threshold
+        Distance at which the tree is cut, in ``(0, 1)``.
+    min_size
+        Smallest share of the cells that counts as a cluster, in ``[0, 1)``.
+    max_cells, random_state
+        As in :func:`linkage_consensus`.
+    """
+    from scipy.cluster.hierarchy import fcluster
+
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}.")
+    if not 0.0 <= float(min_size) < 1.0:
+        raise ValueError(f"min_size must be a share of the cells in [0, 1), got {min_size!r}.")
+    _, tree_cells, tree, _ = _coassociation_tree(runs, n_clusters, weights, max_cells, random_state)
+    groups = fcluster(tree, t=float(threshold), criterion="distance")
+    sizes = np.bincount(groups)
+    return max(int((sizes >= _min_count(min_size, len(tree_cells))).sum()), 1)
+
+
 def _n_cut(tree: np.ndarray, n_leaves: int, n_clusters: int, min_count: int) -> int | None:
     """Fewest clusters of a scipy linkage that hold K clusters of ``min_count`` leaves or more.
 
@@ -261,6 +351,7 @@ def linkage_consensus(
     weights: np.ndarray | str | None = None,
     max_cells: int = 5000,
     min_size: float = 0.0,
+    n_groups: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Average-linkage clustering of R clusterings' (weighted) co-association, cut at K clusters.
@@ -285,14 +376,17 @@ def linkage_consensus(
     runs
         ``(n_cells, R)`` integer labels in ``[0, n_clusters)``, R >= 2.
     n_clusters
-        K.
+        K: the runs' number of labels, and of the clusters returned unless ``n_groups``.
     weights
         As in :func:`consensus` (``"agreement"``: each run's agreement with the others).
     max_cells
         Most cells the tree is built on (memory and time grow with its square).
     min_size
         Smallest share of the tree's cells that counts as one of the K clusters, in
-        ``[0, 1 / n_clusters]``; ``0``: the exact cut at K.
+        ``[0, 1 / K]``; ``0``: the exact cut at K.
+    n_groups
+        Return this many clusters instead of ``n_clusters`` (runs trained with more modes than
+        clusters wanted, e.g. at the number :func:`stable_clusters` estimates).
     random_state
         Seed of the subset (used only above ``max_cells``).
 
@@ -303,36 +397,28 @@ def linkage_consensus(
     confidence
         ``(n_cells,)`` mean co-association of each cell with its cluster.
     profiles
-        ``(K, R * K)`` the clusters' profiles (for new cells: ``argmax(embedding @ profiles.T)``).
+        ``(n_groups, R * n_clusters)`` the clusters' profiles (for new cells:
+        ``argmax(embedding @ profiles.T)``).
     scores
         ``(R,)`` the agreement of each run with the others.
     """
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
-    if int(max_cells) < 2:
-        raise ValueError(f"max_cells must be at least 2, got {max_cells!r}.")
-    if not 0.0 <= float(min_size) <= 1.0 / n_clusters:
+    n_groups = n_clusters if n_groups is None else int(n_groups)
+    if not 1 <= n_groups <= n_clusters:
+        raise ValueError(f"n_groups must lie in [1, n_clusters = {n_clusters}], got {n_groups}.")
+    if not 0.0 <= float(min_size) <= 1.0 / n_groups:
         raise ValueError(
-            f"min_size must be a share of the cells in [0, 1 / n_clusters] = "
-            f"[0, {1.0 / n_clusters:.4g}], got {min_size!r}."
+            f"min_size must be a share of the cells in [0, 1 / n_groups] = "
+            f"[0, {1.0 / n_groups:.4g}], got {min_size!r}."
         )
-    runs, weights, scores = _checked(runs, n_clusters, weights)
-    x = coassociation_embedding(runs, n_clusters, weights)
+    x, tree_cells, tree, scores = _coassociation_tree(
+        runs, n_clusters, weights, max_cells, random_state
+    )
     n = len(x)
-    tree_cells = np.arange(n)
-    if n > max_cells:
-        tree_cells = np.sort(
-            np.random.default_rng(random_state).choice(n, max_cells, replace=False)
-        )
     sub = x[tree_cells]
-    dist = np.clip(1.0 - sub @ sub.T, 0.0, None)
-    np.fill_diagonal(dist, 0.0)
-    tree = linkage(squareform(dist, checks=False), method="average")
     n_cut = None
     if min_size > 0:
-        n_cut = _n_cut(tree, len(sub), n_clusters, max(int(np.ceil(min_size * len(sub))), 1))
-    groups = _cut(tree, len(sub), n_clusters if n_cut is None else n_cut)
+        n_cut = _n_cut(tree, len(sub), n_groups, _min_count(min_size, len(sub)))
+    groups = _cut(tree, len(sub), n_groups if n_cut is None else n_cut)
     # ids by decreasing size (ties: the lower first-cell index first); the K largest are kept
     sizes = np.bincount(groups)
     first = np.unique(groups, return_index=True)[1]
@@ -340,7 +426,7 @@ def linkage_consensus(
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     groups = rank[groups]
-    n_kept = min(n_clusters, len(order))
+    n_kept = min(n_groups, len(order))
     profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(n_kept)])
     share = x @ profiles.T
     labels = share.argmax(axis=1)

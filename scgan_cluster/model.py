@@ -18,11 +18,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
 from ._consensus import (
+    STABLE_MIN_SIZE,
     agreement_weights,
     align_labels,
     consensus,
     linkage_assign,
     linkage_consensus,
+    stable_clusters,
     vote,
 )
 from ._docs import doc_params
@@ -1142,7 +1144,13 @@ class PooledConsensus:
 
     @property
     def n_clusters(self) -> int:
-        """K, shared by the candidates."""
+        """The number of consensus clusters.
+
+        The candidates' K, or fewer for a linkage tree cut at another number
+        (``pool_replicas(n_groups=...)``).
+        """
+        if self.profiles_ is not None:
+            return len(self.profiles_)
         return self.candidates[0].n_clusters
 
     def predict(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None) -> np.ndarray:
@@ -1151,16 +1159,24 @@ class PooledConsensus:
         ``"vote"``: the weighted vote, matched as in training; ``"linkage"``: the cluster whose
         training cells the replicas put the cell with most (highest mean co-association).
         """
-        runs = np.concatenate(
-            [
-                np.stack([rep.predict(data, layer=layer) for rep in c.replicas], axis=1)
-                for c in self.candidates
-            ],
-            axis=1,
-        )
+        runs = _replica_labels(self.candidates, data, layer)
         if self.method == "linkage":
-            return linkage_assign(runs, self.profiles_, self.n_clusters, self.weights_)
+            k = self.candidates[0].n_clusters  # the replicas' labels
+            return linkage_assign(runs, self.profiles_, k, self.weights_)
         return vote(runs, self.run_maps_, self.n_clusters, self.weights_).argmax(axis=1)
+
+
+def _replica_labels(
+    candidates: Sequence[ClusterGAN], data: AnnData | np.ndarray | Any, layer: str | None
+) -> np.ndarray:
+    """``(n_cells, R)`` every replica's labels of ``data``, the candidates one after the other."""
+    return np.concatenate(
+        [
+            np.stack([rep.predict(data, layer=layer) for rep in c.replicas], axis=1)
+            for c in candidates
+        ],
+        axis=1,
+    )
 
 
 POOL_METHODS = ("vote", "linkage")
@@ -1172,7 +1188,10 @@ def pool_replicas(
     *,
     method: Literal["vote", "linkage"] = "vote",
     max_cells: int = 5000,
+    n_groups: int | Literal["stable"] | None = None,
     random_state: int = 0,
+    data: AnnData | np.ndarray | Any | None = None,
+    layer: str | None = None,
 ) -> PooledConsensus:
     """One labelling from the replicas of several trained ensembles together, without labels.
 
@@ -1195,6 +1214,20 @@ def pool_replicas(
         are co-assigned with most).
     max_cells, random_state
         ``"linkage"`` only: most cells the tree is built on, and the seed of that subset.
+    n_groups
+        ``"linkage"`` only: the number of clusters to cut the tree into when the replicas were
+        trained with more modes than clusters wanted. ``None``: their ``n_clusters``; an int
+        (at most that); ``"stable"``: estimated without labels, the number of clusters that
+        hold at least 1% of the cells where the replicas' weighted co-association is at least
+        one half (:func:`scgan_cluster._consensus.stable_clusters`, at least 2); the tree is
+        then cut where that many clusters of at least 1% of the cells exist, and the cells of
+        smaller ones join the cluster they are co-assigned with most.
+    data, layer
+        The cells to pool, labelled here by every replica (as :meth:`PooledConsensus.predict`
+        does). ``None``: the training cells' labels the ensembles hold. Ensembles loaded with
+        :meth:`ClusterGAN.load` hold none (only their networks are saved): pass their training
+        cells here to pool them again; with the same cells and settings this gives the pooled
+        labels of training back.
     """
     if method not in POOL_METHODS:
         raise ValueError(f"method must be one of {POOL_METHODS}, got {method!r}.")
@@ -1204,14 +1237,34 @@ def pool_replicas(
         c._check_trained()
         if c.replicas is None:
             raise ValueError("pool_replicas needs ensembles trained with n_runs >= 2.")
-    if len({c.n_clusters for c in candidates}) > 1 or len({len(c.labels_) for c in candidates}) > 1:
-        raise ValueError("The ensembles must share n_clusters and their training cells.")
-    runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
+    if len({c.n_clusters for c in candidates}) > 1:
+        raise ValueError("The ensembles must share n_clusters.")
+    if n_groups is not None and method != "linkage":
+        raise ValueError("n_groups cuts the linkage tree: pass method='linkage'.")
+    if data is not None:
+        runs = _replica_labels(candidates, data, layer)
+    elif any(c.labels_runs_ is None for c in candidates):
+        raise ValueError(
+            "These ensembles hold no labels of training cells (loaded from disk: only the "
+            "networks are saved); pass data= (their training cells, or any cells to pool) so "
+            "that their replicas label them."
+        )
+    elif len({len(c.labels_runs_) for c in candidates}) > 1:
+        raise ValueError("The ensembles must share their training cells (or pass data=).")
+    else:
+        runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
     k = candidates[0].n_clusters
     profiles = None
     if method == "linkage":
+        tree = {"weights": "agreement", "max_cells": max_cells, "random_state": random_state}
+        min_size = 0.0
+        if isinstance(n_groups, str):
+            if n_groups != "stable":
+                raise ValueError(f"n_groups must be an int, 'stable' or None, got {n_groups!r}.")
+            n_groups = min(max(stable_clusters(runs, k, min_size=STABLE_MIN_SIZE, **tree), 2), k)
+            min_size = STABLE_MIN_SIZE
         labels, confidence, profiles, scores = linkage_consensus(
-            runs, k, weights="agreement", max_cells=max_cells, random_state=random_state
+            runs, k, n_groups=n_groups, min_size=min_size, **tree
         )
         maps = np.stack([align_labels(labels, runs[:, r], k) for r in range(runs.shape[1])])
     else:

@@ -8,7 +8,9 @@ from scgan_cluster._consensus import (
     align_labels,
     coassociation_embedding,
     consensus,
+    linkage_assign,
     linkage_consensus,
+    stable_clusters,
     vote,
 )
 
@@ -197,6 +199,53 @@ def test_linkage_consensus_min_size_keeps_outliers_from_taking_a_cluster():
     np.testing.assert_array_equal(
         linkage_consensus(runs, 3, min_size=1 / 3)[0], linkage_consensus(runs, 3)[0]
     )
+
+
+def _oversized_runs(consistent_split: bool, n_runs: int = 6, seed: int = 0) -> np.ndarray:
+    """Runs of K = 6 labels over three blocks of 100 cells and one outlying cell: each run
+    splits one block in two (a random block and halves, or always the first block's halves)."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(3), 100)
+    runs = []
+    for r in range(n_runs):
+        labels = rng.permutation(6)[:3][truth]  # three of the six labels, in random order
+        block = 0 if consistent_split else rng.integers(3)
+        cells = np.flatnonzero(truth == block)
+        half = cells[:50] if consistent_split else rng.choice(cells, 50, replace=False)
+        labels[half] = rng.choice(np.setdiff1d(np.arange(6), labels))  # a fourth label
+        runs.append(np.append(labels, r % 6))  # the outlier: a different label each run
+    return np.stack(runs, axis=1)
+
+
+def test_stable_clusters_counts_what_the_runs_agree_on():
+    # random splits of single blocks in single runs: three blocks
+    assert stable_clusters(_oversized_runs(False), 6) == 3
+    # the first block split the same way by every run: real structure, four
+    assert stable_clusters(_oversized_runs(True), 6) == 4
+    # the outlying cell counts only once clusters of one cell do
+    assert stable_clusters(_oversized_runs(False), 6, min_size=0.0) == 4
+    # a low cut also separates what only some runs split
+    assert stable_clusters(_oversized_runs(False), 6, threshold=0.2) > 3
+    for kwargs, msg in (
+        ({"threshold": 1.0}, "threshold must lie in"),
+        ({"min_size": 1.0}, "min_size must be a share"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            stable_clusters(_oversized_runs(False), 6, **kwargs)
+
+
+def test_linkage_consensus_n_groups_cuts_runs_of_more_modes():
+    runs = _oversized_runs(False)
+    truth = np.append(np.repeat(np.arange(3), 100), 0)
+    labels, confidence, profiles, _ = linkage_consensus(runs, 6, n_groups=3, min_size=0.01)
+    assert adjusted_rand_score(truth[:300], labels[:300]) == 1.0
+    assert profiles.shape == (3, 6 * 6)
+    assert confidence[:300].min() > 0.5  # each run keeps a cell with half its block or all
+    # the same clusters for the cells from their runs alone, as for new cells
+    w = agreement_weights(agreement(runs))
+    np.testing.assert_array_equal(linkage_assign(runs, profiles, 6, w)[:300], labels[:300])
+    with pytest.raises(ValueError, match="n_groups must lie in"):
+        linkage_consensus(runs, 6, n_groups=7)
 
 
 @pytest.mark.parametrize(

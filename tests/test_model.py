@@ -7,7 +7,7 @@ from _helpers import make_counts
 from scipy import sparse
 
 import scgan_cluster as scg
-from scgan_cluster._consensus import agreement, consensus, linkage_consensus
+from scgan_cluster._consensus import agreement, consensus, linkage_consensus, stable_clusters
 from scgan_cluster._leiden import leiden_latent_k
 
 FAST = {"max_iter": 40, "batch_size": 32}
@@ -366,6 +366,23 @@ def test_pool_replicas_linkage(ensemble):
     assert (pool.predict(a) == pool.labels_).mean() > 0.98
     with pytest.raises(ValueError, match="method must be one of"):
         scg.model.pool_replicas([model, pcs], method="median")
+    # fewer clusters than the replicas' modes: a tree cut at 2, predicted the same way
+    two = scg.model.pool_replicas([model, pcs], method="linkage", n_groups=2)
+    labels2, _, profiles2, _ = linkage_consensus(runs, 3, weights=weights, n_groups=2)
+    np.testing.assert_array_equal(two.labels_, labels2)
+    assert two.n_clusters == 2
+    assert profiles2.shape == (2, 5 * 3)
+    assert set(np.unique(two.predict(a))) <= {0, 1}
+    # "stable": the number of clusters estimated from the replicas, and the cut at it
+    stable = scg.model.pool_replicas([model, pcs], method="linkage", n_groups="stable")
+    k_hat = min(max(stable_clusters(runs, 3, weights=weights), 2), 3)
+    assert stable.n_clusters == k_hat
+    cut = linkage_consensus(runs, 3, weights=weights, n_groups=k_hat, min_size=0.01)[0]
+    np.testing.assert_array_equal(stable.labels_, cut)
+    with pytest.raises(ValueError, match="n_groups cuts the linkage tree"):
+        scg.model.pool_replicas([model, pcs], n_groups=2)
+    with pytest.raises(ValueError, match="n_groups must be an int, 'stable' or None"):
+        scg.model.pool_replicas([model, pcs], method="linkage", n_groups="auto")
 
 
 def test_pool_replicas_errors(ensemble):
@@ -380,6 +397,11 @@ def test_pool_replicas_errors(ensemble):
     four = scg.ClusterGAN(4, n_latent=5, n_runs=2, **FAST).fit(a, n_top_genes=30)
     with pytest.raises(ValueError, match="share n_clusters"):
         scg.model.pool_replicas([model, four])
+    fewer = scg.ClusterGAN(3, n_latent=5, n_runs=2, **FAST).fit(a[:200].copy(), n_top_genes=30)
+    with pytest.raises(ValueError, match="share their training cells"):
+        scg.model.pool_replicas([model, fewer])
+    # the same cells given: both ensembles label them
+    assert scg.model.pool_replicas([model, fewer], data=a).labels_runs_.shape == (a.n_obs, 5)
 
 
 def test_ensemble_fit_outputs(ensemble):
@@ -462,6 +484,23 @@ def test_ensemble_save_load_roundtrip(ensemble, tmp_path):
         np.testing.assert_array_equal(r1.predict(a), r2.predict(a))
         assert r1.history_ == r2.history_
         assert r1.random_state == r2.random_state
+
+
+@pytest.mark.parametrize("method", ["vote", "linkage"])
+def test_pooled_replicas_come_back_from_the_saved_ensembles(ensemble, tmp_path, method):
+    # a pooled consensus is saved as its ensembles: pooling the reloaded ones gives it back
+    model, a = ensemble
+    pcs = scg.ClusterGAN(3, n_latent=5, n_runs=2, n_pcs=4, **FAST).fit(a, n_top_genes=30)
+    pool = scg.model.pool_replicas([model, pcs], method=method, random_state=3)
+    model.save(tmp_path / "genes")
+    pcs.save(tmp_path / "pcs")
+    loaded = [scg.ClusterGAN.load(tmp_path / "genes"), scg.ClusterGAN.load(tmp_path / "pcs")]
+    with pytest.raises(ValueError, match="hold no labels of training cells"):
+        scg.model.pool_replicas(loaded, method=method)
+    back = scg.model.pool_replicas(loaded, method=method, random_state=3, data=a)
+    np.testing.assert_array_equal(back.labels_, pool.labels_)
+    np.testing.assert_array_equal(back.confidence_, pool.confidence_)
+    np.testing.assert_array_equal(back.predict(a), pool.predict(a))
 
 
 @pytest.mark.parametrize(("value", "exc"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])
