@@ -18,13 +18,11 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
 from ._consensus import (
-    STABLE_MIN_SIZE,
     agreement_weights,
     align_labels,
     consensus,
     linkage_assign,
     linkage_consensus,
-    stable_clusters,
     vote,
 )
 from ._docs import doc_params
@@ -1188,7 +1186,7 @@ def pool_replicas(
     *,
     method: Literal["vote", "linkage"] = "vote",
     max_cells: int = 5000,
-    n_groups: int | Literal["stable"] | None = None,
+    n_groups: int | None = None,
     random_state: int = 0,
     data: AnnData | np.ndarray | Any | None = None,
     layer: str | None = None,
@@ -1215,13 +1213,8 @@ def pool_replicas(
     max_cells, random_state
         ``"linkage"`` only: most cells the tree is built on, and the seed of that subset.
     n_groups
-        ``"linkage"`` only: the number of clusters to cut the tree into when the replicas were
-        trained with more modes than clusters wanted. ``None``: their ``n_clusters``; an int
-        (at most that); ``"stable"``: estimated without labels, the number of clusters that
-        hold at least 1% of the cells where the replicas' weighted co-association is at least
-        one half (:func:`scgan_cluster._consensus.stable_clusters`, at least 2); the tree is
-        then cut where that many clusters of at least 1% of the cells exist, and the cells of
-        smaller ones join the cluster they are co-assigned with most.
+        ``"linkage"`` only: the number of clusters to cut the tree into, at most the replicas'
+        ``n_clusters`` (``None``: that).
     data, layer
         The cells to pool, labelled here by every replica (as :meth:`PooledConsensus.predict`
         does). ``None``: the training cells' labels the ensembles hold. Ensembles loaded with
@@ -1256,15 +1249,13 @@ def pool_replicas(
     k = candidates[0].n_clusters
     profiles = None
     if method == "linkage":
-        tree = {"weights": "agreement", "max_cells": max_cells, "random_state": random_state}
-        min_size = 0.0
-        if isinstance(n_groups, str):
-            if n_groups != "stable":
-                raise ValueError(f"n_groups must be an int, 'stable' or None, got {n_groups!r}.")
-            n_groups = min(max(stable_clusters(runs, k, min_size=STABLE_MIN_SIZE, **tree), 2), k)
-            min_size = STABLE_MIN_SIZE
         labels, confidence, profiles, scores = linkage_consensus(
-            runs, k, n_groups=n_groups, min_size=min_size, **tree
+            runs,
+            k,
+            weights="agreement",
+            max_cells=max_cells,
+            n_groups=n_groups,
+            random_state=random_state,
         )
         maps = np.stack([align_labels(labels, runs[:, r], k) for r in range(runs.shape[1])])
     else:

@@ -7,7 +7,7 @@ from _helpers import make_counts
 from scipy import sparse
 
 import scgan_cluster as scg
-from scgan_cluster._consensus import agreement, consensus, linkage_consensus, stable_clusters
+from scgan_cluster._consensus import agreement, consensus, linkage_consensus
 from scgan_cluster._leiden import leiden_latent_k
 
 FAST = {"max_iter": 40, "batch_size": 32}
@@ -373,16 +373,10 @@ def test_pool_replicas_linkage(ensemble):
     assert two.n_clusters == 2
     assert profiles2.shape == (2, 5 * 3)
     assert set(np.unique(two.predict(a))) <= {0, 1}
-    # "stable": the number of clusters estimated from the replicas, and the cut at it
-    stable = scg.model.pool_replicas([model, pcs], method="linkage", n_groups="stable")
-    k_hat = min(max(stable_clusters(runs, 3, weights=weights), 2), 3)
-    assert stable.n_clusters == k_hat
-    cut = linkage_consensus(runs, 3, weights=weights, n_groups=k_hat, min_size=0.01)[0]
-    np.testing.assert_array_equal(stable.labels_, cut)
     with pytest.raises(ValueError, match="n_groups cuts the linkage tree"):
         scg.model.pool_replicas([model, pcs], n_groups=2)
-    with pytest.raises(ValueError, match="n_groups must be an int, 'stable' or None"):
-        scg.model.pool_replicas([model, pcs], method="linkage", n_groups="auto")
+    with pytest.raises(ValueError, match="n_groups must lie in"):
+        scg.model.pool_replicas([model, pcs], method="linkage", n_groups=4)
 
 
 def test_pool_replicas_errors(ensemble):

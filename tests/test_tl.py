@@ -7,7 +7,7 @@ from _helpers import assert_unchanged, make_counts, snapshot
 from scipy import sparse
 
 import scgan_cluster as scg
-from scgan_cluster._consensus import agreement, consensus, linkage_consensus, stable_clusters
+from scgan_cluster._consensus import agreement, consensus, linkage_consensus
 
 FAST = {"max_iter": 40, "batch_size": 32, "n_latent": 5, "n_top_genes": 30}
 
@@ -534,44 +534,6 @@ def test_pool_method_linkage_clusters_the_co_association(counts):
     labels, confidence, _, _ = linkage_consensus(runs, 3, weights=weights)
     np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
     np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)
-
-
-def test_n_clusters_none_reads_k_from_the_pooled_replicas(counts):
-    a = counts.copy()
-    scg.tl.clustergan(a, None, max_clusters=5, n_runs=2, **FAST)
-    uns = a.uns["clustergan"]
-    runs = a.obsm["clustergan_runs"]
-    assert runs.shape == (a.n_obs, 4)
-    assert runs.max() < 5  # the replicas trained with 5 modes
-    assert a.obsm["clustergan_proba"].shape == (a.n_obs, 5)
-    weights = uns["runs"]["pooled_weights"]
-    k = min(max(stable_clusters(runs, 5, weights=weights), 2), 5)
-    assert uns["n_clusters"] == {
-        "estimated": k,
-        "max_clusters": 5,
-        "threshold": 0.5,
-        "min_size": 0.01,
-    }
-    labels, confidence, _, _ = linkage_consensus(
-        runs, 5, weights=weights, n_groups=k, min_size=0.01
-    )
-    np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
-    np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)
-    assert uns["params"]["n_clusters"] == 5
-
-
-def test_n_clusters_none_needs_the_pooled_linkage(counts):
-    a = counts.copy()
-    before = snapshot(a)
-    for kwargs, exc, msg in (
-        ({"pool_method": "vote"}, ValueError, "n_clusters=None reads K"),
-        ({"flavor": "paper"}, ValueError, "n_clusters=None reads K"),
-        ({"max_clusters": 2}, ValueError, "max_clusters must be at least 3"),
-        ({"max_clusters": 4.0}, TypeError, "max_clusters must be an integer"),
-    ):
-        with pytest.raises(exc, match=msg):
-            scg.tl.clustergan(a, None, n_runs=2, **kwargs, **FAST)
-    assert_unchanged(a, before)
 
 
 def test_pool_candidates_bad_values(counts):

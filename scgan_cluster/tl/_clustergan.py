@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from scgan_cluster._consensus import STABLE_MIN_SIZE, STABLE_THRESHOLD
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
 from scgan_cluster._validation import check_adata
@@ -35,7 +33,7 @@ CANDIDATES = ("genes", "pcs")
 @doc_params
 def clustergan(
     adata: AnnData,
-    n_clusters: int | None = 8,
+    n_clusters: int = 8,
     *,
     n_latent: int | None = None,
     layer: str | None = None,
@@ -66,7 +64,6 @@ def clustergan(
     n_pcs: int | Literal["auto"] | None = None,
     pool_candidates: bool | None = None,
     pool_method: Literal["vote", "linkage"] | None = None,
-    max_clusters: int = 16,
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -97,11 +94,7 @@ def clustergan(
     ----------
     {doc_adata}
     n_clusters
-        K, the number of clusters. ``None``: estimated without labels (the default recipe
-        only): the replicas train with ``max_clusters`` modes, and K is the number of clusters
-        of at least 1% of the cells that the pooled replicas keep together, on average, with at
-        least half of their weight (:func:`scgan_cluster.model.pool_replicas` with
-        ``n_groups="stable"``; at least 2). Recorded in ``uns[key_added]["n_clusters"]``.
+        K, the number of clusters.
     n_latent
         Dimension of the continuous latent zn (paper, 10x_73k: 30).
     {doc_layer}
@@ -207,9 +200,6 @@ def clustergan(
         5,000 cells (a random subset of larger data; the other cells join the cluster they are
         co-assigned with most). See :func:`scgan_cluster.model.pool_replicas`. ``None``: the
         recipe's (:data:`scgan_cluster.model.RECIPES`).
-    max_clusters
-        With ``n_clusters=None``: the modes the replicas train with, the most clusters that can
-        be found (training time grows with it as with ``n_clusters``).
 
     Returns
     -------
@@ -220,8 +210,7 @@ def clustergan(
     ``adata.obsm["X_" + key_added]``
         The encoder's zn, float32 (use it as ``use_rep`` for :func:`scanpy.pp.neighbors`).
     ``adata.obsm[key_added + "_proba"]``
-        softmax(zc): the encoder's soft assignment to the K modes of the prior (with
-        ``n_clusters=None``, its ``max_clusters`` modes).
+        softmax(zc): the encoder's soft assignment to the K modes of the prior.
     ``adata.uns[key_added]``
         ``params`` (every setting, JSON-friendly), ``history`` (losses along training: critic loss,
         Wasserstein estimate, gradient penalty, generator loss, zn and zc losses, sampled every
@@ -297,18 +286,9 @@ def clustergan(
     # the flavor's training recipe fills what was not passed; images take the paper's settings
     recipe_name = "paper" if image_shape_of(adata) is not None else flavor
     recipe = RECIPES[recipe_name]
-    estimate_k = n_clusters is None
-    if estimate_k:  # the replicas train with max_clusters modes; K is read from them
-        if isinstance(max_clusters, bool) or not isinstance(max_clusters, numbers.Integral):
-            raise TypeError(f"max_clusters must be an integer, got {max_clusters!r}.")
-        if max_clusters < 3:
-            raise ValueError(f"max_clusters must be at least 3, got {max_clusters}.")
-        n_modes = int(max_clusters)
-    else:
-        n_modes = n_clusters
     max_iter_passed = max_iter
     if max_iter is None:
-        max_iter = recipe_max_iter(recipe_name, n_modes)
+        max_iter = recipe_max_iter(recipe_name, n_clusters)
     n_runs = recipe["n_runs"] if n_runs is None else n_runs
     prior = recipe["prior"] if prior is None else prior
     beta_r = recipe["beta_r"] if beta_r is None else beta_r
@@ -338,12 +318,6 @@ def clustergan(
         pool_method = recipe["pool_method"]
     elif pool_method not in POOL_METHODS:
         raise ValueError(f"pool_method must be one of {POOL_METHODS} or None, got {pool_method!r}.")
-    if estimate_k and not (pool_candidates and pool_method == "linkage"):
-        raise ValueError(
-            "n_clusters=None reads K from the pooled replicas' co-association, which needs the "
-            "default recipe's pool_candidates=True and pool_method='linkage' (flavor='lognorm' "
-            "with n_runs >= 2 and n_pcs='auto'); pass n_clusters=K for other settings."
-        )
     if n_top_genes is None:  # the recipe's number, or every gene of a smaller matrix
         n_top_genes = min(recipe["n_top_genes"], adata.n_vars)
 
@@ -358,7 +332,7 @@ def clustergan(
     def make_model(**changes) -> ClusterGAN:
         settings = {"n_pcs": None, "lr": lr, "max_iter": max_iter, **changes}
         return ClusterGAN(
-            n_modes,
+            n_clusters,
             n_latent=n_latent,
             architecture=architecture,
             sigma=sigma,
@@ -393,12 +367,7 @@ def clustergan(
         chosen, agreement = fit_by_agreement(candidates, adata, **fit_kwargs)
         model = candidates[chosen]
         pooled = (
-            pool_replicas(
-                candidates,
-                method=pool_method,
-                random_state=random_state,
-                n_groups="stable" if estimate_k else None,
-            )
+            pool_replicas(candidates, method=pool_method, random_state=random_state)
             if pool_candidates
             else None
         )
@@ -444,13 +413,6 @@ def clustergan(
     }
     if representation is not None:
         adata.uns[key_added]["representation"] = representation
-    if estimate_k:
-        adata.uns[key_added]["n_clusters"] = {
-            "estimated": int(pooled.n_clusters),
-            "max_clusters": n_modes,
-            "threshold": STABLE_THRESHOLD,
-            "min_size": STABLE_MIN_SIZE,
-        }
     if model.replicas is not None:
         voters = model if pooled is None else pooled
         adata.obsm[key_added + "_runs"] = voters.labels_runs_
