@@ -62,6 +62,11 @@ SPLITS = ("train", "val", "test")
 Fit = dict[str, dict[str, np.ndarray]]  # split -> {"labels": (n, R), "latent": (n, R, d)}
 
 
+def per_split(scores: dict[str, dict[str, float]]) -> str:
+    """``train 0.812/0.743  val ...``: NMI/ARI of each split, as the readout prints them."""
+    return "  ".join(f"{s} {scores[s]['nmi']:.3f}/{scores[s]['ari']:.3f}" for s in SPLITS)
+
+
 def load_fit(
     path: Path, n_candidates: int | None = None
 ) -> tuple[Fit, Fit, dict[str, np.ndarray], int]:
@@ -326,12 +331,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"classes, estimated K {res['estimated']}"
             )
             for name in ("stable", "true_k"):
-                print(
-                    f"  {name:<8} "
-                    + "  ".join(
-                        f"{s} {res[name][s]['nmi']:.3f}/{res[name][s]['ari']:.3f}" for s in SPLITS
-                    )
-                )
+                print(f"  {name:<8} " + per_split(res[name]))
         if args.out is not None:
             write_json(args.out, {"script": "benchmarks/scrna_readout.py", "estimate_k": found})
         return
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, r in res["readouts"].items():
             print(
                 f"  {name:<20} fit {r['fit']:.3f}  "
-                + "  ".join(f"{s} {r[s]['nmi']:.3f}/{r[s]['ari']:.3f}" for s in SPLITS)
+                + per_split(r)
                 + (f"  ({r['name']})" if "name" in r else "")
             )
     table = differences(results, against=args.against)

@@ -390,7 +390,8 @@ def linkage_consensus(
         ``[0, 1 / K]``; ``0``: the exact cut at K.
     n_groups
         Return this many clusters instead of ``n_clusters`` (runs trained with more modes than
-        clusters wanted, e.g. at the number :func:`stable_clusters` estimates).
+        the clusters wanted; the number is the caller's, :func:`stable_clusters`' estimate of
+        it was measured to overshoot, see the README's "Choosing K without labels").
     random_state
         Seed of the subset (used only above ``max_cells``).
 
