@@ -315,6 +315,13 @@ def main(argv: list[str] | None = None) -> None:
         "fit that trained a third)",
     )
     parser.add_argument(
+        "--against-first",
+        type=int,
+        metavar="N",
+        help="compare with the --against readout of each fit's first N candidates only (e.g. "
+        "2: a fit that trained a third ensemble, with it against without it)",
+    )
+    parser.add_argument(
         "--estimate-k",
         action="store_true",
         help="fits trained with more modes than classes (scrna.py --n-clusters): print the "
@@ -343,10 +350,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.against not in args.readouts:
         parser.error(f"--readouts must include {args.against} (--against)")
+    if args.against_first is not None and args.record is not None:
+        parser.error("--record and --against-first: record from a run without --against-first")
+    against = (
+        args.against if args.against_first is None else f"{args.against}_first{args.against_first}"
+    )
     results = []
     for path in args.dumps:
         res = score_dump(path, args.readouts, n_candidates=args.candidates)
         res["dataset"] = path.parent.name
+        if args.against_first is not None:
+            fewer = score_dump(path, [args.against], n_candidates=args.against_first)
+            res["readouts"][against] = fewer["readouts"][args.against]
         results.append(res)
         print(f"{path.parent.name}/{path.name} (K={res['n_clusters']})")
         for name, r in res["readouts"].items():
@@ -355,10 +370,8 @@ def main(argv: list[str] | None = None) -> None:
                 + per_split(r)
                 + (f"  ({r['name']})" if "name" in r else "")
             )
-    table = differences(results, against=args.against)
-    print(
-        f"\nmean difference from {args.against} over {len(results)} fits (fits higher), NMI / ARI:"
-    )
+    table = differences(results, against=against)
+    print(f"\nmean difference from {against} over {len(results)} fits (fits higher), NMI / ARI:")
     for name, row in table.items():
         print(
             f"  {name:<20} "
@@ -389,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "script": "benchmarks/scrna_readout.py",
                 "fits": results,
-                f"against_{args.against}": table,
+                f"against_{against}": table,
             },
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -654,3 +655,18 @@ def test_scrna_readout_records_a_readout_as_the_fits_entry(monkeypatch, tmp_path
     assert again["clustergan_toy_auto_linkage"]["n_runs"] == 1
     with pytest.raises(ValueError, match="with seed 7 is not in the result file"):
         scrna_readout.record(json.loads(path.read_text()), {}, "toy_auto", 7, "linkage")
+    # with a fit's later candidates against without them: linkage of both against the first's
+    out = tmp_path / "first1.json"
+    scrna_readout.main(
+        [dump, "--readouts", "linkage", "--against", "linkage", "--against-first", "1"]
+        + ["--out", str(out)]
+    )
+    table = json.loads(out.read_text())["against_linkage_first1"]
+    both = scrna_readout.score_dump(Path(dump), ["linkage"])["readouts"]["linkage"]
+    first = scrna_readout.score_dump(Path(dump), ["linkage"], n_candidates=1)["readouts"]
+    for s in ("train", "val", "test"):
+        gap = both[s]["ari"] - first["linkage"][s]["ari"]
+        assert table["linkage"][f"{s}_ari"][0] == pytest.approx(gap, abs=1e-4)
+    assert table["linkage_first1"]["val_nmi"] == [0.0, 0]
+    with pytest.raises(SystemExit):
+        scrna_readout.main([*cli, "--against-first", "1"])
