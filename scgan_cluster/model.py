@@ -50,6 +50,7 @@ __all__ = [
     "PCS_SETTINGS",
     "PooledConsensus",
     "POOL_METHODS",
+    "ENSEMBLES",
     "RECIPES",
     "fit_by_agreement",
     "pool_replicas",
@@ -71,6 +72,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "n_pcs": "auto",
         "pool_candidates": True,
         "pool_method": "linkage",
+        "candidates": ("genes", "pcs"),
     },
     "paper": {
         "prior": "uniform",
@@ -82,6 +84,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "n_pcs": None,
         "pool_candidates": False,
         "pool_method": "vote",
+        "candidates": ("genes", "pcs"),
     },
 }
 """Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
@@ -123,6 +126,21 @@ In exploratory runs the paper's learning rate (1e-4) left a generator of princip
 far from the data after 1,000-2,000 iterations (a high Wasserstein estimate of the critic, zn
 ignored by the generator, poor clusters), while 2e-3 brought the estimate down within 2,000;
 ``benchmarks/scrna.py`` compares the settings on the validation split.
+"""
+
+ENSEMBLES: dict[str, dict[str, object]] = {
+    "genes": {},
+    "pcs": dict(PCS_SETTINGS),
+    "genes_fast": {"lr": PCS_SETTINGS["lr"], "max_iter": PCS_SETTINGS["max_iter"]},
+}
+"""The ensembles ``n_pcs="auto"`` of :func:`scgan_cluster.tl.clustergan` can train (``candidates=``).
+
+Each entry is what the ensemble changes from the recipe's settings: ``"genes"`` nothing (the
+genes at the recipe's learning rate and :func:`recipe_max_iter`); ``"pcs"`` the cells' principal
+components at :data:`PCS_SETTINGS` (``n_pcs`` capped at what the data allow); ``"genes_fast"``
+the genes at the principal components' learning rate and budget (2e-3, 2,000 iterations; the
+third ensemble measured in the README, "A third ensemble in the pool"). A ``lr`` or ``max_iter``
+passed to ``tl.clustergan`` overrides the entry's.
 """
 
 _ASSIGN = ("kmeans", "argmax", "leiden")

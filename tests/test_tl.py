@@ -536,6 +536,77 @@ def test_pool_method_linkage_clusters_the_co_association(counts):
     np.testing.assert_allclose(a.obs["clustergan_confidence"], confidence, rtol=1e-6)
 
 
+def test_candidates_train_compare_and_pool_every_named_ensemble(counts, tmp_path):
+    a, b, c = counts.copy(), counts.copy(), counts.copy()
+    three = ("genes", "pcs", "genes_fast")
+    scg.tl.clustergan(a, 3, n_runs=2, candidates=three, **FAST)
+    uns = a.uns["clustergan"]
+    rep = uns["representation"]
+    assert rep["candidates"] == list(three)
+    scores = [rep[f"agreement_{name}"] for name in three]
+    assert rep["chosen"] == three[int(np.argmax(scores))]
+    runs = a.obsm["clustergan_runs"]
+    assert runs.shape == (a.n_obs, 6)
+    assert uns["runs"]["pooled_candidate"].tolist() == [n for n in three for _ in range(2)]
+    labels, _, _, _ = linkage_consensus(runs, 3, weights=uns["runs"]["pooled_weights"])
+    np.testing.assert_array_equal(a.obs["clustergan"].astype(int), labels)
+    a.write_h5ad(tmp_path / "three.h5ad")
+    back = ad.read_h5ad(tmp_path / "three.h5ad")
+    assert list(back.uns["clustergan"]["representation"]["candidates"]) == list(three)
+    # naming the recipe's two is the default, replica for replica, and the first two
+    # ensembles of three are those two
+    scg.tl.clustergan(b, 3, n_runs=2, candidates=["genes", "pcs"], **FAST)
+    scg.tl.clustergan(c, 3, n_runs=2, **FAST)
+    np.testing.assert_array_equal(b.obsm["clustergan_runs"], c.obsm["clustergan_runs"])
+    np.testing.assert_array_equal(b.obs["clustergan"], c.obs["clustergan"])
+    assert c.uns["clustergan"]["representation"]["candidates"] == ["genes", "pcs"]
+    np.testing.assert_array_equal(runs[:, :4], c.obsm["clustergan_runs"])
+
+
+def test_candidates_take_their_own_budget_unless_passed(counts, monkeypatch):
+    seen = []
+
+    def record(models, data, **fit_kwargs):
+        seen.append([(m.params["n_pcs"], m.params["lr"], m.params["max_iter"]) for m in models])
+        raise _Stop
+
+    monkeypatch.setattr(scg.tl._clustergan, "fit_by_agreement", record)
+    pcs = scg.model.PCS_SETTINGS
+    three = ("genes", "pcs", "genes_fast")
+    with pytest.raises(_Stop):
+        scg.tl.clustergan(counts, 3, n_runs=2, n_top_genes=40, candidates=three)
+    # genes at the recipe's budget; PCs and the fast genes at PCS_SETTINGS' rate and budget
+    assert seen[-1] == [
+        (None, 1e-4, 4000),
+        (40, pcs["lr"], pcs["max_iter"]),
+        (None, pcs["lr"], pcs["max_iter"]),
+    ]
+    with pytest.raises(_Stop):  # the user's learning rate and budget win
+        scg.tl.clustergan(
+            counts, 3, n_runs=2, lr=3e-4, max_iter=70, candidates=("genes_fast", "genes")
+        )
+    assert seen[-1] == [(None, 3e-4, 70), (None, 3e-4, 70)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "msg"),
+    [
+        ({"candidates": ("genes", "umap")}, ValueError, "names from"),
+        ({"candidates": ("genes", "genes")}, ValueError, "at least two distinct"),
+        ({"candidates": ("genes",)}, ValueError, "at least two distinct"),
+        ({"candidates": "genes"}, TypeError, "list or tuple"),
+        ({"candidates": ("genes", "pcs"), "n_pcs": 0}, ValueError, "pass n_pcs='auto'"),
+        ({"candidates": ("genes", "pcs"), "n_runs": 1}, ValueError, "pass n_pcs='auto'"),
+    ],
+)
+def test_candidates_bad_values_leave_adata_untouched(counts, kwargs, exc, msg):
+    a = counts.copy()
+    before = snapshot(a)
+    with pytest.raises(exc, match=msg):
+        scg.tl.clustergan(a, 3, **{"n_runs": 2, **kwargs}, **FAST)
+    assert_unchanged(a, before)
+
+
 def test_pool_candidates_bad_values(counts):
     a = counts.copy()
     with pytest.raises(ValueError, match="pass n_pcs='auto'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -14,6 +15,7 @@ from scgan_cluster._validation import check_adata
 from scgan_cluster.adapters import image_shape_of, is_prepared
 from scgan_cluster.adapters._inputs import _prepared_columns
 from scgan_cluster.model import (
+    ENSEMBLES,
     PCS_SETTINGS,
     POOL_METHODS,
     RECIPES,
@@ -25,9 +27,6 @@ from scgan_cluster.model import (
 from scgan_cluster.train._loop import PRIOR_FLOOR
 
 __all__ = ["clustergan"]
-
-# the two ensembles of n_pcs="auto", in the order they are trained and their replicas voted
-CANDIDATES = ("genes", "pcs")
 
 
 @doc_params
@@ -64,6 +63,7 @@ def clustergan(
     n_pcs: int | Literal["auto"] | None = None,
     pool_candidates: bool | None = None,
     pool_method: Literal["vote", "linkage"] | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> AnnData | None:
     """Cluster cells with ClusterGAN (Mukherjee et al., AAAI 2019).
 
@@ -180,14 +180,14 @@ def clustergan(
         preprocessed genes, each standardised and clipped at 10 sd, fitted on these cells)
         instead of the genes, with ``lr`` 2e-3 and ``max_iter`` 2,000 unless passed
         (:data:`scgan_cluster.model.PCS_SETTINGS`). ``0``: train on the genes. ``"auto"``: train
-        both (the PC model with 50 components, or fewer where the data have fewer genes or
-        cells) and keep the one whose replicas agree more (mean adjusted Rand index between
-        replicas; no labels), which needs ``n_runs >= 2``; the PC model adds about a tenth to the
-        genes model's time. ``None``: the recipe's (``"lognorm"``: ``"auto"``, or the genes when
+        the ensembles named by ``candidates`` (by default both: the PC model with 50
+        components, or fewer where the data have fewer genes or cells) and keep the one whose
+        replicas agree more (mean adjusted Rand index between replicas; no labels), which needs
+        ``n_runs >= 2``; the PC model adds about a tenth to the genes model's time. ``None``: the recipe's (``"lognorm"``: ``"auto"``, or the genes when
         ``n_runs=1``; ``"paper"``: the genes). See :class:`scgan_cluster.ClusterGAN`.
     pool_candidates
-        With ``n_pcs="auto"``: ``True`` labels the cells by the vote of every replica of both
-        ensembles, each weighted by its agreement with all the others
+        With ``n_pcs="auto"``: ``True`` labels the cells by pooling every replica of every
+        ensemble of ``candidates``, each weighted by its agreement with all the others
         (:func:`scgan_cluster.model.pool_replicas`; no labels), instead of the consensus of the
         ensemble whose replicas agree more (``False``); the latent is the latter's either way.
         ``None``: the recipe's (:data:`scgan_cluster.model.RECIPES`; ``"lognorm"``: ``True``
@@ -200,6 +200,14 @@ def clustergan(
         5,000 cells (a random subset of larger data; the other cells join the cluster they are
         co-assigned with most). See :func:`scgan_cluster.model.pool_replicas`. ``None``: the
         recipe's (:data:`scgan_cluster.model.RECIPES`).
+    candidates
+        With ``n_pcs="auto"``: the ensembles to train, compare and pool, in that order, as
+        names of :data:`scgan_cluster.model.ENSEMBLES` (at least two): ``"genes"`` (the recipe's
+        learning rate and budget), ``"pcs"`` (principal components at 2e-3 for 2,000
+        iterations) and ``"genes_fast"`` (the genes at 2e-3 for 2,000 iterations; about half
+        the genes ensemble's time again). ``None``: the recipe's, ``("genes", "pcs")``.
+        ``("genes", "pcs", "genes_fast")`` is the third ensemble measured in the README ("A
+        third ensemble in the pool"): higher on average over 8 fits, not yet the default.
 
     Returns
     -------
@@ -217,10 +225,11 @@ def clustergan(
         ``max_iter // 100`` iterations), ``var_names`` (the genes used) and ``train_seconds``.
     ``adata.obsm[key_added + "_runs"]`` (only with ``n_runs > 1``)
         int64 array ``n_obs x n_runs``: the labels of every replica (column r: seed
-        ``random_state + r``); with ``pool_candidates``, ``n_obs x 2 n_runs``: the genes
-        ensemble's replicas, then the principal components' (per column, its vote weight,
-        ensemble and seed in ``uns[key_added]["runs"]``: ``pooled_weights``,
-        ``pooled_candidate`` (``"genes"`` / ``"pcs"``) and ``pooled_random_state``).
+        ``random_state + r``); with ``pool_candidates``, ``n_obs x (n_runs per ensemble of
+        candidates)``: the genes ensemble's replicas, then the principal components' (per
+        column, its vote weight, ensemble and seed in ``uns[key_added]["runs"]``:
+        ``pooled_weights``, ``pooled_candidate`` (``"genes"`` / ``"pcs"`` / ...) and
+        ``pooled_random_state``).
         ``adata.uns[key_added]["runs"]`` holds, for the ensemble behind the latent (with
         ``n_pcs="auto"``: the kept one), ``random_state`` (per replica), ``selected`` (the
         replica that agrees most with the others, behind ``obsm["X_" + key_added]``),
@@ -305,13 +314,22 @@ def clustergan(
             "n_pcs='auto' keeps the model whose replicas agree more, so it needs n_runs >= 2; "
             "pass n_pcs=0 (genes) or an integer (principal components) for a single model."
         )
+    if candidates is None:
+        candidates = tuple(recipe["candidates"])
+    elif n_pcs != "auto":
+        raise ValueError(
+            "candidates names the ensembles of n_pcs='auto'; pass n_pcs='auto' (or leave n_pcs "
+            "at None with n_runs >= 2), or leave candidates at None."
+        )
+    else:
+        candidates = _check_candidates(candidates)
     if pool_candidates is None:
         pool_candidates = bool(recipe["pool_candidates"]) and n_pcs == "auto"
     elif not isinstance(pool_candidates, (bool, np.bool_)):
         raise TypeError(f"pool_candidates must be True, False or None, got {pool_candidates!r}.")
     elif pool_candidates and n_pcs != "auto":
         raise ValueError(
-            "pool_candidates=True pools the two ensembles of n_pcs='auto'; pass n_pcs='auto' "
+            "pool_candidates=True pools the ensembles of n_pcs='auto'; pass n_pcs='auto' "
             "or leave pool_candidates at None."
         )
     if pool_method is None:
@@ -321,13 +339,16 @@ def clustergan(
     if n_top_genes is None:  # the recipe's number, or every gene of a smaller matrix
         n_top_genes = min(recipe["n_top_genes"], adata.n_vars)
 
-    def pcs_model(n: int) -> ClusterGAN:
-        # principal components train at their own learning rate and budget unless passed
-        return make_model(
-            n_pcs=n,
-            lr=PCS_SETTINGS["lr"] if lr is None else lr,
-            max_iter=PCS_SETTINGS["max_iter"] if max_iter_passed is None else max_iter_passed,
-        )
+    def ensemble_model(name: str, n_pcs: int | None = None) -> ClusterGAN:
+        # an entry of ENSEMBLES: its own learning rate and budget unless passed, its n_pcs capped
+        changes = dict(ENSEMBLES[name])
+        if "n_pcs" in changes:
+            changes["n_pcs"] = n_pcs
+        if lr is not None and "lr" in changes:
+            changes["lr"] = lr
+        if max_iter_passed is not None and "max_iter" in changes:
+            changes["max_iter"] = max_iter_passed
+        return make_model(**changes)
 
     def make_model(**changes) -> ClusterGAN:
         settings = {"n_pcs": None, "lr": lr, "max_iter": max_iter, **changes}
@@ -363,24 +384,24 @@ def clustergan(
     representation = pooled = None
     if n_pcs == "auto":
         n_auto = int(min(PCS_SETTINGS["n_pcs"], _n_inputs(adata, layer, preprocess, n_top_genes)))
-        candidates = [make_model(), pcs_model(n_auto)]
-        chosen, agreement = fit_by_agreement(candidates, adata, **fit_kwargs)
-        model = candidates[chosen]
+        models = [ensemble_model(name, n_auto) for name in candidates]
+        chosen, agreement = fit_by_agreement(models, adata, **fit_kwargs)
+        model = models[chosen]
         pooled = (
-            pool_replicas(candidates, method=pool_method, random_state=random_state)
+            pool_replicas(models, method=pool_method, random_state=random_state)
             if pool_candidates
             else None
         )
         representation = {
-            "chosen": CANDIDATES[chosen],
-            "agreement_genes": agreement[0],
-            "agreement_pcs": agreement[1],
-            "n_pcs": n_auto,
+            "chosen": candidates[chosen],
+            "candidates": list(candidates),
+            **{f"agreement_{name}": a for name, a in zip(candidates, agreement, strict=True)},
+            **({"n_pcs": n_auto} if "pcs" in candidates else {}),
             "pooled": pooled is not None,
             **({"pool_method": pool_method} if pooled is not None else {}),
         }
     else:
-        model = make_model() if n_pcs is None else pcs_model(n_pcs)
+        model = make_model() if n_pcs is None else ensemble_model("pcs", n_pcs)
         model.fit(adata, **fit_kwargs)
 
     # training succeeded: from here on only writes
@@ -430,14 +451,10 @@ def clustergan(
             adata.uns[key_added]["runs"].update(
                 pooled_weights=np.asarray(pooled.weights_),
                 pooled_candidate=np.array(
-                    [
-                        name
-                        for name, c in zip(CANDIDATES, candidates, strict=True)
-                        for _ in c.replicas
-                    ]
+                    [name for name, c in zip(candidates, models, strict=True) for _ in c.replicas]
                 ),
                 pooled_random_state=np.array(
-                    [rep.random_state for c in candidates for rep in c.replicas]
+                    [rep.random_state for c in models for rep in c.replicas]
                 ),
             )
     logger.info(
@@ -454,6 +471,25 @@ def clustergan(
         model.train_seconds_,
     )
     return adata if copy else None
+
+
+def _check_candidates(candidates: Sequence[str]) -> tuple[str, ...]:
+    """``candidates`` as a tuple of distinct :data:`scgan_cluster.model.ENSEMBLES` names (>= 2)."""
+    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+        raise TypeError(
+            f"candidates must be a list or tuple of names from {tuple(ENSEMBLES)}, "
+            f"got {candidates!r}."
+        )
+    candidates = tuple(candidates)
+    unknown = [c for c in candidates if c not in ENSEMBLES]
+    if unknown:
+        raise ValueError(f"candidates must be names from {tuple(ENSEMBLES)}, got {unknown!r}.")
+    if len(set(candidates)) != len(candidates) or len(candidates) < 2:
+        raise ValueError(
+            f"candidates needs at least two distinct ensembles (n_pcs='auto' compares them), "
+            f"got {candidates!r}; for one ensemble pass n_pcs=0 (genes) or an integer."
+        )
+    return candidates
 
 
 def _n_inputs(adata: AnnData, layer: str | None, preprocess: bool, n_top_genes: int) -> int:
