@@ -314,8 +314,8 @@ CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
         ],
         "runs": 10,
     },
-    # exploratory (2026-11-27): the default's two candidates and the genes at lr 2e-3 for 2,000
-    # iterations as a third, all 15 replicas pooled (not in tl.clustergan)
+    # the default's two candidates and the genes at lr 2e-3 for 2,000 iterations as a third, all
+    # 15 replicas pooled: tl.clustergan(candidates=("genes", "pcs", "genes_fast")), an option
     "auto_lr": {
         "candidates": [
             "lognorm_learned_recon1_genes2000_perk",

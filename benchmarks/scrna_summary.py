@@ -92,7 +92,7 @@ CLUSTERGAN = {
     "clustergan_auto_pooled": 'both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_method="vote"; the default before)',
     "clustergan_auto_linkage": '**default**: both candidates\' 10 replicas pooled by average linkage of their agreement-weighted co-association (pool_method="linkage")',
     "clustergan_auto_r10_linkage": "the default with 10 replicas per candidate (n_runs=10): all 20 pooled by co-association linkage",
-    "clustergan_auto_lr_linkage": "exploratory: the default's two ensembles and a third (2,000 genes, lr 2e-3, 2,000 iterations), all 15 replicas pooled by co-association linkage",
+    "clustergan_auto_lr_linkage": 'candidates=("genes", "pcs", "genes_fast") (an option): the default\'s two ensembles and a third (2,000 genes, lr 2e-3, 2,000 iterations), all 15 replicas pooled by co-association linkage',
     "clustergan_auto_r10_consensus": "the default with 10 replicas per candidate (n_runs=10), consensus of the kept candidate's 10",
     "clustergan_auto_r10_pooled": "the default with 10 replicas per candidate (n_runs=10): all 20 in one weighted vote",
 }
