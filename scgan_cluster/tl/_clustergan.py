@@ -183,8 +183,9 @@ def clustergan(
         the ensembles named by ``candidates`` (by default both: the PC model with 50
         components, or fewer where the data have fewer genes or cells) and keep the one whose
         replicas agree more (mean adjusted Rand index between replicas; no labels), which needs
-        ``n_runs >= 2``; the PC model adds about a tenth to the genes model's time. ``None``: the recipe's (``"lognorm"``: ``"auto"``, or the genes when
-        ``n_runs=1``; ``"paper"``: the genes). See :class:`scgan_cluster.ClusterGAN`.
+        ``n_runs >= 2``; the PC model adds about a tenth to the genes model's time. ``None``:
+        the recipe's (``"lognorm"``: ``"auto"``, or the genes when ``n_runs=1``; ``"paper"``:
+        the genes). See :class:`scgan_cluster.ClusterGAN`.
     pool_candidates
         With ``n_pcs="auto"``: ``True`` labels the cells by pooling every replica of every
         ensemble of ``candidates``, each weighted by its agreement with all the others
