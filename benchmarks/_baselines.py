@@ -39,8 +39,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from scgan_cluster import ClusterGAN
 from scgan_cluster.adapters import DenseSource
+from scgan_cluster.model import GANEnsemble
 from scgan_cluster.nn import MixedPrior, build_networks, init_normal_
 from scgan_cluster.train import TrainConfig, backprop_decode, train_clustergan
 
@@ -264,12 +264,12 @@ def fit_clustergan(
     seed: int,
     device: str = "cpu",
     **options,
-) -> ClusterGAN:
-    """The package's model with the dataset's paper settings, KMeans on the encoder latent.
+) -> GANEnsemble:
+    """The package's network with the dataset's paper settings, KMeans on the encoder latent.
 
-    ``options`` go to :class:`~scgan_cluster.ClusterGAN` as well (e.g. ``precision``).
+    ``options`` go to :class:`~scgan_cluster.model.GANEnsemble` as well (e.g. ``precision``).
     """
-    model = ClusterGAN(
+    model = GANEnsemble(
         data.n_clusters,
         n_latent=data.n_latent,
         architecture=data.architecture,

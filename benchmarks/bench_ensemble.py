@@ -8,7 +8,7 @@
    cannot cost less than R / T of that, which gives ``ideal_parallel_ratio``, the ratio a
    perfectly parallel ensemble that saves no work would reach.
 2. Quality (sorted PBMC, the 8 populations of 10x_73k, 3,238 cells, paper preprocessing):
-   ``ClusterGAN(n_runs=R, random_state=0)`` vs R separate ``ClusterGAN(random_state=r)`` fits,
+   ``GANEnsemble(n_runs=R, random_state=0)`` vs R separate ``GANEnsemble(random_state=r)`` fits,
    ``--pbmc-iters`` iterations each; every replica / run is scored on all cells (labels only
    for scoring) and mean +- sd are reported. Replica r follows the same random stream as the
    separate run with seed r, so the two sets should agree in distribution (and run by run up to
@@ -43,6 +43,7 @@ import scgan_cluster as scg
 from scgan_cluster import nn as snn
 from scgan_cluster import train
 from scgan_cluster.adapters import DenseSource
+from scgan_cluster.model import GANEnsemble
 
 KEYS = ("acc", "nmi", "ari", "purity")
 
@@ -151,6 +152,20 @@ def time_training(n_runs: int, iters: int, repeats: int = 3, compile: bool = Fal
 MATMUL_SHAPES = ((64, 720, 256), (128, 256, 256), (64, 256, 720))
 
 
+def matmul_row(shape: tuple[int, int, int], one: float, batched: float) -> dict:
+    """One row of :func:`time_matmuls`: the product ``(b, i) @ (i, o)`` took ``one`` seconds
+    alone and ``batched`` seconds for R replicas in one ``bmm``; ``one_gflops`` counts its
+    ``2 b i o`` floating-point operations."""
+    b, i, o = shape
+    return {
+        "shape": [b, i, o],
+        "one_us": round(one * 1e6, 1),
+        "batched_us": round(batched * 1e6, 1),
+        "ratio": round(batched / one, 2),
+        "one_gflops": round(2 * b * i * o / one / 1e9, 1),
+    }
+
+
 def time_matmuls(n_runs: int, repeats: int = 50) -> dict:
     """Fastest time of one product vs the R-batched product, per layer shape and dtype."""
 
@@ -175,15 +190,7 @@ def time_matmuls(n_runs: int, repeats: int = 50) -> dict:
             one = best(lambda a0=a0, w0=w0: torch.mm(a0, w0))
             batched = best(lambda a=a, w=w: torch.bmm(a, w))
             one_total, batched_total = one_total + one, batched_total + batched
-            rows.append(
-                {
-                    "shape": [b, i, o],
-                    "one_us": round(one * 1e6, 1),
-                    "batched_us": round(batched * 1e6, 1),
-                    "ratio": round(batched / one, 2),
-                    "one_gflops": round(2 * b * i * o / one / 1e9, 1),
-                }
-            )
+            rows.append(matmul_row((b, i, o), one, batched))
         out[str(dtype).removeprefix("torch.")] = {
             "shapes": rows,
             "ratio_all_shapes": round(batched_total / one_total, 2),
@@ -204,7 +211,7 @@ def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
     truth = adata.obs["label"].to_numpy()
     prepared = scg.pp.preprocess(adata, 720, copy=True)
     start = time.perf_counter()
-    ens = scg.ClusterGAN(8, max_iter=iters, n_runs=n_runs, random_state=0, device="cpu")
+    ens = GANEnsemble(8, max_iter=iters, n_runs=n_runs, random_state=0, device="cpu")
     ens.fit(prepared)
     ens_seconds = time.perf_counter() - start
     ens_rows = [
@@ -214,7 +221,7 @@ def quality(data_dir: Path, n_runs: int, iters: int) -> dict:
     sep_rows, sep_seconds = [], 0.0
     for r in range(n_runs):
         start = time.perf_counter()
-        m = scg.ClusterGAN(8, max_iter=iters, random_state=r, device="cpu").fit(prepared)
+        m = GANEnsemble(8, max_iter=iters, random_state=r, device="cpu").fit(prepared)
         sep_seconds += time.perf_counter() - start
         sep_rows.append(
             {k: float(v) for k, v in scg.metrics.cluster_metrics(truth, m.labels_).items()}

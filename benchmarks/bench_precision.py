@@ -3,7 +3,7 @@
 Two datasets (``--dataset``):
 
 * ``pbmc`` (default): the sorted PBMC data (the 8 populations of 10x_73k, 3,238 cells, paper
-  preprocessing), ``ClusterGAN(8, n_runs=R, random_state=0, precision=P)``: R replicas (seeds
+  preprocessing), ``GANEnsemble(8, n_runs=R, random_state=0, precision=P)``: R replicas (seeds
   0..R-1) trained in one vectorized pass (the MLP's hand-written steps); ``--compile`` trains
   with ``compile=True`` as well;
 * ``mnist``: the staged MNIST images (the 10,000 of the test set), the paper's MNIST conv
@@ -46,6 +46,7 @@ from _data import load
 from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
 
 import scgan_cluster as scg
+from scgan_cluster.model import GANEnsemble
 
 KEYS = ("acc", "nmi", "ari", "purity")
 CURVES = ("critic_loss", "wasserstein", "gradient_penalty", "generator_loss", "zn_loss", "zc_loss")
@@ -64,7 +65,7 @@ def run_pbmc(precision: str, iters: int, n_runs: int, data_dir, compile: bool) -
     adata = scg.datasets.zheng2017_sorted(data_dir, populations="10x_73k")
     truth = adata.obs["label"].to_numpy()
     prepared = scg.pp.preprocess(adata, 720, copy=True)
-    model = scg.ClusterGAN(
+    model = GANEnsemble(
         8,
         max_iter=iters,
         n_runs=n_runs,
@@ -188,20 +189,18 @@ def main() -> None:
         "machine": machine(),
     }
     if args.dataset == "pbmc":
-        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         result = run_pbmc(args.precision, args.iters, args.runs, args.data_dir, args.compile)
-        result = {**header, "n_runs": args.runs, "measured_utc": [utc], **result}
+        result = {**header, "n_runs": args.runs, **result}
         _print_runs(name, result["runs"])
         write_json(out, result)
         return
     # mnist: one model per seed, the file rewritten after each (a cut-off run keeps its seeds)
-    result = {**header, "n_runs": 0, "measured_utc": [], "fit_seconds": 0.0, "runs": []}
+    result = {**header, "n_runs": 0, "fit_seconds": 0.0, "runs": []}
     if args.first_seed > 0 and out.exists():
         result = json.loads(out.read_text())
         if result["max_iter"] != args.iters:
             parser.error(f"{out.name} holds runs of {result['max_iter']} iterations")
     for seed in range(args.first_seed, args.first_seed + args.runs):
-        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         one = run_mnist(args.precision, args.iters, seed, args.data_dir)
         _print_runs(name, one["runs"])
         runs = [r for r in result["runs"] if r["seed"] != seed] + one["runs"]
@@ -209,7 +208,6 @@ def main() -> None:
             dataset=one["dataset"],
             runs=sorted(runs, key=lambda r: r["seed"]),
             n_runs=len(runs),
-            measured_utc=[*result["measured_utc"], utc],
             fit_seconds=round(result["fit_seconds"] + one["fit_seconds"], 1),
         )
         write_json(out, result)

@@ -153,7 +153,6 @@ def time_package(
 ABLATION = {
     "package defaults": {},
     "autograd instead of hand-written gradients": {"gradients": "autograd"},
-    "per-parameter torch.optim.Adam instead of flat buffers": {"flat_params": False},
     "autograd double-backward penalty": {"penalty": "autograd"},
     "separate real / fake critic passes": {"joint_critic_batch": False},
     "draws sampled every iteration (block=1)": {"block": 1},
@@ -187,7 +186,7 @@ def main() -> None:
     device = torch.device(args.device)
     info = {**machine(), "device": str(device)}
     print(info)
-    # rows of models not rerun now are kept from the existing file (each row has its UTC time)
+    # rows of models not rerun now are kept from the existing file
     kept = []
     if args.out.exists():
         kept = [
@@ -208,7 +207,6 @@ def main() -> None:
         warmup = MODELS[model]["warmup"]
         row: dict = {
             "model": model,
-            "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "iterations": iters,

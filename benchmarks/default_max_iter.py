@@ -25,6 +25,7 @@ import torch
 from sklearn.cluster import KMeans
 
 import scgan_cluster as scg
+from scgan_cluster.model import GANEnsemble
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("SCGAN_DATA_DIR", HERE.parents[1] / "shared" / "data"))
@@ -70,7 +71,7 @@ def main() -> None:
                 flush=True,
             )
 
-        scg.ClusterGAN(8, max_iter=args.max_iter, random_state=seed, device="cpu").fit(
+        GANEnsemble(8, max_iter=args.max_iter, random_state=seed, device="cpu").fit(
             prepared, callback=evaluate
         )
         runs.append({"seed": seed, "curve": curve})

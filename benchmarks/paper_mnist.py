@@ -43,18 +43,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from _baselines import fit_clustergan
+from _data import load
+from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, score, write_json
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from _baselines import fit_clustergan  # noqa: E402
-from _data import load  # noqa: E402
-from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, score, write_json  # noqa: E402
-
-import scgan_cluster as scg  # noqa: E402
-from scgan_cluster.train import backprop_decode  # noqa: E402
+import scgan_cluster as scg
+from scgan_cluster.train import backprop_decode
 
 PAPER_TABLE3 = {7: 0.72, 9: 0.80, 10: 0.95, 11: 0.90, 13: 0.84}  # ACC (= purity)
 PAPER_SECTION5 = {"mode_accuracy": 0.97, "reconstruction_accuracy": 0.96, "cluster_accuracy": 0.95}

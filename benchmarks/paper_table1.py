@@ -30,12 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from _baselines import (  # noqa: E402
+from _baselines import (
     METHOD_KIND,
     BenchData,
     Budget,
@@ -44,11 +39,11 @@ from _baselines import (  # noqa: E402
     train_gan,
     train_vae,
 )
-from _data import DATASETS, load  # noqa: E402
-from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, run_method, write_json  # noqa: E402
+from _data import DATASETS, load
+from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, run_method, write_json
 
-import scgan_cluster as scg  # noqa: E402
-from scgan_cluster.train import backprop_decode  # noqa: E402
+import scgan_cluster as scg
+from scgan_cluster.train import backprop_decode
 
 # The paper's Table 1 (ACC = purity in the paper, NMI, ARI), best validation purity of 5 runs.
 PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {

@@ -25,6 +25,13 @@ validation and test cells):
 
     python benchmarks/scrna.py --dataset zheng2017_sorted8 --runs 5 --max-iter 10000 --curve-every 500
 
+``--clustergan NAME ...`` also fits recipes of ``CLUSTERGAN_VARIANTS`` (each a
+:class:`scgan_cluster.recipes.Recipe`: the shipped ``"lognorm"`` default, the paper's, or one of
+them with fields replaced) as :class:`scgan_cluster.ClusterGAN` models and scores every replica,
+the label-free picks among them and the pooled labels (:func:`clustergan_replicas`):
+
+    python benchmarks/scrna.py --dataset pbmc4k --methods --clustergan auto --seed0 10
+
 writes ``benchmarks/results/scrna_<dataset>.json``; ``--h5ad FILE --label-key COL`` runs it on
 any labeled AnnData of raw counts. Runs of the KMeans, GMM and leiden baselines and of the
 ``--clustergan`` variants are also scored on the training cells (``"train"``: the labels the
@@ -35,11 +42,13 @@ noise; labels are used only to score there too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +73,8 @@ from sklearn.mixture import GaussianMixture
 
 import scgan_cluster as scg
 from scgan_cluster._leiden import leiden_graph_k
+from scgan_cluster.model import GANEnsemble, Pool
+from scgan_cluster.recipes import ENSEMBLES, MODEL_ARGS, RECIPES, Ensemble, Recipe
 
 # name -> (loader(data_dir) -> AnnData of raw counts with obs["label"], description)
 DATASETS: dict[str, tuple[Callable[[Path], AnnData], str]] = {
@@ -191,7 +202,8 @@ def method_scvi_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
 
 
 class ClusterGANMethod:
-    """The paper's ClusterGAN, fit on the train split; optional metrics along training."""
+    """The paper's ClusterGAN (one network of the ``"paper"`` recipe at ``max_iter``
+    iterations), fit on the train split; optional metrics along training."""
 
     def __init__(self, max_iter: int, curve_every: int | None, truth: np.ndarray) -> None:
         self.max_iter = max_iter
@@ -206,7 +218,7 @@ class ClusterGANMethod:
         start = time.perf_counter()
         eval_seconds = [0.0]
 
-        def evaluate(model: scg.ClusterGAN, it: int) -> None:
+        def evaluate(model: GANEnsemble, it: int) -> None:
             # the model calls back every max_iter // 100 iterations: record the first call
             # at or past each multiple of curve_every, and the last iteration
             if not self.curve_every:
@@ -224,7 +236,9 @@ class ClusterGANMethod:
             curve.append(point)
             eval_seconds[0] += time.perf_counter() - t0
 
-        model = scg.ClusterGAN(k, max_iter=self.max_iter, random_state=seed, device="cpu")
+        paper = RECIPES["paper"]
+        settings = paper.ensemble_settings(paper.ensembles[0], k) | {"max_iter": self.max_iter}
+        model = GANEnsemble(k, random_state=seed, device="cpu", **settings)
         model.fit(train, callback=evaluate)
         return MethodResult(
             model.predict(val),
@@ -237,104 +251,65 @@ class ClusterGANMethod:
         )
 
 
-# ClusterGAN settings compared by --clustergan (each one vectorized fit of R replicas, see
-# clustergan_replicas); {} is the package's default, "paper" the paper's recipe
-_RECON1 = {"flavor": "lognorm", "prior": "learned", "beta_r": 1.0}
-CLUSTERGAN_VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "paper": {"flavor": "paper", "prior": "uniform"},
-    "lognorm": {"flavor": "lognorm", "prior": "uniform"},
-    "paper_learned": {"flavor": "paper", "prior": "learned"},
-    "lognorm_learned": {"flavor": "lognorm", "prior": "learned"},
-    "lognorm_learned_leiden": {"flavor": "lognorm", "prior": "learned", "assign": "leiden"},
-    # + a reconstruction term on real cells (beta_r * ||x - G(E(x))||^2, not in the paper)
+SPLITS = ("train", "val", "test")
+
+# The recipes compared by --clustergan (see clustergan_replicas). Each is a Recipe of
+# scgan_cluster.recipes: the shipped ones, or one of them with fields replaced. The one-ensemble
+# variants train 5 replicas of one network for 4,000 iterations (every K); they are the settings
+# compared on the way to the default recipe, one change at a time.
+_DEFAULT = RECIPES["lognorm"]
+_GENES, _PCS, _GENES_FAST = ENSEMBLES["genes"], ENSEMBLES["pcs"], ENSEMBLES["genes_fast"]
+_ONE = {"max_iter": 4000, "max_iter_per_cluster": 0, "n_runs": 5, "ensembles": (_GENES,)}
+# the paper's recipe: top 720 genes by count variance, log2(1 + C) / max, uniform prior
+_PAPER = replace(RECIPES["paper"], max_iter=4000, n_runs=5)
+# the lognorm preprocessing at the paper's 720 genes, then a learned prior, then a
+# reconstruction term on real cells (beta_r * ||x - G(E(x))||^2), then scanpy's 2,000 genes
+_LOGNORM = replace(_DEFAULT, prior="uniform", beta_r=0.0, n_top_genes=720, **_ONE)
+_LEARNED = replace(_LOGNORM, prior="learned")
+_RECON1 = replace(_LEARNED, beta_r=1.0)
+_GENES2000 = replace(_RECON1, n_top_genes=2000)
+CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
+    "default": _DEFAULT,
+    "paper": _PAPER,
+    "lognorm": _LOGNORM,
+    "paper_learned": replace(_PAPER, prior="learned"),
+    "lognorm_learned": _LEARNED,
+    "lognorm_learned_leiden": replace(_LEARNED, assign="leiden"),
     "lognorm_learned_recon1": _RECON1,
-    "lognorm_learned_recon10": {**_RECON1, "beta_r": 10.0},
-    # + scanpy's usual 2,000 highly variable genes instead of the paper's 720 (the default)
-    "lognorm_learned_recon1_genes2000": {**_RECON1, "n_top_genes": 2000},
-    "lognorm_learned_recon1_genes5000": {**_RECON1, "n_top_genes": 5000},
-    # the default with a learned prior that keeps every mode at >= 0.5 / K (default 0.1 / K)
-    "lognorm_learned_recon1_genes2000_floor05": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "prior_floor": 0.5,
-    },
-    # the default trained twice as long, in bf16 (about 1.4x the default's time instead of 2x)
-    "lognorm_learned_recon1_genes2000_bf16_8000": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "precision": "bf16",
-        "max_iter": 8000,
-    },
-    # the default with 20x the paper's learning rate (2e-3 instead of 1e-4) for half the iterations
-    "lognorm_learned_recon1_genes2000_lr2e3_2000": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "lr": 2e-3,
-        "max_iter": 2000,
-    },
-    # the same on the cells' 50 principal components instead of the 2,000 genes
-    "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "n_pcs": 50,
-        "lr": 2e-3,
-        "max_iter": 2000,
-    },
-    "lognorm_learned_recon1_genes2000_pcs50_lr1e3": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "n_pcs": 50,
-        "lr": 1e-3,
-    },
-    # the default (4,000 iterations) at 10x the paper's learning rate
-    "lognorm_learned_recon1_genes2000_lr1e3": {**_RECON1, "n_top_genes": 2000, "lr": 1e-3},
-    # the default (4,000 iterations) at 5x the paper's learning rate
-    "lognorm_learned_recon1_genes2000_lr5e4": {**_RECON1, "n_top_genes": 2000, "lr": 5e-4},
-    "lognorm_learned_recon1_leiden": {**_RECON1, "assign": "leiden"},
-    # the genes candidate at the recipe's budget for K (scgan_cluster.model.recipe_max_iter:
-    # 4,000 up to K = 8, 500 per cluster above), the default's since 2026-11-26 (third stop)
-    "lognorm_learned_recon1_genes2000_perk": {
-        **_RECON1,
-        "n_top_genes": 2000,
-        "max_iter": "recipe",
-    },
-    # the default (tl.clustergan's n_pcs="auto"): both candidates, the one whose replicas agree more
-    "auto": {
-        "candidates": [
-            "lognorm_learned_recon1_genes2000_perk",
-            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
-        ]
-    },
-    # the default with 10 replicas per candidate (20 in the pooled vote; tl.clustergan's n_runs=10)
-    "auto_r10": {
-        "candidates": [
-            "lognorm_learned_recon1_genes2000_perk",
-            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
-        ],
-        "runs": 10,
-    },
-    # the default's two candidates and the genes at lr 2e-3 for 2,000 iterations as a third, all
-    # 15 replicas pooled: tl.clustergan(candidates=("genes", "pcs", "genes_fast")), an option
-    "auto_lr": {
-        "candidates": [
-            "lognorm_learned_recon1_genes2000_perk",
-            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
-            "lognorm_learned_recon1_genes2000_lr2e3_2000",
-        ]
-    },
-    # the default before 2026-11-26 (third stop): the genes candidate at 4,000 for every K
-    "auto_4000": {
-        "candidates": [
-            "lognorm_learned_recon1_genes2000",
-            "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000",
-        ]
-    },
+    "lognorm_learned_recon10": replace(_RECON1, beta_r=10.0),
+    "lognorm_learned_recon1_genes2000": _GENES2000,
+    "lognorm_learned_recon1_genes5000": replace(_RECON1, n_top_genes=5000),
+    # a learned prior that keeps every mode at >= 0.5 / K (the recipe's floor: 0.1 / K)
+    "lognorm_learned_recon1_genes2000_floor05": replace(_GENES2000, prior_floor=0.5),
+    # twice the iterations in bf16 (about 1.4x the time of 4,000 in float32)
+    "lognorm_learned_recon1_genes2000_bf16_8000": replace(
+        _GENES2000, precision="bf16", max_iter=8000
+    ),
+    # the genes at 20x the paper's learning rate for half the iterations ("genes_fast")
+    "lognorm_learned_recon1_genes2000_lr2e3_2000": replace(_GENES2000, ensembles=(_GENES_FAST,)),
+    # the cells' 50 principal components instead of the genes: the default's "pcs" ensemble
+    "lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000": replace(_DEFAULT, ensembles=(_PCS,)),
+    "lognorm_learned_recon1_genes2000_pcs50_lr1e3": replace(
+        _GENES2000, ensembles=(Ensemble("pcs", n_pcs=50, lr=1e-3),)
+    ),
+    # the genes at 10x and 5x the paper's learning rate
+    "lognorm_learned_recon1_genes2000_lr1e3": replace(_GENES2000, lr=1e-3),
+    "lognorm_learned_recon1_genes2000_lr5e4": replace(_GENES2000, lr=5e-4),
+    "lognorm_learned_recon1_leiden": replace(_RECON1, assign="leiden"),
+    # the default's "genes" ensemble alone (max(4,000, 500 K) iterations)
+    "lognorm_learned_recon1_genes2000_perk": replace(_DEFAULT, ensembles=(_GENES,)),
+    # the default recipe (the name its entries have in the result files)
+    "auto": _DEFAULT,
+    # the default with 10 replicas per ensemble (20 pooled)
+    "auto_r10": replace(_DEFAULT, n_runs=10),
+    # the default's ensembles and "genes_fast" as a third, all 15 replicas pooled
+    "auto_lr": replace(_DEFAULT, ensembles=(_GENES, _PCS, _GENES_FAST)),
+    # the default with the genes at 4,000 iterations for every K
+    "auto_4000": replace(_DEFAULT, max_iter_per_cluster=0),
 }
-FIT_KEYS = ("flavor", "n_top_genes")
 
 
-def prior_modes(model: scg.ClusterGAN, min_share: float = 0.01) -> dict[str, Any]:
+def prior_modes(model: GANEnsemble, min_share: float = 0.01) -> dict[str, Any]:
     """What a replica's prior and encoder make of the K zc modes (no labels used).
 
     ``weights``: the prior's cluster proportions at the end of training (uniform unless
@@ -351,141 +326,156 @@ def prior_modes(model: scg.ClusterGAN, min_share: float = 0.01) -> dict[str, Any
     }
 
 
+def build_model(
+    recipe: Recipe, k: int, random_state: int, device: str, n_vars: int
+) -> scg.ClusterGAN:
+    """An untrained :class:`scgan_cluster.ClusterGAN` that trains ``recipe`` (its genes capped at
+    ``n_vars``): the recipe's fields that differ from the shipped recipe of its name, passed as
+    settings. A recipe that settings cannot express (``resolve`` would rewrite it) is refused."""
+    recipe = replace(recipe, n_top_genes=min(recipe.n_top_genes, n_vars))
+    base = RECIPES[recipe.name]
+    changed = {
+        f.name: getattr(recipe, f.name)
+        for f in dataclasses.fields(Recipe)
+        if f.name in MODEL_ARGS and getattr(recipe, f.name) != getattr(base, f.name)
+    }
+    model = scg.ClusterGAN(
+        k, flavor=recipe.name, random_state=random_state, device=device, **changed
+    )
+    if model.recipe != recipe:
+        raise ValueError(
+            f"ClusterGAN(flavor={recipe.name!r}, **{changed}) trains {model.recipe}, not {recipe}"
+        )
+    return model
+
+
 def clustergan_replicas(
     variant: str,
     adata: AnnData,
     truth: np.ndarray,
     split,
     k: int,
-    seeds: list[int],
-    max_iter: int,
-    n_top_genes: int = 720,
-    ensembles: int = 1,
+    seed0: int,
+    *,
+    fits: int = 1,
     device: str = "cpu",
     dump: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """``ensembles`` vectorized fits of ``len(seeds)`` ClusterGAN replicas on the training cells.
+    """``fits`` fits of the recipe ``CLUSTERGAN_VARIANTS[variant]`` on the training cells.
 
-    Fit e has ``random_state = seeds[0] + e * R`` and replica r of it the seed
-    ``seeds[0] + e * R + r`` (the same random stream as a separate run with that seed), so no
-    two fits share a replica. Returns three method entries: ``clustergan_<variant>`` (every
-    replica scored as its own run: mean +- sd and the paper's best-of-R by validation purity),
-    ``..._medoid`` (per fit, the replica that agrees most with the others: a label-free pick)
-    and ``..._consensus`` (per fit, the replicas' matched majority vote, also label-free); a
-    variant of several candidates adds ``..._pooled`` (per fit, the replicas of every candidate
-    in one agreement-weighted vote, ``scgan_cluster.model.pool_replicas``; label-free) and
-    ``..._linkage`` (the same replicas pooled by co-association linkage,
-    ``pool_replicas(method="linkage")``; label-free).
-    Preprocessing is fitted on the training cells and replayed on validation and test cells.
-    Each run records the ``device`` it trained on. With ``dump`` (a folder), each fit also
-    writes ``<variant>_<random_state>.npz`` there (:func:`dump_fit`): every candidate's replica
-    labels and latents on the three splits, for label-free readouts scored afterwards
-    (``benchmarks/scrna_readout.py``).
+    Each fit is one :class:`scgan_cluster.ClusterGAN` (every ensemble of the recipe, R =
+    ``recipe.n_runs`` replicas each, trained as one vectorized pass per ensemble). Fit e has
+    ``random_state = seed0 + e * R`` and replica r of each ensemble the seed
+    ``seed0 + e * R + r`` (the same random stream as a separate network with that seed), so no
+    two fits share a replica. The kept ensemble of a fit is the one whose replicas agree most
+    (highest mean ARI between them; the first on a tie; no labels used). Returns three method
+    entries: ``clustergan_<variant>`` (every replica of the kept ensemble scored as its own run:
+    mean +- sd and the paper's best-of-R by validation purity), ``..._medoid`` (per fit, the
+    kept ensemble's replica that agrees most with the others, ``selected_run_``: a label-free
+    pick) and ``..._consensus`` (per fit, the kept ensemble's matched majority vote, its own
+    ``labels_`` and ``predict``); a recipe of two or more ensembles adds ``..._pooled`` (per fit,
+    every replica of every ensemble in one agreement-weighted vote, ``Pool`` with
+    ``method="vote"``) and ``..._linkage`` (the same replicas pooled by co-association linkage,
+    ``method="linkage"``). A pool of the recipe's own method is the model's (its ``labels_`` and
+    ``predict``); the other is fitted on the same replicas' labels of the training cells.
+    Preprocessing is fitted on the training cells and replayed on validation and test cells;
+    training cells are scored by the labels of training. Each run records the ``device`` it
+    trained on. With ``dump`` (a folder), each fit also writes ``<variant>_<random_state>.npz``
+    there (:func:`dump_fit`): every ensemble's replica labels and latents on the three splits,
+    for label-free readouts scored afterwards (``benchmarks/scrna_readout.py``).
     """
-    # a variant of "candidates" fits each named variant and keeps, per fit, the one whose
-    # replicas agree more (scgan_cluster.model.fit_by_agreement, as tl.clustergan's n_pcs="auto")
-    names = CLUSTERGAN_VARIANTS[variant].get("candidates", [variant])
-    if "runs" in CLUSTERGAN_VARIANTS[variant]:  # a variant may fix its replicas per fit
-        seeds = list(range(seeds[0], seeds[0] + CLUSTERGAN_VARIANTS[variant]["runs"]))
-    settings = []
-    for cand in names:
-        opts = CLUSTERGAN_VARIANTS[cand]
-        fit_opts = {key: opts[key] for key in FIT_KEYS if key in opts}
-        fit_opts["n_top_genes"] = min(fit_opts.get("n_top_genes", n_top_genes), adata.n_vars)
-        model_opts = {key: v for key, v in opts.items() if key not in (*FIT_KEYS, "runs")}
-        budget = model_opts.pop("max_iter", max_iter)  # a variant may fix its own budget
-        if budget == "recipe":  # or take the recipe's budget for K (as tl.clustergan does)
-            budget = scg.model.recipe_max_iter(fit_opts.get("flavor", "lognorm"), k)
-        settings.append((fit_opts, model_opts, budget))
-    if any(fit != settings[0][0] for fit, _, _ in settings):
-        raise ValueError(f"the candidates of {variant!r} must share their preprocessing")
-    fit_opts = settings[0][0]
-    train, val, test = (adata[split[s]].copy() for s in ("train", "val", "test"))
-    truth_train, truth_val, truth_test = (truth[split[s]] for s in ("train", "val", "test"))
+    recipe = CLUSTERGAN_VARIANTS[variant]
+    n_rep = recipe.n_runs
+    if n_rep < 2:
+        raise ValueError(f"{variant!r}: the replicas are compared, so n_runs must be >= 2")
+    data = {s: adata[split[s]].copy() for s in SPLITS}
+    truths = {s: truth[split[s]] for s in SPLITS}
     name = f"clustergan_{variant}"
-    n_rep = len(seeds)
     replicas, medoids, consensus, pooled, linked = [], [], [], [], []
     selection, seconds_all = [], []
-    for e in range(ensembles):
+    for e in range(fits):
+        model = build_model(recipe, k, seed0 + e * n_rep, device, adata.n_vars)
         start = time.perf_counter()
-        models = [
-            scg.ClusterGAN(
-                k,
-                max_iter=budget,
-                random_state=seeds[0] + e * n_rep,
-                device=device,
-                n_runs=n_rep,
-                **model_opts,
-            )
-            for _, model_opts, budget in settings
-        ]
-        chosen, agreements = scg.model.fit_by_agreement(models, train, **fit_opts)
-        model = models[chosen]
+        model.fit(data["train"])
         seconds = time.perf_counter() - start
         seconds_all.append(round(seconds, 2))
+        agreements = [float(np.mean(m.selection_scores_)) for m in model.members_]
+        chosen = int(np.argmax(agreements))
+        kept = model.members_[chosen]
 
-        def run(seed: int, fitted: Any, sec=seconds) -> dict:
+        def run(seed: int, labels: dict[str, np.ndarray], sec=seconds) -> dict:
             return {
                 "seed": seed,
                 "device": device,
                 "seconds": round(sec / n_rep, 2),
-                "val": score(truth_val, fitted.predict(val)),
-                "test": score(truth_test, fitted.predict(test)),
-                "train": score(truth_train, fitted.labels_),  # the labels of training itself
+                **{s: score(truths[s], labels[s]) for s in ("val", "test", "train")},
             }
 
-        runs = [run(rep.random_state, rep) for rep in model.replicas]
+        def predicted(fitted: Any) -> dict[str, np.ndarray]:
+            """A fitted model's labels: of training itself, and predicted for the others."""
+            return {"train": fitted.labels_} | {s: fitted.predict(data[s]) for s in SPLITS[1:]}
+
+        runs = [run(rep.random_state, predicted(rep)) for rep in kept.replicas]
         for r in runs:
             print(
                 f"  {name:<28} seed {r['seed']}: test "
                 + " ".join(f"{key} {r['test'][key]:.3f}" for key in ("acc", "nmi", "ari"))
             )
         if dump is not None:
-            dump_fit(
-                dump / f"{variant}_{model.random_state}.npz",
-                models,
-                chosen,
-                agreements,
-                {"train": train, "val": val, "test": test},
-                {"train": truth_train, "val": truth_val, "test": truth_test},
-            )
-        medoid = int(model.selected_run_)
+            dump_fit(dump / f"{variant}_{model.random_state}.npz", model, chosen, data, truths)
+        medoid = int(kept.selected_run_)
         replicas += runs
         medoids.append(runs[medoid])
-        consensus.append(run(model.random_state, model))
-        if len(names) > 1:  # every candidate's replicas in one weighted vote (pool_candidates)
-            pool = scg.model.pool_replicas(models)
-            pooled.append(run(model.random_state, pool))
-            # and the same replicas by co-association linkage (pool_method="linkage")
-            link = scg.model.pool_replicas(
-                models, method="linkage", random_state=model.random_state
-            )
-            linked.append(run(model.random_state, link))
+        consensus.append(run(model.random_state, predicted(kept)))
+        if len(model.members_) > 1:  # every ensemble's replicas pooled, both ways
+            for method, out in (("vote", pooled), ("linkage", linked)):
+                if model.pool_.method == method:
+                    labels = predicted(model)
+                else:
+                    runs_of = {"train": model.labels_runs_} | {
+                        s: np.stack([rep.predict(data[s]) for rep in model.replicas], axis=1)
+                        for s in SPLITS[1:]
+                    }
+                    pool = Pool.fit(
+                        model.labels_runs_,
+                        k,
+                        model.weights_,
+                        method=method,
+                        max_cells=recipe.pool_max_cells,
+                        random_state=model.random_state,
+                    )
+                    labels = {s: pool.predict(runs_of[s]) for s in SPLITS}
+                out.append(run(model.random_state, labels))
         selection.append(
             {
                 "random_state": model.random_state,
                 "medoid": medoid,
                 "best_by_val_purity": int(np.argmax([r["val"]["purity"] for r in runs])),
-                "agreement": np.round(model.selection_scores_, 4).tolist(),
-                "mean_confidence": round(float(model.confidence_.mean()), 4),
-                "prior_modes": [prior_modes(rep) for rep in model.replicas],
+                "agreement": np.round(kept.selection_scores_, 4).tolist(),
+                "mean_confidence": round(float(kept.confidence_.mean()), 4),
+                "prior_modes": [prior_modes(rep) for rep in kept.replicas],
                 **(
                     {}
-                    if len(names) == 1
+                    if len(model.members_) == 1
                     else {
-                        "candidates": names,
+                        "candidates": [ens.name for ens in recipe.ensembles],
                         "candidate_agreement": np.round(agreements, 4).tolist(),
-                        "chosen": names[chosen],
-                        "pooled_weights": np.round(pool.weights_, 4).tolist(),
+                        "chosen": recipe.ensembles[chosen].name,
+                        "pooled_weights": np.round(model.weights_, 4).tolist(),
                     }
                 ),
             }
         )
     info = {
-        "iterations": model.train_config.max_iter if len(names) == 1 else None,
+        "iterations": recipe.budget(k, recipe.ensembles[0]) if len(recipe.ensembles) == 1 else None,
         "replicas_per_fit": n_rep,
         "fit_seconds_all_replicas": seconds_all,
-        "params": {**model.params, **fit_opts},
+        # the kept ensemble's network settings and the preprocessing
+        "params": {
+            **kept.params,
+            "flavor": model.recipe_.preprocessing,
+            "n_top_genes": model.fit_params_["n_top_genes"],
+        },
     }
     entries = [
         {"method": name, **aggregate(replicas), **info, "selection": selection},
@@ -500,36 +490,38 @@ def clustergan_replicas(
 
 def dump_fit(
     path: Path,
-    models: list[scg.ClusterGAN],
+    model: scg.ClusterGAN,
     chosen: int,
-    agreements: list[float],
     data: dict[str, AnnData],
     truth: dict[str, np.ndarray],
 ) -> None:
-    """Write one fit's replicas (every candidate) to ``path`` (``.npz``) for later readouts.
+    """Write one fit's replicas (every ensemble) to ``path`` (``.npz``) for later readouts.
 
     Keys: ``labels_<c>_<split>`` ``(n_cells, R)`` each replica's labels (its own ``assign``) of
-    candidate c, ``latent_<c>_<split>`` ``(n_cells, R, n_latent + K)`` each replica's encoder
+    ensemble c, ``latent_<c>_<split>`` ``(n_cells, R, n_latent + K)`` each replica's encoder
     latent (zn, softmax zc), ``truth_<split>`` the labels of truth (for scoring only),
-    ``agreement`` every candidate's replica agreement, ``chosen`` the kept candidate,
-    ``n_clusters`` K.
+    ``agreement`` every ensemble's replica agreement, ``chosen`` the kept ensemble,
+    ``n_clusters`` K, ``random_state`` the fit's seed.
     """
     arrays: dict[str, np.ndarray] = {
-        "agreement": np.asarray(agreements, dtype=np.float64),
+        "agreement": np.asarray(
+            [np.mean(m.selection_scores_) for m in model.members_], dtype=np.float64
+        ),
         "chosen": np.asarray(chosen),
-        "n_clusters": np.asarray(models[0].n_clusters),
+        "n_clusters": np.asarray(model.n_clusters),
+        "random_state": np.asarray(model.random_state),
     }
-    for c, model in enumerate(models):
-        for s, adata in data.items():
-            reps = model.replicas
+    for c, member in enumerate(model.members_):
+        reps = member.replicas
+        for s, cells in data.items():
             arrays[f"labels_{c}_{s}"] = np.stack(
-                [rep.labels_ if s == "train" else rep.predict(adata) for rep in reps], axis=1
+                [rep.labels_ if s == "train" else rep.predict(cells) for rep in reps], axis=1
             ).astype(np.int16)
             arrays[f"latent_{c}_{s}"] = np.stack(
                 [
                     np.hstack([rep.latent_, rep.proba_])
                     if s == "train"
-                    else rep.get_latent_representation(adata, representation="full")
+                    else rep.get_latent_representation(cells, representation="full")
                     for rep in reps
                 ],
                 axis=1,
@@ -548,7 +540,7 @@ def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old``'s entry with ``new``'s runs added and the statistics recomputed over all of them.
 
     Both must be the same method with the same settings (``params`` but the first seed and,
-    for a variant of several candidates, the settings in which its candidates differ;
+    for a recipe of several ensembles, the settings in which its ensembles differ;
     ``replicas_per_fit``) and no seed in common; per-fit records (``selection``,
     ``fit_seconds_all_replicas``) are concatenated, and ``machines`` lists every machine the
     runs were measured on.
@@ -557,7 +549,7 @@ def append_runs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     if new["method"] != name:
         raise ValueError(f"cannot append runs of {new['method']!r} to {name!r}")
 
-    per_fit = {"random_state", *_candidate_keys(name)}  # may differ from fit to fit
+    per_fit = {"random_state", *_per_fit_keys(name)}  # may differ from fit to fit
 
     def settings(entry: dict[str, Any]) -> tuple:
         params = {k: v for k, v in entry.get("params", {}).items() if k not in per_fit}
@@ -625,20 +617,21 @@ def data_mismatch(
     return None
 
 
-def _candidate_keys(method: str) -> set[str]:
-    """Settings in which the candidates of ``method``'s variant differ (an entry of a variant of
-    several candidates records the params of the candidate each fit kept)."""
+def _per_fit_keys(method: str) -> set[str]:
+    """Settings in which the ensembles of ``method``'s recipe differ (an entry of a recipe of
+    several ensembles records the params of the ensemble each fit kept)."""
     base = method.removeprefix("clustergan_")
     for suffix in ENTRY_SUFFIXES:
         base = base.removesuffix(suffix)
-    names = CLUSTERGAN_VARIANTS.get(base, {}).get("candidates", [])
-    opts = [CLUSTERGAN_VARIANTS[n] for n in names]
-    keys = {k for o in opts for k in o}
-    return {k for k in keys if len({repr(o.get(k)) for o in opts}) > 1}
+    recipe = CLUSTERGAN_VARIANTS.get(base)
+    if recipe is None or len(recipe.ensembles) < 2:
+        return set()
+    own = [f.name for f in dataclasses.fields(Ensemble) if f.name != "name"]
+    return {f for f in own if len({getattr(e, f) for e in recipe.ensembles}) > 1}
 
 
 def _as_list(value: Any) -> list:
-    """``value`` as a list (``None`` -> ``[]``; older result files hold one selection dict)."""
+    """``value`` as a list (``None`` -> ``[]``; one selection dict -> a list of it)."""
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
@@ -742,9 +735,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--h5ad", type=Path, help="any AnnData of raw counts instead of --dataset")
     parser.add_argument("--label-key", default="label")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--n-top-genes", type=int, default=720, help="genes of the paper's preprocessing"
+        "--runs",
+        type=int,
+        default=5,
+        help="seeds of the baselines and of clustergan (a --clustergan variant trains its "
+        "recipe's n_runs replicas per fit)",
+    )
+    parser.add_argument(
+        "--n-top-genes",
+        type=int,
+        default=720,
+        help="genes of the paper's preprocessing (paper_kmeans, clustergan; a --clustergan "
+        "variant keeps its recipe's)",
     )
     parser.add_argument("--seed0", type=int, default=0)
     parser.add_argument(
@@ -754,7 +757,12 @@ def main(argv: list[str] | None = None) -> None:
         "needs --tag, so that its results go to their own file",
     )
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--max-iter", type=int, default=scg.model.DEFAULT_MAX_ITER)
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=RECIPES["paper"].max_iter,
+        help="generator iterations of clustergan (a --clustergan variant trains its recipe's)",
+    )
     parser.add_argument(
         "--curve-every", type=int, default=0, help="metrics along training every N iterations"
     )
@@ -764,7 +772,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         choices=sorted(CLUSTERGAN_VARIANTS),
         default=[],
-        help="ClusterGAN settings, each as vectorized fits of --runs replicas",
+        help="recipes of CLUSTERGAN_VARIANTS, each fitted --fits times",
     )
     parser.add_argument(
         "--device",
@@ -772,7 +780,9 @@ def main(argv: list[str] | None = None) -> None:
         help="--clustergan: where the replicas train (cpu, cuda, ...; recorded with each run)",
     )
     parser.add_argument(
+        "--fits",
         "--ensembles",
+        dest="fits",
         type=int,
         default=1,
         help="--clustergan: fits per variant (seeds do not overlap), for the sd of consensus",
@@ -857,10 +867,8 @@ def main(argv: list[str] | None = None) -> None:
                 truth,
                 split,
                 k,
-                seeds,
-                args.max_iter,
-                n_top_genes=args.n_top_genes,
-                ensembles=args.ensembles,
+                args.seed0,
+                fits=args.fits,
                 device=args.device,
                 dump=args.dump,
             )

@@ -5,7 +5,7 @@ Fits run on another machine (a GPU machine, a second worktree) write their own
 ``--into`` (``scrna.py --append`` semantics: the seeds must be new, the settings the same),
 keeps every other entry, lists the commands of both and rewrites the markdown table.
 
-    python benchmarks/scrna_merge.py /tmp/gpu/scrna_worm_neuron.json --into benchmarks/results
+    python benchmarks/scrna_merge.py OUT/scrna_worm_neuron.json --into benchmarks/results
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Label-free readouts of one ClusterGAN fit's replicas, scored from ``scrna.py --dump`` files.
 
-A fit of the default trains two ensembles (genes and principal components, item 6 of the
-README) and reads one labelling out of their replicas. This scores other ways of reading it,
-on the same replicas, without training again:
+A fit of the default recipe trains two ensembles (genes and principal components) and reads
+one labelling out of their replicas. This scores other ways of reading it, on the same
+replicas, without training again:
 
-- ``kept``: the matched majority vote of the kept ensemble's replicas (``pool_candidates=False``).
-- ``pooled``: every replica of both ensembles in one vote weighted by its agreement with the
-  others (the default, ``scgan_cluster.model.pool_replicas``).
+- ``kept``: the matched majority vote of the replicas of the ensemble whose replicas agree
+  most (that ensemble's own labels, :class:`scgan_cluster.model.GANEnsemble`).
+- ``pooled``: every replica of every ensemble in one vote weighted by its agreement with the
+  others (:class:`scgan_cluster.model.Pool`, ``method="vote"``; a recipe's ``pool="vote"``).
 - ``onehot_kmeans``: KMeans on the replicas' one-hot labels side by side, each replica's block
   scaled by the square root of its vote weight, so that the squared distance of two cells is
   the weighted number of replicas that separate them (a co-association consensus in memory
@@ -14,22 +15,21 @@ on the same replicas, without training again:
 - ``pooled_refined``: the same KMeans started from the pooled vote's clusters (a local
   improvement of the pooled vote on the co-association).
 - ``linkage``: average-linkage clustering of the training cells on the same weighted
-  co-association, cut at K clusters; a new cell joins the cluster it is co-assigned with most on
-  average (``tl.clustergan(pool_method="linkage")``, ``scgan_cluster._consensus.linkage_consensus``).
-- ``linkage_min1``: the same tree, but clusters of fewer than 1% of the cells do not count as
-  one of the K (``linkage_consensus(min_size=0.01)``): cut where K clusters of at least that
-  size exist; the cells of smaller ones join the cluster they are co-assigned with most.
+  co-association, cut at K clusters; every cell joins the cluster it is co-assigned with most
+  on average (:class:`scgan_cluster.model.Pool`, ``method="linkage"``: the default recipe's
+  ``pool``).
 - ``latent_kmeans``: KMeans on the replicas' encoder latents (zn, softmax zc) side by side,
   each replica scaled by the square root of its weight; new cells go to the nearest centre
   (``latent_kmeans_kept``: the kept ensemble's replicas only).
 - ``latent_leiden``: leiden (resolution bisected to K clusters) on the 15-neighbour graph of the
   same side-by-side latents; new cells go to the nearest cluster mean.
 
-Every readout is also given its label-free ``fit``: the weighted mean adjusted Rand index of its
-training-cell labels with each replica's (the quantity a median partition maximises). Labels of
-truth are used only to score.
+``kept``, ``pooled`` and ``linkage`` label the cells as ``scrna.py`` does (its ``_consensus``,
+``_pooled`` and ``_linkage`` entries). Every readout is also given its label-free ``fit``: the
+weighted mean adjusted Rand index of its training-cell labels with each replica's (the
+quantity a median partition maximises). Labels of truth are used only to score.
 
-    python benchmarks/scrna_readout.py /tmp/dump/*/auto_*.npz --out benchmarks/results/scrna_readout.json
+    python benchmarks/scrna_readout.py DUMPS/*/auto_*.npz --out benchmarks/results/scrna_readout.json
 """
 
 from __future__ import annotations
@@ -45,18 +45,10 @@ from scrna import RESULTS, _as_list, append_runs, write_table
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
 
-from scgan_cluster._consensus import (
-    STABLE_MIN_SIZE,
-    agreement,
-    agreement_weights,
-    coassociation_embedding,
-    consensus,
-    linkage_assign,
-    linkage_consensus,
-    stable_clusters,
-    vote,
-)
+from scgan_cluster._consensus import coassociation_embedding, consensus, vote
 from scgan_cluster._leiden import leiden_latent_k
+from scgan_cluster.model import Pool, replica_weights
+from scgan_cluster.recipes import RECIPES
 
 SPLITS = ("train", "val", "test")
 Fit = dict[str, dict[str, np.ndarray]]  # split -> {"labels": (n, R), "latent": (n, R, d)}
@@ -70,9 +62,9 @@ def per_split(scores: dict[str, dict[str, float]]) -> str:
 def load_fit(
     path: Path, n_candidates: int | None = None
 ) -> tuple[Fit, Fit, dict[str, np.ndarray], int]:
-    """A dump's kept ensemble, both ensembles together, the truth per split, and K.
+    """A dump's kept ensemble, all its ensembles together, the truth per split, and K.
 
-    ``n_candidates``: read only the first that many candidates (the kept one is then the one
+    ``n_candidates``: read only the first that many ensembles (the kept one is then the one
     of them whose replicas agree most, as the fit would have chosen among them).
     """
     z = np.load(path)
@@ -95,14 +87,22 @@ def load_fit(
         for s in SPLITS
     }
     truth = {s: z[f"truth_{s}"] for s in SPLITS}
-    # dumps written before n_clusters was stored (2026-11-27, 01:00 UTC) ran with K = the classes
+    # a dump without n_clusters was trained with K = the labelled classes
     k = int(z["n_clusters"]) if "n_clusters" in z.files else len(np.unique(truth["train"]))
     return kept, both, truth, k
 
 
+def fit_seed(path: Path) -> int:
+    """The ``random_state`` of a dump's fit (recorded, or the ``_<seed>.npz`` of its name)."""
+    z = np.load(path)
+    if "random_state" in z.files:
+        return int(z["random_state"])
+    return int(path.stem.rsplit("_", 1)[1])
+
+
 def _weights(runs: np.ndarray) -> np.ndarray:
-    """Each replica's vote: its agreement with the others (as the default's pooled vote)."""
-    return agreement_weights(agreement(runs))
+    """Each replica's vote: its agreement with the others (as the recipes' pools weigh it)."""
+    return replica_weights(runs)[1]
 
 
 def _onehot(fit: Fit, k: int) -> dict[str, np.ndarray]:
@@ -118,40 +118,46 @@ def _latents(fit: Fit) -> dict[str, np.ndarray]:
     return {s: (fit[s]["latent"] * scale).reshape(len(fit[s]["latent"]), -1) for s in SPLITS}
 
 
-def readout_vote(fit: Fit, k: int, weighted: bool) -> dict[str, np.ndarray]:
+def readout_kept(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np.ndarray]:
+    """The unweighted matched vote of one ensemble, as :class:`GANEnsemble` labels cells."""
     runs = fit["train"]["labels"].astype(np.int64)
-    labels, _, maps, scores = consensus(runs, k, weights="agreement" if weighted else None)
-    w = agreement_weights(scores) if weighted else None
+    labels, _, maps, _ = consensus(runs, k)
     out = {"train": labels}
     for s in SPLITS[1:]:
-        out[s] = vote(fit[s]["labels"].astype(np.int64), maps, k, w).argmax(axis=1)
+        out[s] = vote(fit[s]["labels"].astype(np.int64), maps, k).argmax(axis=1)
     return out
 
 
-def readout_onehot_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+def readout_pool(fit: Fit, k: int, method: str, random_state: int) -> dict[str, np.ndarray]:
+    """Every replica pooled by :class:`scgan_cluster.model.Pool` (fitted on the training
+    cells' labels, each cell labelled by its largest share), as a recipe's ``pool``."""
+    runs = fit["train"]["labels"].astype(np.int64)
+    pool = Pool.fit(
+        runs,
+        k,
+        _weights(runs),
+        method=method,
+        max_cells=RECIPES["lognorm"].pool_max_cells,
+        random_state=random_state,
+    )
+    return {s: pool.predict(fit[s]["labels"].astype(np.int64)) for s in SPLITS}
+
+
+def readout_onehot_kmeans(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np.ndarray]:
     x = _onehot(fit, k)
     km = KMeans(k, n_init=10, random_state=seed).fit(x["train"])
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
-def readout_pooled_refined(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+def readout_pooled_refined(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np.ndarray]:
     x = _onehot(fit, k)
-    start = readout_vote(fit, k, weighted=True)["train"]
+    start = readout_pool(fit, k, "vote", random_state)["train"]
     centres = np.stack([x["train"][start == c].mean(axis=0) for c in np.unique(start)])
     km = KMeans(len(centres), init=centres, n_init=1).fit(x["train"])
     return {"train": km.labels_} | {s: km.predict(x[s]) for s in SPLITS[1:]}
 
 
-def readout_linkage(fit: Fit, k: int, seed: int, min_size: float = 0.0) -> dict[str, np.ndarray]:
-    runs = fit["train"]["labels"].astype(np.int64)
-    labels, _, profiles, scores = linkage_consensus(runs, k, weights="agreement", min_size=min_size)
-    w = agreement_weights(scores)
-    return {"train": labels} | {
-        s: linkage_assign(fit[s]["labels"], profiles, k, w) for s in SPLITS[1:]
-    }
-
-
-def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+def readout_latent_kmeans(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np.ndarray]:
     x = _latents(fit)
     km = KMeans(k, n_init=10, random_state=seed).fit(x["train"].astype(np.float64))
     return {"train": km.labels_} | {
@@ -159,52 +165,24 @@ def readout_latent_kmeans(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def readout_latent_leiden(fit: Fit, k: int, seed: int) -> dict[str, np.ndarray]:
+def readout_latent_leiden(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np.ndarray]:
     x = _latents(fit)
     labels = leiden_latent_k(x["train"], k, seed)
     means = np.stack([x["train"][labels == c].mean(axis=0) for c in range(labels.max() + 1)])
     return {"train": labels} | {s: pairwise_distances_argmin(x[s], means) for s in SPLITS[1:]}
 
 
+# name -> (the replicas it reads: "kept" or "both"; fn(fit, K, KMeans seed, the fit's seed))
 READOUTS: dict[str, tuple[str, Callable]] = {
-    "kept": ("kept", lambda f, k, seed: readout_vote(f, k, weighted=False)),
-    "pooled": ("both", lambda f, k, seed: readout_vote(f, k, weighted=True)),
+    "kept": ("kept", readout_kept),
+    "pooled": ("both", lambda f, k, seed, rs: readout_pool(f, k, "vote", rs)),
     "onehot_kmeans": ("both", readout_onehot_kmeans),
     "pooled_refined": ("both", readout_pooled_refined),
-    "linkage": ("both", readout_linkage),
-    "linkage_min1": ("both", lambda f, k, seed: readout_linkage(f, k, seed, min_size=0.01)),
+    "linkage": ("both", lambda f, k, seed, rs: readout_pool(f, k, "linkage", rs)),
     "latent_kmeans": ("both", readout_latent_kmeans),
     "latent_kmeans_kept": ("kept", readout_latent_kmeans),
     "latent_leiden": ("both", readout_latent_leiden),
 }
-
-
-def estimate_k(path: Path, n_candidates: int | None = None) -> dict:
-    """The label-free number of clusters of a fit trained with more modes than classes.
-
-    ``stable``: :func:`scgan_cluster._consensus.stable_clusters` of every replica (K from the
-    co-association tree cut at one half, clusters of at least 1% of the training cells), and the
-    linkage labels cut at it (``pool_replicas(n_groups="stable")``); ``true_k``: the same tree
-    cut at the number of labelled classes, for reference. Labels of truth only score.
-    """
-    _, both, truth, k = load_fit(path, n_candidates)
-    runs = both["train"]["labels"].astype(np.int64)
-    classes = len(np.unique(np.concatenate([truth[s] for s in SPLITS])))
-    k_hat = min(max(stable_clusters(runs, k, weights="agreement"), 2), k)
-    w = _weights(runs)
-    out = {"dump": path.name, "n_modes": k, "n_classes": classes, "estimated": k_hat}
-    for name, n_groups, min_size in (
-        ("stable", k_hat, STABLE_MIN_SIZE),
-        ("true_k", classes, 0.0),
-    ):
-        labels, _, profiles, _ = linkage_consensus(
-            runs, k, weights="agreement", n_groups=n_groups, min_size=min_size
-        )
-        pred = {"train": labels} | {
-            s: linkage_assign(both[s]["labels"], profiles, k, w) for s in SPLITS[1:]
-        }
-        out[name] = {s: score(truth[s], pred[s]) for s in SPLITS}
-    return out
 
 
 def replica_fit(labels: np.ndarray, runs: np.ndarray) -> float:
@@ -224,10 +202,11 @@ def score_dump(
     readout with the highest label-free ``fit`` (the first on a tie). ``n_candidates``: as
     :func:`load_fit`."""
     kept, both, truth, k = load_fit(path, n_candidates)
+    random_state = fit_seed(path)
     result = {"dump": path.name, "n_clusters": k, "readouts": {}}
     for name in readouts:
         which, fn = READOUTS[name]
-        labels = fn(kept if which == "kept" else both, k, seed)
+        labels = fn(kept if which == "kept" else both, k, seed, random_state)
         result["readouts"][name] = {
             "fit": round(replica_fit(labels["train"], both["train"]["labels"]), 4),
             **{s: score(truth[s], labels[s]) for s in SPLITS},
@@ -311,43 +290,21 @@ def main(argv: list[str] | None = None) -> None:
         "--candidates",
         type=int,
         metavar="N",
-        help="read only each fit's first N candidates (e.g. 2: the default's two ensembles of a "
-        "fit that trained a third)",
+        help="read only each fit's first N ensembles (e.g. 2: the default's two of a fit that "
+        "trained a third)",
     )
     parser.add_argument(
         "--against-first",
         type=int,
         metavar="N",
-        help="compare with the --against readout of each fit's first N candidates only (e.g. "
+        help="compare with the --against readout of each fit's first N ensembles only (e.g. "
         "2: a fit that trained a third ensemble, with it against without it)",
     )
-    parser.add_argument(
-        "--estimate-k",
-        action="store_true",
-        help="fits trained with more modes than classes (scrna.py --n-clusters): print the "
-        "label-free estimate of K and the scores of the linkage cut at it and at the classes",
-    )
     args = parser.parse_args(argv)
-    if args.estimate_k:
-        found = []
-        for path in args.dumps:
-            res = estimate_k(path, args.candidates) | {"dataset": path.parent.name}
-            found.append(res)
-            print(
-                f"{res['dataset']}/{path.name}: {res['n_modes']} modes, {res['n_classes']} "
-                f"classes, estimated K {res['estimated']}"
-            )
-            for name in ("stable", "true_k"):
-                print(f"  {name:<8} " + per_split(res[name]))
-        if args.out is not None:
-            write_json(args.out, {"script": "benchmarks/scrna_readout.py", "estimate_k": found})
-        return
     if args.record is not None and args.record not in args.readouts:
         parser.error(f"--record {args.record} needs that readout in --readouts")
     if args.record is not None and args.candidates is not None:
-        parser.error(
-            "--record scores every candidate of a fit, as scrna.py does: drop --candidates"
-        )
+        parser.error("--record scores every ensemble of a fit, as scrna.py does: drop --candidates")
     if args.against not in args.readouts:
         parser.error(f"--readouts must include {args.against} (--against)")
     if args.against_first is not None and args.record is not None:

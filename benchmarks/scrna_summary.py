@@ -5,21 +5,17 @@ dataset, NMI and ARI (test split, mean +- sd over runs) of every baseline, of th
 of each change alone and of the default recipe, then one line per dataset saying whether the
 default is at or above the best baseline on both NMI and ARI.
 
-The default (``tl.clustergan``'s ``n_pcs="auto"`` with ``pool_candidates=True``) trains the
-2,000-gene ensemble for ``max(4000, 500 * K)`` iterations
-(``scgan_cluster.model.recipe_max_iter``) and the 50-PC ensemble
-(``clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000``) and labels the cells by the
-average linkage of all 10 replicas' agreement-weighted co-association
-(``pool_method="linkage"``): the ``clustergan_auto_linkage`` entry of a direct run (``scrna.py
---clustergan auto``), or recorded from a dumped fit (``scrna_readout.py --record linkage``). The
-weighted vote of the same replicas (``clustergan_auto_pooled``, the default before) and the row
-before pooling (``clustergan_auto_consensus``: the
-consensus of the ensemble whose replicas agree more) is also listed; where a dataset lacks a
-direct run for some seeds, it is assembled here from the two candidates' entries, fit by fit
-(the same seeds, so the same networks that ``tl.clustergan`` trains), with the agreements each
+The default is ``scgan_cluster.recipes.RECIPES["lognorm"]`` (the labels and budgets below are
+read from it): its ensembles' replicas pooled by the recipe's ``pool``, the
+``clustergan_auto_linkage`` entry of a direct run (``scrna.py --clustergan auto``), or recorded
+from a dumped fit (``scrna_readout.py --record linkage``). The weighted vote of the same replicas
+(``clustergan_auto_pooled``) and the consensus of the ensemble whose replicas agree more
+(``clustergan_auto_consensus``) are also listed; where a dataset lacks a direct run for some
+seeds, the consensus row is assembled here from the entries of the two ensembles run alone, fit
+by fit (the same seeds, so the same networks that the default trains), with the agreements each
 fit recorded (``selection.agreement``): no labels enter the choice. The genes entry is
-``..._genes2000_perk`` (the recipe's budget), or ``..._genes2000`` (4,000 iterations) where
-K <= 8 and that is the recipe's budget. The pooled rows cannot be assembled (they need every
+``..._genes2000_perk`` (the recipe's budget for K), or ``..._genes2000`` (4,000 iterations)
+where that is the recipe's budget for K. The pooled rows cannot be assembled (they need every
 replica's labels), so they hold the direct runs only.
 
     python benchmarks/scrna_summary.py                  # all staged datasets with results
@@ -30,11 +26,40 @@ replica's labels), so they hold the direct runs only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 from _protocol import RESULTS, aggregate
+from scrna import CLUSTERGAN_VARIANTS, write_table
+
+from scgan_cluster.recipes import RECIPES, Ensemble, Recipe
+
+DEFAULT_RECIPE = RECIPES["lognorm"]
+_DEFAULT_GENES = next(e for e in DEFAULT_RECIPE.ensembles if e.n_pcs is None)
+
+
+def describe(recipe: Recipe, ensemble: Ensemble) -> str:
+    """An ensemble of a recipe as the tables name it: its input, learning rate and budget."""
+    parts = [f"{recipe.n_top_genes:,} genes"]
+    if ensemble.n_pcs is not None:
+        parts = [f"{ensemble.n_pcs} PCs of {recipe.n_top_genes:,} genes"]
+    lr = recipe.lr if ensemble.lr is None else ensemble.lr
+    if lr is not None:
+        parts.append(f"lr {lr:g}")
+    if ensemble.max_iter is not None:
+        parts.append(f"{ensemble.max_iter:,} iterations")
+    elif recipe.max_iter_per_cluster:
+        parts.append(f"max({recipe.max_iter:,}, {recipe.max_iter_per_cluster} K) iterations")
+    else:
+        parts.append(f"{recipe.max_iter:,} iterations")
+    return ", ".join(parts)
+
+
+def _ensembles(recipe: Recipe, sep: str) -> str:
+    return sep.join(describe(recipe, e) for e in recipe.ensembles)
+
 
 DATASETS = {
     "zheng2017_sorted8": "sorted PBMC, 8 populations",
@@ -50,6 +75,41 @@ BASELINES = {
     "scanpy_leiden": "leiden (K clusters)",
     "scvi_kmeans": "scVI + KMeans",
 }
+
+
+def _pooled_labels(variant: str) -> dict[str, str]:
+    """The rows of a recipe of several ensembles (``scrna.py --clustergan <variant>``), named
+    from the recipe: the kept ensemble's consensus and every replica pooled both ways; the
+    default recipe's own pool is the row marked **default**."""
+    recipe, d = CLUSTERGAN_VARIANTS[variant], DEFAULT_RECIPE
+    each = [f"({describe(recipe, e)})" for e in recipe.ensembles]
+    changed = [
+        f"{f.name}={_value(getattr(recipe, f.name))}"
+        for f in dataclasses.fields(Recipe)
+        if getattr(recipe, f.name) != getattr(d, f.name)
+    ]
+    what = f"the default with {', '.join(changed)}" if changed else "the default"
+    replicas = f"all {recipe.n_replicas} replicas of {' and '.join(each)}"
+    labels = {
+        "_consensus": f"{what}: the ensemble whose replicas agree more, {' or '.join(each)}, "
+        f"consensus of its {recipe.n_runs}",
+        "_pooled": f"{what}: {replicas} in one vote, each weighted by its agreement with the "
+        'others (pool="vote")',
+        "_linkage": f"{what}: {replicas} pooled by average linkage of their agreement-weighted "
+        'co-association (pool="linkage")',
+    }
+    if recipe == d:
+        own = "_linkage" if d.pool == "linkage" else "_pooled"
+        labels[own] = labels[own].replace(what, "**default**", 1)
+    return {f"clustergan_{variant}{suffix}": label for suffix, label in labels.items()}
+
+
+def _value(value: object) -> str:
+    if isinstance(value, tuple) and all(isinstance(e, Ensemble) for e in value):
+        return repr(tuple(e.name for e in value))
+    return repr(value)
+
+
 CLUSTERGAN = {
     "clustergan": "ClusterGAN, paper's recipe (one model, {it} iterations)",
     "clustergan_paper": "ClusterGAN, paper's recipe, replicas of {it} iterations",
@@ -65,7 +125,7 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon10_consensus": "+ both + reconstruction, beta_r = 10, consensus of 5",
     "clustergan_lognorm_learned_recon1": "+ both + reconstruction, beta_r = 1 (single replicas)",
     "clustergan_lognorm_learned_recon1_medoid": "+ both + reconstruction, beta_r = 1, medoid replica",
-    "clustergan_lognorm_learned_recon1_consensus": "+ both + reconstruction (beta_r = 1), consensus of 5 (the default before: 720 genes)",
+    "clustergan_lognorm_learned_recon1_consensus": "+ both + reconstruction (beta_r = 1), consensus of 5 (720 genes)",
     "clustergan_lognorm_learned_recon1_leiden_consensus": "+ both + reconstruction, leiden readout, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes5000": "+ both + reconstruction + 5,000 genes (single replicas)",
     "clustergan_lognorm_learned_recon1_genes5000_medoid": "+ both + reconstruction + 5,000 genes, medoid replica",
@@ -81,20 +141,26 @@ CLUSTERGAN = {
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr1e3": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 1e-3 (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr1e3_consensus": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 1e-3, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 2e-3, 2,000 iterations (single replicas)",
-    "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000_consensus": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 2e-3, 2,000 iterations, consensus of 5 (the default's PC candidate)",
-    "clustergan_lognorm_learned_recon1_genes2000_consensus": "+ both + reconstruction + 2,000 genes, consensus of 5 (4,000 iterations: the default's genes candidate up to K = 8)",
+    "clustergan_lognorm_learned_recon1_genes2000_pcs50_lr2e3_2000_consensus": "+ both + reconstruction, 50 PCs of 2,000 genes, lr 2e-3, 2,000 iterations, consensus of 5 (the default's PC ensemble)",
+    "clustergan_lognorm_learned_recon1_genes2000_consensus": "+ both + reconstruction + 2,000 genes, consensus of 5 (4,000 iterations: the default's genes ensemble up to "
+    f"K = {DEFAULT_RECIPE.max_iter // DEFAULT_RECIPE.max_iter_per_cluster})",
     "clustergan_lognorm_learned_recon1_genes2000_lr5e4": "+ both + reconstruction + 2,000 genes, lr 5e-4 (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_lr5e4_consensus": "+ both + reconstruction + 2,000 genes, lr 5e-4, consensus of 5",
     "clustergan_lognorm_learned_recon1_genes2000_lr1e3": "+ both + reconstruction + 2,000 genes, lr 1e-3 (single replicas)",
     "clustergan_lognorm_learned_recon1_genes2000_lr1e3_consensus": "+ both + reconstruction + 2,000 genes, lr 1e-3, consensus of 5",
-    "clustergan_auto_4000_consensus": "the default before: the genes (4,000 iterations for every K) or the 50-PC candidate, whichever's replicas agree more, consensus of 5",
-    "clustergan_auto_consensus": "the default before pooling: the genes (max(4,000, 500 K) iterations) or the 50-PC candidate, whichever's replicas agree more, consensus of 5 (pool_candidates=False)",
-    "clustergan_auto_pooled": 'both candidates pooled, all 10 replicas in one vote, each weighted by its agreement with the others (pool_method="vote"; the default before)',
-    "clustergan_auto_linkage": '**default**: both candidates\' 10 replicas pooled by average linkage of their agreement-weighted co-association (pool_method="linkage")',
-    "clustergan_auto_r10_linkage": "the default with 10 replicas per candidate (n_runs=10): all 20 pooled by co-association linkage",
-    "clustergan_auto_lr_linkage": 'candidates=("genes", "pcs", "genes_fast") (an option): the default\'s two ensembles and a third (2,000 genes, lr 2e-3, 2,000 iterations), all 15 replicas pooled by co-association linkage',
-    "clustergan_auto_r10_consensus": "the default with 10 replicas per candidate (n_runs=10), consensus of the kept candidate's 10",
-    "clustergan_auto_r10_pooled": "the default with 10 replicas per candidate (n_runs=10): all 20 in one weighted vote",
+    **{
+        f"clustergan_{variant}{suffix}": _pooled_labels(variant)[f"clustergan_{variant}{suffix}"]
+        for variant, suffix in (
+            ("auto_4000", "_consensus"),
+            ("auto", "_consensus"),
+            ("auto", "_pooled"),
+            ("auto", "_linkage"),
+            ("auto_r10", "_linkage"),
+            ("auto_lr", "_linkage"),
+            ("auto_r10", "_consensus"),
+            ("auto_r10", "_pooled"),
+        )
+    },
 }
 GENES = "clustergan_lognorm_learned_recon1_genes2000"
 GENES_PERK = "clustergan_lognorm_learned_recon1_genes2000_perk"
@@ -104,24 +170,26 @@ POOLED = "clustergan_auto_pooled"
 POOLED_R10 = "clustergan_auto_r10_pooled"
 LINKAGE = "clustergan_auto_linkage"
 LINKAGE_R10 = "clustergan_auto_r10_linkage"
-# the verdict's row: tl.clustergan's default labels (pool_candidates=True, pool_method="linkage")
-DEFAULT = LINKAGE
-BEFORE = "clustergan_auto_4000_consensus"
+# the verdict's row: the default recipe's labels (its replicas pooled by its own pool)
+DEFAULT = LINKAGE if DEFAULT_RECIPE.pool == "linkage" else POOLED
+# the default's ensembles with the genes at 4,000 iterations for every K
+AUTO_4000 = "clustergan_auto_4000_consensus"
+_R5, _R10 = DEFAULT_RECIPE.n_runs, CLUSTERGAN_VARIANTS["auto_r10"].n_runs
 
 
 def genes_budget(n_clusters: int) -> int:
-    """The default's genes iterations for K (``scgan_cluster.model.recipe_max_iter("lognorm", K)``;
-    repeated here so that the summary does not import torch; a test checks they agree)."""
-    return max(4000, 500 * int(n_clusters))
+    """The default recipe's iterations of its genes ensemble for K clusters."""
+    return DEFAULT_RECIPE.budget(int(n_clusters), _DEFAULT_GENES)
 
 
 def auto_entry(methods: dict[str, dict], n_clusters: int) -> dict | None:
-    """The default's row: per fit, the consensus of the candidate whose replicas agree more.
+    """The default's consensus row: per fit, the consensus of the ensemble whose replicas agree
+    more, from the entries of the genes and the PC ensembles run alone.
 
-    Fits are matched by ``random_state`` (the same seeds); ``None`` when either candidate is
+    Fits are matched by ``random_state`` (the same seeds); ``None`` when either entry is
     missing. Each run records ``chosen`` and both agreements (mean ARI between replicas). The
-    genes candidate is the ``..._perk`` entry, or the 4,000-iteration entry where its recorded
-    budget (``params.max_iter``) is the recipe's for ``n_clusters``.
+    genes entry is the ``..._perk`` one, or the 4,000-iteration one where its recorded budget
+    (``params.max_iter``) is the recipe's for ``n_clusters``.
     """
     genes = GENES_PERK if GENES_PERK in methods else GENES
     recorded = methods.get(genes, {}).get("params", {}).get("max_iter")
@@ -131,7 +199,7 @@ def auto_entry(methods: dict[str, dict], n_clusters: int) -> dict | None:
 
 
 def _assemble(methods: dict[str, dict], genes: str, name: str) -> dict | None:
-    """Per fit, the consensus of ``genes`` or of the PC candidate, whichever agrees more."""
+    """Per fit, the consensus of ``genes`` or of the PC ensemble, whichever agrees more."""
     if not all(k in methods and k + "_consensus" in methods for k in (genes, PCS)):
         return None
     fits = {k: {f["random_state"]: f for f in _fits(methods[k])} for k in (genes, PCS)}
@@ -186,20 +254,20 @@ def _load(results: Path) -> list[tuple[str, dict, dict]]:
         if path.exists():
             result = json.loads(path.read_text())
             methods = {m["method"]: m for m in result["methods"]}
-            # the kept candidate's consensus: direct runs of the default, and fits assembled from
-            # its candidates' entries for seeds not run directly
+            # the kept ensemble's consensus: direct runs of the default, and fits assembled from
+            # the entries of its ensembles run alone for seeds not run directly
             auto = _union(methods.get(KEPT), auto_entry(methods, result["n_clusters"]))
             if auto is not None:
                 methods[KEPT] = auto
-            before = None if BEFORE in methods else _assemble(methods, GENES, BEFORE)
-            if before is not None:  # the default before: genes at 4,000 for every K
-                methods[BEFORE] = before
+            auto_4000 = None if AUTO_4000 in methods else _assemble(methods, GENES, AUTO_4000)
+            if auto_4000 is not None:  # the default's ensembles, genes at 4,000 for every K
+                methods[AUTO_4000] = auto_4000
             loaded.append((title, result, methods))
     return loaded
 
 
 def _fits(entry: dict | None) -> list[dict]:
-    """The per-fit ``selection`` records of a variant's entry (older results hold one dict)."""
+    """The per-fit ``selection`` records of a variant's entry (a single dict is one fit)."""
     fits = (entry or {}).get("selection", [])
     return [fits] if isinstance(fits, dict) else fits
 
@@ -312,13 +380,13 @@ def paired_table(
 
 # the paired comparisons of the summary: (base entry, new entry, heading, names in the rows)
 PAIRED: dict[str, tuple[str, str, str, tuple[str, str]]] = {
-    # the pooled candidates (pool_candidates=True) against the default's kept one
+    # every replica in one weighted vote against the kept ensemble's consensus
     "pool": (
         KEPT,
         POOLED,
-        "**Pooling the two candidates against the kept one, on the splits that choose settings** "
-        "(NMI / ARI of the consensus, per fit by its first seed; pooled = `pool_candidates=True` "
-        "from the same fit)",
+        "**Pooling the two ensembles against the kept one, on the splits that choose settings** "
+        "(NMI / ARI of the consensus, per fit by its first seed; pooled = the weighted vote of "
+        'both ensembles\' replicas, `pool="vote"`, from the same fit)',
         ("kept", "pooled"),
     ),
     # the same replicas pooled by co-association linkage against the weighted vote
@@ -326,29 +394,29 @@ PAIRED: dict[str, tuple[str, str, str, tuple[str, str]]] = {
         POOLED,
         LINKAGE,
         "**Co-association linkage against the weighted vote, on the splits that choose "
-        "settings** (NMI / ARI, per fit by its first seed: the same 10 replicas pooled two ways, "
-        '`pool_method="vote"` and `pool_method="linkage"`)',
+        f"settings** (NMI / ARI, per fit by its first seed: the same {DEFAULT_RECIPE.n_replicas} "
+        'replicas pooled two ways, `pool="vote"` and `pool="linkage"`)',
         ("vote", "linkage"),
     ),
-    # the default with 10 replicas per candidate against the default's 5
+    # the default with more replicas per ensemble against the default's
     "replicas": (
         POOLED,
         POOLED_R10,
-        "**10 replicas per candidate against the default's 5, on the splits that choose "
-        "settings** (NMI / ARI of the pooled vote, per fit by its first seed: the fit of 10 holds "
-        "the 5 replicas of the default's fit with the same first seed and 5 more; "
-        "`tl.clustergan(n_runs=10)`)",
-        ("5 replicas", "10 replicas"),
+        f"**{_R10} replicas per ensemble against the default's {_R5}, on the splits that choose "
+        f"settings** (NMI / ARI of the pooled vote, per fit by its first seed: the fit of {_R10} "
+        f"holds the {_R5} replicas of the default's fit with the same first seed and "
+        f"{_R10 - _R5} more; `tl.clustergan(n_runs={_R10})`)",
+        (f"{_R5} replicas", f"{_R10} replicas"),
     ),
-    # the same for the default's readout: 10 replicas per candidate pooled by linkage
+    # the same for the default's pool: more replicas per ensemble pooled by linkage
     "replicas_linkage": (
         LINKAGE,
         LINKAGE_R10,
-        "**10 replicas per candidate against the default's 5, pooled by co-association linkage "
-        "(the default's readout), on the splits that choose settings** (NMI / ARI, per fit by its "
-        "first seed: the fit of 10 holds the 5 replicas of the default's fit with the same first "
-        "seed and 5 more; `tl.clustergan(n_runs=10)`)",
-        ("5 replicas", "10 replicas"),
+        f"**{_R10} replicas per ensemble against the default's {_R5}, pooled by co-association "
+        "linkage (the default's pool), on the splits that choose settings** (NMI / ARI, per fit "
+        f"by its first seed: the fit of {_R10} holds the {_R5} replicas of the default's fit with "
+        f"the same first seed and {_R10 - _R5} more; `tl.clustergan(n_runs={_R10})`)",
+        (f"{_R5} replicas", f"{_R10} replicas"),
     ),
 }
 
@@ -415,7 +483,7 @@ def pick_table(loaded: list[tuple[str, dict, dict]]) -> list[str]:
         return []
     return [
         "**Label-free picks against the paper's label-based one** (test ARI, per fit of the "
-        "genes candidate's 5 replicas)",
+        "genes ensemble's 5 replicas)",
         "",
         "| dataset | fit | medoid = purity pick | medoid | replica mean | best replica | "
         "purity pick | consensus |",
@@ -440,8 +508,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         args.out.write_text(text + "\n")
     if args.tables:
-        from scrna import write_table  # scanpy and torch: only when asked
-
         for name in DATASETS:
             path = args.results / f"scrna_{name}.json"
             if path.exists():

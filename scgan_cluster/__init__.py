@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import adapters, datasets, metrics, nn, pl, pp, tl, train
+from . import adapters, datasets, metrics, model, nn, pl, pp, recipes, tl, train
 from ._fit_tensor import fit_tensor
 from ._settings import settings
 from .model import ClusterGAN
@@ -19,9 +19,11 @@ __all__ = [
     "datasets",
     "fit_tensor",
     "metrics",
+    "model",
     "nn",
     "pl",
     "pp",
+    "recipes",
     "settings",
     "tl",
     "train",

@@ -232,11 +232,6 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1]
 
 
-def _min_count(min_size: float, n: int) -> int:
-    """Cells a cluster needs to count, for a share ``min_size`` of ``n`` cells (at least 1)."""
-    return max(int(np.ceil(min_size * n)), 1)
-
-
 def _coassociation_tree(
     runs: np.ndarray,
     n_clusters: int,
@@ -270,92 +265,12 @@ def _coassociation_tree(
     return x, tree_cells, tree, scores
 
 
-STABLE_THRESHOLD = 0.5
-"""Default distance at which :func:`stable_clusters` cuts the co-association tree."""
-STABLE_MIN_SIZE = 0.01
-"""Default smallest share of the cells that :func:`stable_clusters` counts as a cluster."""
-
-
-def stable_clusters(
-    runs: np.ndarray,
-    n_clusters: int,
-    *,
-    weights: np.ndarray | str | None = "agreement",
-    threshold: float = STABLE_THRESHOLD,
-    min_size: float = STABLE_MIN_SIZE,
-    max_cells: int = 5000,
-    random_state: int = 0,
-) -> int:
-    """How many clusters R clusterings agree on, without labels: an estimate of K.
-
-    The average-linkage tree of :func:`linkage_consensus` is cut at the distance
-    ``threshold``: cells stay together where, on average, at least ``1 - threshold`` of the
-    runs' weight co-assigns them. The clusters of that cut holding at least ``min_size`` of the
-    cells are counted (outlying cells that no run keeps with others do not count). Run the
-    clusterings with more modes than expected clusters (``n_clusters`` is their number of
-    labels); at least 1 is returned.
-
-    Measured (``benchmarks/scrna_readout.py --estimate-k``): on the replicas of the default
-    trained with 16 modes on sorted PBMC 8 (8 classes) it returns 16, since the replicas split
-    the types the same way; so no part of the package uses it to choose K.
-
-    Parameters
-    ----------
-    runs
-        ``(n_cells, R)`` integer labels in ``[0, n_clusters)``, R >= 2.
-    n_clusters
-        The runs' number of labels.
-    weights
-        As in :func:`consensus`.
-    threshold
-        Distance at which the tree is cut, in ``(0, 1)``.
-    min_size
-        Smallest share of the cells that counts as a cluster, in ``[0, 1)``.
-    max_cells, random_state
-        As in :func:`linkage_consensus`.
-    """
-    from scipy.cluster.hierarchy import fcluster
-
-    if not 0.0 < float(threshold) < 1.0:
-        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}.")
-    if not 0.0 <= float(min_size) < 1.0:
-        raise ValueError(f"min_size must be a share of the cells in [0, 1), got {min_size!r}.")
-    _, tree_cells, tree, _ = _coassociation_tree(runs, n_clusters, weights, max_cells, random_state)
-    groups = fcluster(tree, t=float(threshold), criterion="distance")
-    sizes = np.bincount(groups)
-    return max(int((sizes >= _min_count(min_size, len(tree_cells))).sum()), 1)
-
-
-def _n_cut(tree: np.ndarray, n_leaves: int, n_clusters: int, min_count: int) -> int | None:
-    """Fewest clusters of a scipy linkage that hold K clusters of ``min_count`` leaves or more.
-
-    The merges are undone one by one from the root (at least ``n_clusters`` clusters);
-    ``None`` if no cut holds that many. Undoing one merge changes the number of such clusters
-    by at most one, so the first cut that holds K holds exactly K.
-    """
-    size = np.concatenate([np.ones(n_leaves), tree[:, 3]])
-    big = int(size[-1] >= min_count)
-    for step in range(n_leaves - 2, -1, -1):
-        n_now = n_leaves - 1 - step  # clusters before undoing merge ``step``
-        if n_now >= n_clusters and big >= n_clusters:
-            return n_now
-        a, b = int(tree[step, 0]), int(tree[step, 1])
-        big += (
-            int(size[a] >= min_count)
-            + int(size[b] >= min_count)
-            - int(size[n_leaves + step] >= min_count)
-        )
-    return n_leaves if n_leaves >= n_clusters and big >= n_clusters else None
-
-
 def linkage_consensus(
     runs: np.ndarray,
     n_clusters: int,
     *,
     weights: np.ndarray | str | None = None,
     max_cells: int = 5000,
-    min_size: float = 0.0,
-    n_groups: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Average-linkage clustering of R clusterings' (weighted) co-association, cut at K clusters.
@@ -368,30 +283,16 @@ def linkage_consensus(
     it with them, averaged over them), and every cell outside the tree, new cells included,
     joins the cluster it is co-assigned with most. Cluster 0 is the largest.
 
-    Average linkage joins a few outlying cells last, so the exact cut can spend clusters on
-    one to a few cells. With ``min_size > 0`` clusters below that share of the tree's cells do
-    not count: the tree is cut at the fewest clusters that hold K clusters of at least that
-    size, those K are kept, and the cells of the smaller ones join the kept cluster they are
-    co-assigned with most (as new cells do). If no cut holds K such clusters, the exact cut is
-    used.
-
     Parameters
     ----------
     runs
         ``(n_cells, R)`` integer labels in ``[0, n_clusters)``, R >= 2.
     n_clusters
-        K: the runs' number of labels, and of the clusters returned unless ``n_groups``.
+        K: the runs' number of labels, and of the clusters returned.
     weights
         As in :func:`consensus` (``"agreement"``: each run's agreement with the others).
     max_cells
         Most cells the tree is built on (memory and time grow with its square).
-    min_size
-        Smallest share of the tree's cells that counts as one of the K clusters, in
-        ``[0, 1 / K]``; ``0``: the exact cut at K.
-    n_groups
-        Return this many clusters instead of ``n_clusters`` (runs trained with more modes than
-        the clusters wanted; the number is the caller's, :func:`stable_clusters`' estimate of
-        it was measured to overshoot, see the README's "Choosing K without labels").
     random_state
         Seed of the subset (used only above ``max_cells``).
 
@@ -402,28 +303,17 @@ def linkage_consensus(
     confidence
         ``(n_cells,)`` mean co-association of each cell with its cluster.
     profiles
-        ``(n_groups, R * n_clusters)`` the clusters' profiles (for new cells:
+        ``(K, R * K)`` the clusters' profiles (for new cells:
         ``argmax(embedding @ profiles.T)``).
     scores
         ``(R,)`` the agreement of each run with the others.
     """
-    n_groups = n_clusters if n_groups is None else int(n_groups)
-    if not 1 <= n_groups <= n_clusters:
-        raise ValueError(f"n_groups must lie in [1, n_clusters = {n_clusters}], got {n_groups}.")
-    if not 0.0 <= float(min_size) <= 1.0 / n_groups:
-        raise ValueError(
-            f"min_size must be a share of the cells in [0, 1 / n_groups] = "
-            f"[0, {1.0 / n_groups:.4g}], got {min_size!r}."
-        )
     x, tree_cells, tree, scores = _coassociation_tree(
         runs, n_clusters, weights, max_cells, random_state
     )
     n = len(x)
     sub = x[tree_cells]
-    n_cut = None
-    if min_size > 0:
-        n_cut = _n_cut(tree, len(sub), n_groups, _min_count(min_size, len(sub)))
-    groups = _cut(tree, len(sub), n_groups if n_cut is None else n_cut)
+    groups = _cut(tree, len(sub), n_clusters)
     # ids by decreasing size (ties: the lower first-cell index first); the K largest are kept
     sizes = np.bincount(groups)
     first = np.unique(groups, return_index=True)[1]
@@ -431,12 +321,10 @@ def linkage_consensus(
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     groups = rank[groups]
-    n_kept = min(n_groups, len(order))
-    profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(n_kept)])
+    profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(len(order))])
     share = x @ profiles.T
-    labels = share.argmax(axis=1)
-    kept = groups < n_kept  # the cells of smaller clusters keep their argmax, as new cells
-    labels[tree_cells[kept]] = groups[kept]
+    labels = share.argmax(axis=1)  # cells outside the tree, as new cells
+    labels[tree_cells] = groups
     confidence = share[np.arange(n), labels]
     return labels.astype(np.int64), confidence, profiles, scores
 

@@ -99,12 +99,11 @@ def run_demo(
             "max_iter": int(adata.uns["clustergan"]["params"]["max_iter"]),
             "n_runs": int(adata.uns["clustergan"]["params"]["n_runs"]),
             "random_state": random_state,
-            # which of the default's two ensembles (genes / principal components) was kept
-            **(
-                {"representation": dict(adata.uns["clustergan"]["representation"])}
-                if "representation" in adata.uns["clustergan"]
-                else {}
-            ),
+            # each ensemble's replica agreement (mean ARI between its replicas; no labels)
+            "agreement": {
+                name: float(np.mean(m["agreement"]))
+                for name, m in adata.uns["clustergan"]["members"].items()
+            },
         },
         "leiden": {
             **metrics.cluster_metrics(truth, adata.obs["leiden"]),
@@ -120,18 +119,13 @@ def run_demo(
             f"{name:<12}{r['acc']:>7.3f}{r['purity']:>8.3f}{r['nmi']:>7.3f}{r['ari']:>7.3f}{r['seconds']:>9.1f}"
         )
     print("(ACC: Hungarian-matched accuracy; NMI: arithmetic mean normalisation)")
-    rep = results["clustergan"].get("representation")
-    if rep is not None:
-        print(
-            f"ClusterGAN kept the {rep['chosen']} ensemble (replica agreement: genes "
-            f"{rep['agreement_genes']:.3f}, {rep['n_pcs']} principal components "
-            f"{rep['agreement_pcs']:.3f})"
-            + (
-                f"; its labels pool both ensembles' replicas ({rep['pool_method']})"
-                if rep.get("pooled")
-                else ""
-            )
+    agreement = results["clustergan"]["agreement"]
+    print(
+        "ClusterGAN pooled "
+        + ", ".join(
+            f"the {name} ensemble (replica agreement {a:.3f})" for name, a in agreement.items()
         )
+    )
 
     # UMAP of the ClusterGAN latent, coloured by its clusters, leiden and the reference labels
     sc.pp.neighbors(adata, use_rep="X_clustergan", random_state=random_state, key_added="gan")

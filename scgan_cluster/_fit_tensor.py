@@ -9,7 +9,7 @@ import torch
 
 from ._settings import logger
 from .metrics import cluster_metrics
-from .model import ClusterGAN
+from .model import GANEnsemble
 
 __all__ = ["fit_tensor"]
 
@@ -22,8 +22,8 @@ def fit_tensor(
     architecture: str = "auto",
     preprocess: bool = False,
     **kwargs: Any,
-) -> ClusterGAN:
-    """Train a :class:`~scgan_cluster.ClusterGAN` on an array or tensor and cluster it.
+) -> GANEnsemble:
+    """Train a :class:`~scgan_cluster.model.GANEnsemble` on an array or tensor and cluster it.
 
     The entry point for data that are not single cells: a matrix ``(n, d)`` (numpy, scipy
     sparse or torch) or an image batch ``(n, C, H, W)`` (numpy or torch). The architecture is
@@ -47,10 +47,10 @@ def fit_tensor(
         An entry of :data:`scgan_cluster.nn.ARCHITECTURES` (e.g. ``"pendigits"``,
         ``"mnist"``), or ``"auto"`` to pick one by shape.
     preprocess
-        Apply the paper's count preprocessing to vectors (see :meth:`ClusterGAN.fit`); images are
+        Apply the paper's count preprocessing to vectors (see :meth:`GANEnsemble.fit`); images are
         never preprocessed.
     **kwargs
-        Any other argument of :class:`~scgan_cluster.ClusterGAN` (``n_latent``, ``beta_n``,
+        Any other argument of :class:`~scgan_cluster.model.GANEnsemble` (``n_latent``, ``beta_n``,
         ``batch_size``, ``max_iter``, ``random_state``, ``device``, ...).
 
     Returns
@@ -75,7 +75,7 @@ def fit_tensor(
             raise ValueError(
                 f"labels must be 1-D with one entry per sample ({n}), got shape {y.shape}."
             )
-    model = ClusterGAN(n_clusters, architecture=architecture, **kwargs)
+    model = GANEnsemble(n_clusters, architecture=architecture, **kwargs)
     model.fit(x, preprocess=preprocess)
     model.scores_ = None if y is None else cluster_metrics(y, model.labels_)
     if model.scores_ is not None:

@@ -10,7 +10,6 @@ from scgan_cluster._consensus import (
     consensus,
     linkage_assign,
     linkage_consensus,
-    stable_clusters,
     vote,
 )
 
@@ -171,88 +170,36 @@ def test_linkage_consensus_recovers_permuted_runs_and_gives_exactly_k():
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
-def test_linkage_consensus_min_size_keeps_outliers_from_taking_a_cluster():
-    # three blocks of 20 cells and one cell x that no run keeps with one block for long:
-    # B and C are co-assigned in 3 of 6 runs, x with C in 2 and alone in the others but one
-    blocks = [(0, 1, 2, 2), (0, 1, 2, 1), (0, 1, 1, 2), (0, 1, 1, 2), (0, 1, 2, 2), (0, 1, 1, 0)]
-    runs = np.array([[a] * 20 + [b] * 20 + [c] * 20 + [x] for a, b, c, x in blocks]).T
-    a, b, c, x = 0, 20, 40, 60
-    # the exact cut at K = 3 spends a cluster on x and merges B with C
-    labels, _, _, _ = linkage_consensus(runs, 3)
-    assert np.bincount(labels).tolist() == [40, 20, 1]
-    assert labels[b] == labels[c]
-    assert labels[x] not in labels[:60]
-    # clusters of fewer than 10% of the cells do not count: A, B, C, and x joins C, the block it
-    # is co-assigned with most (2 of 6 runs)
-    labels, confidence, profiles, _ = linkage_consensus(runs, 3, min_size=0.1)
-    assert np.bincount(labels).tolist() == [20, 20, 21]
-    assert len({labels[a], labels[b], labels[c]}) == 3
-    assert labels[x] == labels[c]
-    np.testing.assert_allclose(confidence[x], 2 / 6)
-    np.testing.assert_allclose(confidence[:60], 1.0)
-    assert profiles.shape == (3, 18)
-    # a share so small that every cluster counts is the exact cut
-    np.testing.assert_array_equal(
-        linkage_consensus(runs, 3, min_size=1e-4)[0], linkage_consensus(runs, 3)[0]
-    )
-    # no cut holds 3 clusters of a third of the cells each (61 cells): the exact cut
-    np.testing.assert_array_equal(
-        linkage_consensus(runs, 3, min_size=1 / 3)[0], linkage_consensus(runs, 3)[0]
-    )
-
-
-def _oversized_runs(consistent_split: bool, n_runs: int = 6, seed: int = 0) -> np.ndarray:
-    """Runs of K = 6 labels over three blocks of 100 cells and one outlying cell: each run
-    splits one block in two (a random block and halves, or always the first block's halves)."""
-    rng = np.random.default_rng(seed)
-    truth = np.repeat(np.arange(3), 100)
+def test_linkage_subset_path_on_disagreeing_runs():
+    """Above max_cells, on runs that disagree: the subset's tree still finds the planted groups."""
+    rng = np.random.default_rng(3)
+    truth = np.repeat(np.arange(4), 150)
     runs = []
-    for r in range(n_runs):
-        labels = rng.permutation(6)[:3][truth]  # three of the six labels, in random order
-        block = 0 if consistent_split else rng.integers(3)
-        cells = np.flatnonzero(truth == block)
-        half = cells[:50] if consistent_split else rng.choice(cells, 50, replace=False)
-        labels[half] = rng.choice(np.setdiff1d(np.arange(6), labels))  # a fourth label
-        runs.append(np.append(labels, r % 6))  # the outlier: a different label each run
-    return np.stack(runs, axis=1)
-
-
-def test_stable_clusters_counts_what_the_runs_agree_on():
-    # random splits of single blocks in single runs: three blocks
-    assert stable_clusters(_oversized_runs(False), 6) == 3
-    # the first block split the same way by every run: real structure, four
-    assert stable_clusters(_oversized_runs(True), 6) == 4
-    # the outlying cell counts only once clusters of one cell do
-    assert stable_clusters(_oversized_runs(False), 6, min_size=0.0) == 4
-    # a low cut also separates what only some runs split
-    assert stable_clusters(_oversized_runs(False), 6, threshold=0.2) > 3
-    for kwargs, msg in (
-        ({"threshold": 1.0}, "threshold must lie in"),
-        ({"min_size": 1.0}, "min_size must be a share"),
-    ):
-        with pytest.raises(ValueError, match=msg):
-            stable_clusters(_oversized_runs(False), 6, **kwargs)
-
-
-def test_linkage_consensus_n_groups_cuts_runs_of_more_modes():
-    runs = _oversized_runs(False)
-    truth = np.append(np.repeat(np.arange(3), 100), 0)
-    labels, confidence, profiles, _ = linkage_consensus(runs, 6, n_groups=3, min_size=0.01)
-    assert adjusted_rand_score(truth[:300], labels[:300]) == 1.0
-    assert profiles.shape == (3, 6 * 6)
-    assert confidence[:300].min() > 0.5  # each run keeps a cell with half its block or all
-    # the same clusters for the cells from their runs alone, as for new cells
+    for _ in range(6):
+        labels = rng.permutation(4)[truth]
+        noisy = rng.random(len(truth)) < 0.15  # each run mislabels 15% of the cells
+        labels[noisy] = rng.integers(0, 4, noisy.sum())
+        runs.append(labels)
+    runs = np.stack(runs, axis=1)
+    full, _, _, _ = linkage_consensus(runs, 4, weights="agreement")
+    labels, confidence, profiles, _ = linkage_consensus(
+        runs, 4, weights="agreement", max_cells=120, random_state=0
+    )
+    assert adjusted_rand_score(truth, full) > 0.97
+    assert adjusted_rand_score(truth, labels) > 0.97
+    # every cell, in the tree or not, is where its co-association with the profiles puts it,
+    # up to the tree's own cells whose cut disagrees with the profiles
     w = agreement_weights(agreement(runs))
-    np.testing.assert_array_equal(linkage_assign(runs, profiles, 6, w)[:300], labels[:300])
-    with pytest.raises(ValueError, match="n_groups must lie in"):
-        linkage_consensus(runs, 6, n_groups=7)
+    assigned = linkage_assign(runs, profiles, 4, w)
+    assert (assigned == labels).mean() > 0.99
+    np.testing.assert_allclose(
+        confidence, (coassociation_embedding(runs, 4, w) @ profiles.T)[np.arange(600), labels]
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "msg"),
     [
-        ({"min_size": -0.1}, "min_size must be a share"),
-        ({"min_size": 0.6}, "min_size must be a share"),
         ({"max_cells": 1}, "max_cells must be at least 2"),
         ({"weights": "equal"}, "weights must be an array"),
         ({"weights": np.array([1.0, -1.0, 1.0])}, "non-negative"),

@@ -45,7 +45,7 @@ def test_synthetic_options_and_errors():
 @pytest.mark.slow
 def test_mlp_clustergan_clusters_the_synthetic_data():
     a = scg.datasets.synthetic()
-    scg.tl.clustergan(a, 4, preprocess=False, max_iter=5000, random_state=0)
+    scg.tl.clustergan(a, 4, flavor="paper", preprocess=False, max_iter=5000, random_state=0)
     acc = scg.metrics.hungarian_accuracy(a.obs["label"], a.obs["clustergan"])
     assert acc >= 0.95
 
@@ -659,7 +659,7 @@ def test_fashion_mnist_on_written_idx_files(tmp_path):
 def test_image_loader_feeds_the_conv_networks(tmp_path):
     _write_mnist_like(tmp_path / "m", n=(16, 4))
     a = scg.datasets.mnist(tmp_path / "m")
-    model = scg.ClusterGAN(
+    model = scg.model.GANEnsemble(
         3, architecture_options=TINY_CONV, max_iter=2, batch_size=8, n_latent=3
     ).fit(a)
     assert model.architecture == "mnist"

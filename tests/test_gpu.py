@@ -15,7 +15,7 @@ pytestmark = [
 
 def test_auto_picks_cuda_and_training_runs_there():
     a = make_counts()
-    model = scg.ClusterGAN(3, n_latent=5, max_iter=50, batch_size=32)
+    model = scg.model.GANEnsemble(3, n_latent=5, max_iter=50, batch_size=32)
     assert model.device.type == "cuda"
     model.fit(a, n_top_genes=30)
     assert next(model.encoder.parameters()).device.type == "cuda"
@@ -25,7 +25,7 @@ def test_auto_picks_cuda_and_training_runs_there():
 def test_same_seed_same_labels_on_cuda():
     a = make_counts()
     runs = [
-        scg.ClusterGAN(3, max_iter=50, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+        scg.model.GANEnsemble(3, max_iter=50, batch_size=32, device="cuda").fit(a, n_top_genes=30)
         for _ in range(2)
     ]
     np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
@@ -33,9 +33,9 @@ def test_same_seed_same_labels_on_cuda():
 
 def test_model_saved_on_cuda_loads_on_cpu(tmp_path):
     a = make_counts()
-    model = scg.ClusterGAN(3, max_iter=20, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+    model = scg.model.GANEnsemble(3, max_iter=20, batch_size=32, device="cuda").fit(a, n_top_genes=30)
     model.save(tmp_path)
-    cpu = scg.ClusterGAN.load(tmp_path, device="cpu")
+    cpu = scg.model.GANEnsemble.load(tmp_path, device="cpu")
     np.testing.assert_allclose(
         cpu.get_latent_representation(a), model.get_latent_representation(a), atol=1e-4
     )
@@ -45,12 +45,23 @@ def test_image_model_trains_on_cuda_and_loads_on_cpu(tmp_path):
     from _helpers import make_images
 
     x, _ = make_images(n_per_cluster=40, shape=(1, 28, 28))
-    model = scg.ClusterGAN(3, max_iter=20, device="cuda").fit(x)  # the paper's MNIST nets
+    model = scg.model.GANEnsemble(3, max_iter=20, device="cuda").fit(x)  # the paper's MNIST nets
     assert model.architecture == "mnist"
     assert next(model.generator.parameters()).device.type == "cuda"
     assert model.generate(4, cluster=1).shape == (4, 1, 28, 28)
     model.save(tmp_path)
-    cpu = scg.ClusterGAN.load(tmp_path, device="cpu")
+    cpu = scg.model.GANEnsemble.load(tmp_path, device="cpu")
     np.testing.assert_allclose(
         cpu.get_latent_representation(x), model.get_latent_representation(x), atol=1e-3
     )
+
+
+def test_the_default_recipe_on_cuda_saves_and_loads_on_cpu(tmp_path):
+    a = make_counts()
+    model = scg.ClusterGAN(
+        3, max_iter=30, batch_size=32, n_latent=5, n_top_genes=30, device="cuda"
+    ).fit(a)
+    np.testing.assert_array_equal(model.predict(a), model.labels_)
+    model.save(tmp_path / "m")
+    cpu = scg.ClusterGAN.load(tmp_path / "m", device="cpu")
+    assert (cpu.predict(a) == model.labels_).mean() > 0.95

@@ -16,7 +16,18 @@ import pytest
 
 import scgan_cluster as scg
 
-SUBPACKAGES = ["pp", "tl", "pl", "metrics", "datasets", "nn", "train", "adapters"]
+SUBPACKAGES = [
+    "pp",
+    "tl",
+    "pl",
+    "metrics",
+    "datasets",
+    "nn",
+    "train",
+    "adapters",
+    "model",
+    "recipes",
+]
 
 
 def _public_functions():
@@ -67,16 +78,22 @@ def test_version_and_typing():
     assert (Path(scg.__file__).parent / "py.typed").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+# functions of tensors that take the modules and the data (train.*, nn.*) are exempt: they are
+# internals exposed for advanced use, called with all inputs positional by design
+USER_FUNCTIONS = sorted(n for n in FUNCTIONS if not n.startswith(("train.", "nn.")))
+
+
+def test_the_user_functions_are_the_ones_checked():
+    assert {"tl.clustergan", "pp.preprocess", "recipes.resolve"} <= set(USER_FUNCTIONS)
+    assert len(USER_FUNCTIONS) > 10
+
+
+@pytest.mark.parametrize("name", USER_FUNCTIONS)
 def test_at_most_three_positional_parameters(name):
     sig = inspect.signature(FUNCTIONS[name])
     positional = [
         p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
-    # functions of tensors that take the modules and the data (train.*) are exempt: they are
-    # internals exposed for advanced use, called with all inputs positional by design
-    if name.startswith(("train.", "nn.")):
-        return
     assert len(positional) <= 3, f"{name} takes {len(positional)} positional parameters"
 
 
@@ -104,24 +121,53 @@ def test_anndata_tools_follow_scanpy_conventions(name):
     assert "Returns" in ANNDATA_FUNCTIONS[name].__doc__
 
 
-def test_model_methods_are_documented():
-    for name in (
-        "fit",
-        "get_latent_representation",
-        "predict",
-        "generate",
-        "decode",
-        "save",
-        "load",
-    ):
-        meth = getattr(scg.ClusterGAN, name)
+@pytest.mark.parametrize(
+    ("cls", "methods"),
+    [
+        (
+            scg.ClusterGAN,
+            (
+                "fit",
+                "predict",
+                "predict_proba",
+                "get_latent_representation",
+                "generate",
+                "annotate",
+                "save",
+                "load",
+            ),
+        ),
+        (
+            scg.model.GANEnsemble,
+            ("fit", "get_latent_representation", "predict", "generate", "decode", "save", "load"),
+        ),
+    ],
+)
+def test_model_methods_are_documented(cls, methods):
+    for name in methods:
+        meth = getattr(cls, name)
         params = set(inspect.signature(meth).parameters) - {"self", "cls"}
         doc = meth.__doc__ or ""
         assert doc, name
-        if "Parameters" in doc:
-            assert params <= _documented_params(doc), name
-    cls_params = set(inspect.signature(scg.ClusterGAN).parameters)
-    assert cls_params <= _documented_params(scg.ClusterGAN.__doc__)
+        assert params <= _documented_params(doc), name
+    cls_params = set(inspect.signature(cls).parameters)
+    assert cls_params <= _documented_params(cls.__doc__)
+
+
+def test_the_model_takes_the_names_of_tl():
+    tl_sig = inspect.signature(scg.tl.clustergan).parameters
+    model_sig = inspect.signature(scg.ClusterGAN).parameters
+    shared = {"n_clusters", "flavor", "max_iter", "random_state", "device", "model_args"}
+    assert shared <= set(tl_sig)
+    assert shared <= set(model_sig)
+    for name in shared:
+        assert tl_sig[name].default == model_sig[name].default, name
+    # layer and preprocess belong to the data: ClusterGAN.fit takes them
+    fit_sig = inspect.signature(scg.ClusterGAN.fit).parameters
+    for name in ("layer", "preprocess"):
+        assert fit_sig[name].default == tl_sig[name].default, name
+    # about 15 named parameters at most; everything else in **model_args
+    assert len(tl_sig) <= 15
 
 
 def test_nothing_touches_global_rng():

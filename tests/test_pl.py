@@ -9,14 +9,14 @@ import scgan_cluster as scg
 @pytest.fixture(scope="module")
 def image_model():
     x, _ = make_images(shape=(1, 8, 8))
-    return scg.ClusterGAN(
+    return scg.model.GANEnsemble(
         3, architecture_options=TINY_CONV, max_iter=3, batch_size=16, n_latent=3
     ).fit(x)
 
 
 @pytest.fixture(scope="module")
 def vector_model():
-    return scg.ClusterGAN(3, n_latent=3, max_iter=3, batch_size=32).fit(
+    return scg.model.GANEnsemble(3, n_latent=3, max_iter=3, batch_size=32).fit(
         make_counts(), n_top_genes=20
     )
 
@@ -80,9 +80,22 @@ def test_generated_plots_errors(image_model):
         scg.pl.cluster_samples("model", show=False)
     with pytest.raises(ValueError, match="not trained"):
         scg.pl.interpolation(scg.ClusterGAN(3), show=False)
+    with pytest.raises(ValueError, match="not trained"):
+        scg.pl.interpolation(scg.model.GANEnsemble(3), show=False)
     with pytest.raises(ValueError, match="clusters must hold"):
         scg.pl.cluster_samples(image_model, clusters=[5], show=False)
     with pytest.raises(ValueError, match="pairs must hold"):
         scg.pl.interpolation(image_model, pairs=[(0, 3)], show=False)
     with pytest.raises(ValueError, match="n_steps"):
         scg.pl.interpolation(image_model, n_steps=1, show=False)
+
+
+def test_the_user_model_draws_from_its_leading_replica():
+    model = scg.ClusterGAN(
+        3, ensembles=["genes"], n_runs=2, n_latent=3, max_iter=3, batch_size=32, n_top_genes=20
+    ).fit(make_counts())
+    axes = scg.pl.cluster_samples(model, n_samples=4, show=False)
+    assert len(axes) == 3
+    assert axes[0].images[0].get_array().shape == (4, 20)
+    ax = scg.pl.training_history(model, show=False)
+    assert ax is not None

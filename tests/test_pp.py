@@ -179,10 +179,14 @@ def test_preprocessed_file_roundtrip_is_still_recognised(tmp_path):
     np.testing.assert_array_equal(
         b.uns["clustergan_preprocess"]["genes"], a.uns["clustergan_preprocess"]["genes"]
     )
-    scg.tl.clustergan(b, 3, max_iter=10, batch_size=32, n_latent=3)
+    scg.tl.clustergan(b, 3, flavor="paper", max_iter=10, batch_size=32, n_latent=3)
     assert list(b.uns["clustergan"]["var_names"]) == list(a.var_names[a.var["clustergan_selected"]])
-    # the default's PC candidate is capped by the 15 prepared genes, not the 60 in var
-    assert b.uns["clustergan"]["representation"]["n_pcs"] == 15
+    # the default recipe on data prepared with its flavor: its component ensemble is capped by
+    # the 15 prepared genes, not the 60 in var
+    c = make_counts()
+    scg.pp.preprocess(c, 15, subset=False, flavor="lognorm")
+    scg.tl.clustergan(c, 3, max_iter=10, batch_size=32, n_latent=3, n_runs=2)
+    assert c.uns["clustergan"]["members"]["pcs"]["n_inputs"] == 15
 
 
 # ---------------------------------------------------------------- flavor="lognorm"

@@ -429,10 +429,12 @@ def _step_inputs(n_runs: int):
     return real, z, zn, k, eps
 
 
-def _chain_nets(n_runs, d=12, hidden=(16, 16), output="linear", leak=0.2, seed=0):
+def _chain_nets(
+    n_runs, d=12, hidden=(16, 16), output="linear", leak=0.2, seed=0, encoder_batch_norm=False
+):
     def one(s):
         g = snn.MLPGenerator(d, 3, 2, hidden, output=output, leak=leak)
-        e = snn.MLPEncoder(d, 3, 2, hidden, leak=leak)
+        e = snn.MLPEncoder(d, 3, 2, hidden, leak=leak, batch_norm=encoder_batch_norm)
         c = snn.MLPCritic(d, hidden, leak=leak)
         for net in (g, e, c):
             snn.init_normal_(net, 0.3, generator=torch.Generator().manual_seed(s))
@@ -708,39 +710,26 @@ def test_flat_steps_equal_the_module_steps(n_runs, float64):
                 torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-def _flat_and_optimizer_runs(n_runs, precision="fp32", hidden=(16, 16)):
-    """The same seeded training with and without flat parameter buffers (networks, histories)."""
-    cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=2)
-    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
-    return [
-        _train_chain(n_runs, cfg, x, hidden=hidden, flat_params=f, precision=precision)
-        for f in (True, False)
-    ]
+class _CriticWithSpareParameter(snn.MLPCritic):
+    """An MLP critic with one parameter outside its chain of layers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spare = torch.nn.Parameter(torch.zeros(1))
 
 
-@pytest.mark.parametrize("n_runs", [1, 2])
-def test_flat_params_training_equals_the_optimizer_path(n_runs, float64):
-    _assert_same_training(_flat_and_optimizer_runs(n_runs), rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("n_runs", [1, 2])
-def test_bf16_flat_training_reuses_conversions_only_while_weights_are_unchanged(n_runs):
-    # layers of width 64 run in bf16; the flat path converts each buffer once and keeps the
-    # conversion while the buffer is unchanged (G / E for a whole iteration, D from one update
-    # to the next step), the module path converts the weights at every step: same numbers
-    _assert_same_training(
-        _flat_and_optimizer_runs(n_runs, "bf16", hidden=(64, 64)), rtol=1e-6, atol=1e-7
-    )
-
-
-def test_compile_and_flat_params_validation():
+def test_compile_validation():
     kw, src, cfg, prior, nets = _tiny_training_setup()
     with pytest.raises(TypeError, match="True or False"):
         train.train_clustergan(*nets, prior, src, cfg, compile="yes", **kw)
     with pytest.raises(ValueError, match="compile=True needs"):
         train.train_clustergan(*nets, prior, src, cfg, compile=True, gradients="autograd", **kw)
-    with pytest.raises(ValueError, match="compile=True needs"):
-        train.train_clustergan(*nets, prior, src, cfg, compile=True, flat_params=False, **kw)
+    g, e, _ = nets
+    critic = _CriticWithSpareParameter(12, (16,))
+    with pytest.raises(ValueError, match="all in their chains"):
+        train.train_clustergan(g, e, critic, prior, src, cfg, compile=True, **kw)
+    for p in [*g.parameters(), *e.parameters()]:  # nothing was moved into a flat buffer
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
 
 
 @pytest.mark.slow
@@ -989,15 +978,13 @@ def test_beta_r_trains_the_encoder_and_generator_to_reconstruct_real_data(n_runs
     assert bool((a1 < 0.1 * a0).all()), (a0, a1)
 
 
-@pytest.mark.parametrize("flat_params", [True, False])
 @pytest.mark.parametrize("n_runs", [1, 2])
-def test_beta_r_hand_written_training_equals_autograd(n_runs, flat_params, float64):
-    """With beta_r > 0 the hand-written steps (flat buffers or the modules' optimizers) train as
-    the all-autograd path does."""
+def test_beta_r_hand_written_training_equals_autograd(n_runs, float64):
+    """With beta_r > 0 the hand-written steps train as the all-autograd path does."""
     x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
     cfg = train.TrainConfig(max_iter=5, batch_size=16, lr=1e-3, beta_r=3.0, log_every=1)
     runs = [
-        _train_chain(n_runs, cfg, x, gradients="manual", flat_params=flat_params),
+        _train_chain(n_runs, cfg, x, gradients="manual"),
         _train_chain(n_runs, cfg, x, gradients="autograd"),
     ]
     _assert_same_training(runs, rtol=1e-7, atol=1e-9)
@@ -1041,3 +1028,224 @@ def test_update_prior_weights_floor_known_answer(floor, expected):
         weights, _OneModeEncoder(), source, torch.Generator().manual_seed(0), floor=floor
     )
     torch.testing.assert_close(weights, torch.tensor(expected), rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- step objects
+def _step_class(name):
+    from scgan_cluster.train import _steps
+
+    return {"autograd": _steps.AutogradStep, "manual": _steps.ManualStep, "flat": _steps.FlatStep}[
+        name
+    ]
+
+
+def _iteration_inputs(n_runs, n_critic, batch=8, d=12, gen=None):
+    """One generator iteration's inputs in the loop's layout (lead = (n_runs,) for an ensemble)."""
+    gen = torch.Generator().manual_seed(5) if gen is None else gen
+    lead = (n_runs,) if n_runs > 1 else ()
+    real = torch.rand((*lead, n_critic, batch, d), generator=gen)
+    z = torch.randn((n_critic + 1, *lead, batch, 5), generator=gen)
+    k = torch.randint(0, 2, (*lead, batch), generator=gen)
+    eps = torch.rand((n_critic, *lead, batch, 1), generator=gen)
+    return real, z, z[n_critic, ..., :3], k, eps
+
+
+def _run_steps(step, real, z, zn, k, eps, recon):
+    """One iteration of ``step``: critic totals and the G / E step's values."""
+    n_critic, nl = eps.shape[0], real.dim() - 3
+    totals = torch.zeros((3, *real.shape[:nl]))
+    step.critic_steps(real, z[:n_critic], eps, totals)
+    real_r = real.select(nl, n_critic - 1) if recon else None
+    return totals, step.generator_step(z[n_critic], zn, k, real_r)
+
+
+def _plain_critic_update(g, c, real, z, eps, gp_weight, opt):
+    """One WGAN-GP critic update with autograd, written out: returns (loss, W, GP)."""
+    with torch.no_grad():
+        fake = g(z)
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(c(x_hat).sum(), x_hat, create_graph=True)
+    gp = ((grad.norm(2, dim=-1) - 1.0) ** 2).mean(-1)
+    wdist = c(real).mean(-1) - c(fake).mean(-1)
+    loss = gp_weight * gp - wdist
+    opt.zero_grad()
+    loss.sum().backward()
+    opt.step()
+    return torch.stack([loss.detach(), wdist.detach(), gp.detach()])
+
+
+def _plain_generator_update(g, e, c, z, zn, k, cfg, opt, real=None):
+    """One joint G / E update with autograd, written out: returns (adv, zn, zc, recon)."""
+    for p in c.parameters():
+        p.requires_grad_(False)
+    fake = g(z)
+    zn_hat, logits = e(fake)
+    adv = -c(fake).mean(-1)
+    zn_loss = (zn_hat - zn).pow(2).sum(-1).mean(-1)
+    zc_loss = -torch.log_softmax(logits, -1).gather(-1, k.unsqueeze(-1)).squeeze(-1).mean(-1)
+    loss = adv + cfg.beta_n * zn_loss + cfg.beta_c * zc_loss
+    recon = None
+    if real is not None:
+        zn_r, logits_r = e(real)
+        x_rec = g(torch.cat([zn_r, torch.softmax(logits_r, -1)], -1))
+        recon = (x_rec - real).pow(2).sum(-1).mean(-1)
+        loss = loss + cfg.beta_r * recon
+    opt.zero_grad()
+    loss.sum().backward()
+    opt.step()
+    for p in c.parameters():
+        p.requires_grad_(True)
+    return adv.detach(), zn_loss.detach(), zc_loss.detach(), recon
+
+
+@pytest.mark.parametrize("recon", [False, True])
+@pytest.mark.parametrize(
+    ("name", "encoder_batch_norm"),
+    [("autograd", False), ("manual", False), ("flat", False), ("manual", True)],
+)
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_each_step_class_equals_a_plain_autograd_update(
+    name, encoder_batch_norm, n_runs, recon, float64
+):
+    """Two critic updates and one G / E update of each step class, against autograd by hand.
+
+    ``("manual", True)``: a batch-norm encoder, so the hand-written critic step with autograd's
+    G / E step.
+    """
+    cfg = train.TrainConfig(batch_size=8, n_critic=2, lr=1e-3, beta_r=3.0 if recon else 0.0)
+    nets = _chain_nets(n_runs, encoder_batch_norm=encoder_batch_norm)
+    start = [{n: p.detach().clone() for n, p in net.named_parameters()} for net in nets]
+    real, z, zn, k, eps = _iteration_inputs(n_runs, cfg.n_critic)
+    with _step_class(name)(*nets, cfg) as step:
+        totals, values = _run_steps(step, real, z, zn, k, eps, recon)
+    # the same update by hand, from the same initial weights
+    g, e, c = _chain_nets(n_runs, encoder_batch_norm=encoder_batch_norm)
+    adam = {"lr": cfg.lr, "betas": cfg.betas}
+    opt_d = torch.optim.Adam(c.parameters(), **adam)
+    opt_ge = torch.optim.Adam([*g.parameters(), *e.parameters()], **adam)
+    nl = 1 if n_runs > 1 else 0
+    want = sum(
+        _plain_critic_update(g, c, real.select(nl, j), z[j], eps[j], cfg.gp_weight, opt_d)
+        for j in range(cfg.n_critic)
+    )
+    real_r = real.select(nl, cfg.n_critic - 1) if recon else None
+    want_values = _plain_generator_update(g, e, c, z[cfg.n_critic], zn, k, cfg, opt_ge, real_r)
+    torch.testing.assert_close(totals, want, rtol=1e-9, atol=1e-12)
+    assert (values[3] is None) == (not recon)
+    for a, b in zip(values, want_values, strict=True):
+        if b is not None:
+            assert a.shape == b.shape == (n_runs,)[:nl]
+            assert not a.requires_grad
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for net, ref in zip(nets, (g, e, c), strict=True):
+        for (key, p), q in zip(net.state_dict().items(), ref.state_dict().values(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10, msg=key)
+    for net in nets:  # requires_grad back on and own storage after close()
+        for p in net.parameters():
+            assert p.requires_grad
+            assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+    for net, before in zip(nets, start, strict=True):  # every weight matrix was updated
+        for n, p in net.named_parameters():
+            assert not n.endswith("weight") or not torch.equal(p, before[n]), n
+
+
+def _drive(name, n_runs, n_iter, precision="fp32", hidden=(16, 16)):
+    """``n_iter`` iterations of a step class on seeded inputs (beta_r on); nets and values."""
+    cfg = train.TrainConfig(batch_size=8, n_critic=2, lr=1e-3, beta_r=1.0)
+    nets = _chain_nets(n_runs, hidden=hidden)
+    gen = torch.Generator().manual_seed(8)
+    values = []
+    with _step_class(name)(*nets, cfg, precision=precision) as step:
+        for _ in range(n_iter):
+            inputs = _iteration_inputs(n_runs, cfg.n_critic, gen=gen)
+            totals, out = _run_steps(step, *inputs, recon=True)
+            values.append(torch.cat([totals, torch.stack(out)]))
+    return nets, torch.stack(values)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_flat_step_equals_manual_step_over_iterations(n_runs, float64):
+    (nets_f, values_f), (nets_m, values_m) = (_drive(n, n_runs, 4) for n in ("flat", "manual"))
+    torch.testing.assert_close(values_f, values_m, rtol=1e-10, atol=1e-12)
+    for a, b in zip(nets_f, nets_m, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_bf16_flat_step_reuses_conversions_only_while_weights_are_unchanged(n_runs):
+    # layers of width 64 run in bf16; the flat step converts each buffer once and keeps the
+    # conversion while the buffer is unchanged (G / E for a whole iteration, D from one update
+    # to the next step), the manual step converts the weights at every step: same numbers
+    runs = [_drive(n, n_runs, 3, precision="bf16", hidden=(64, 64)) for n in ("flat", "manual")]
+    (nets_f, values_f), (nets_m, values_m) = runs
+    torch.testing.assert_close(values_f, values_m, rtol=1e-6, atol=1e-7)
+    for a, b in zip(nets_f, nets_m, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_make_step_picks_the_implementation():
+    from scgan_cluster.train._steps import AutogradStep, FlatStep, ManualStep, make_step
+
+    cfg = train.TrainConfig()
+    mlp, ensemble = _chain_nets(1), _chain_nets(2)
+    bn = snn.build_networks("mlp", 12, 3, 2, hidden=(16,), batch_norm=True)
+    conv = _small_conv_nets()
+    g, e, _ = mlp
+    cases = [
+        (mlp, {}, FlatStep),
+        (ensemble, {}, FlatStep),
+        (mlp, {"gradients": "autograd"}, AutogradStep),
+        (mlp, {"penalty": "autograd"}, AutogradStep),
+        (mlp, {"joint_critic_batch": False}, AutogradStep),
+        (bn, {}, AutogradStep),
+        (conv, {}, AutogradStep),
+        (_chain_nets(1, encoder_batch_norm=True), {}, ManualStep),
+        ((g, e, _CriticWithSpareParameter(12, (16, 16))), {"gradients": "manual"}, ManualStep),
+    ]
+    for nets, options, cls in cases:
+        with make_step(*nets, cfg, **options) as step:
+            assert type(step) is cls, (options, type(step))
+    with pytest.raises(ValueError, match="all in their chains"):
+        FlatStep(g, e, _CriticWithSpareParameter(12, (16, 16)), cfg)
+    with pytest.raises(ValueError, match="generator made of linear layers"):
+        ManualStep(*bn[:2], snn.MLPCritic(12, (16,)), cfg)
+
+
+def test_loop_gives_parameters_their_storage_back_when_it_fails():
+    g, e, c = _chain_nets(1)
+    with pytest.raises(ValueError, match="larger than the number of samples"):
+        train.train_clustergan(
+            g,
+            e,
+            c,
+            snn.MixedPrior(3, 2),
+            DenseSource(torch.rand(4, 12), torch.device("cpu")),
+            train.TrainConfig(max_iter=1, batch_size=8),
+            noise_generator=torch.Generator(),
+            index_generator=torch.Generator(),
+            progress=False,
+        )
+    for net in (g, e, c):
+        for p in net.parameters():
+            assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+            assert not net.training
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+def test_compiled_step_cache_keeps_no_network_alive():
+    import gc
+    import weakref
+
+    from scgan_cluster.train._manual import ManualSteps, compiled_steps
+
+    nets = _chain_nets(1, seed=11)
+    refs = [weakref.ref(m) for net in nets for m in net.modules()]
+    refs += [weakref.ref(p) for net in nets for p in net.parameters()]
+    first = compiled_steps(ManualSteps(*nets))  # compiled lazily: nothing is compiled here
+    del nets
+    gc.collect()
+    assert all(r() is None for r in refs)
+    # a network of the same structure gets the same compiled functions
+    assert compiled_steps(ManualSteps(*_chain_nets(1, seed=12))) is first

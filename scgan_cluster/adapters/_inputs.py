@@ -24,6 +24,7 @@ from scgan_cluster.pp._prepare import (
     apply_transform,
     check_flavor,
     fit_transform,
+    library_size,
 )
 
 __all__ = [
@@ -269,6 +270,8 @@ def prepare_fit(
     transform = {"genes": names[cols].tolist(), **record}
     if adata is None:
         transform["n_input_features"] = int(x.shape[1])
+    elif record["flavor"] == "lognorm":  # the genes each cell's library size is summed over
+        transform["library_genes"] = names.tolist()
     return Prepared(values, names[cols], transform)
 
 
@@ -397,4 +400,32 @@ def prepare_predict(
         check_finite(x, what)
         return Prepared(_float32(x), np.asarray(var_names), None)
     check_counts(x, layer, adata)
-    return Prepared(apply_transform(x, cols, transform, what), np.asarray(var_names), transform)
+    totals = None
+    if adata is not None and "library_genes" in transform:
+        totals = _library_size(adata, x, transform["library_genes"], what)
+    return Prepared(
+        apply_transform(x, cols, transform, what, totals=totals), np.asarray(var_names), transform
+    )
+
+
+def _library_size(adata: AnnData, x, library_genes: list, what: str) -> np.ndarray:
+    """Each cell's total over the genes the training cells were normalised over.
+
+    Genes of ``adata`` that training did not have are left out, whatever their order; genes of
+    training missing here cannot count, and a warning says how many.
+    """
+    pos = pd.Index(adata.var_names).get_indexer(pd.Index([str(g) for g in library_genes]))
+    present = pos[pos >= 0]
+    n_missing = len(pos) - len(present)
+    if n_missing:
+        warnings.warn(
+            f"{n_missing} of the {len(pos)} genes whose counts made up a training cell's library "
+            f"size are missing from {what}; these cells' library sizes are summed over the "
+            f"{len(present)} present, which shifts their normalisation when the missing genes "
+            "carry many counts. Pass cells with the training data's genes for the same scale.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if np.array_equal(present, np.arange(x.shape[1])):
+        return library_size(x, what)
+    return library_size(x[:, present], what)

@@ -7,13 +7,22 @@ from pathlib import Path
 import numpy as np
 
 
-def check_model(model) -> None:
-    from scgan_cluster.model import ClusterGAN
+def check_model(model):
+    """The trained network to draw from: a GANEnsemble, or a ClusterGAN's leading replica."""
+    from scgan_cluster.model import ClusterGAN, GANEnsemble
 
-    if not isinstance(model, ClusterGAN):
-        raise TypeError(f"Expected a trained scgan_cluster.ClusterGAN, got {type(model).__name__}.")
+    if isinstance(model, ClusterGAN):
+        if not model.is_trained:
+            raise ValueError("The model is not trained: call fit() or ClusterGAN.load() first.")
+        return model._leading()
+    if not isinstance(model, GANEnsemble):
+        raise TypeError(
+            "Expected a trained scgan_cluster.ClusterGAN or scgan_cluster.model.GANEnsemble, "
+            f"got {type(model).__name__}."
+        )
     if not model.is_trained:
-        raise ValueError("The model is not trained: call fit() or ClusterGAN.load() first.")
+        raise ValueError("The model is not trained: call fit() or load() first.")
+    return model
 
 
 def draw_zn(model, n: int, random_state: int) -> np.ndarray:

@@ -52,7 +52,8 @@ def interpolation(
     Parameters
     ----------
     model
-        A trained :class:`scgan_cluster.ClusterGAN`.
+        A trained :class:`scgan_cluster.model.GANEnsemble`, or a trained
+        :class:`scgan_cluster.ClusterGAN` (its replica with the largest pool weight).
     pairs
         The ``(i, j)`` mode pairs, one row each (default: ``(0, 1), (1, 2), ..., (K-2, K-1)``).
     n_steps
@@ -70,7 +71,7 @@ def interpolation(
     """
     import matplotlib.pyplot as plt
 
-    check_model(model)
+    model = check_model(model)
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
         raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}.")
     pairs = _check_pairs(model, pairs)

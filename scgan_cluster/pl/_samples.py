@@ -56,7 +56,8 @@ def cluster_samples(
     Parameters
     ----------
     model
-        A trained :class:`scgan_cluster.ClusterGAN`.
+        A trained :class:`scgan_cluster.model.GANEnsemble`, or a trained
+        :class:`scgan_cluster.ClusterGAN` (its replica with the largest pool weight).
     n_samples
         Samples per mode.
     clusters
@@ -75,7 +76,7 @@ def cluster_samples(
     """
     import matplotlib.pyplot as plt
 
-    check_model(model)
+    model = check_model(model)
     check_positive_int(n_samples, "n_samples")
     ks = _check_clusters(model, clusters)
     zn = draw_zn(model, n_samples, random_state)

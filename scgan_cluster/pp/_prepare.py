@@ -195,10 +195,13 @@ def fit_transform(x, n_top_genes: int, flavor: str, what: str = "adata.X"):
     return values, cols, record
 
 
-def apply_transform(x, cols: np.ndarray, record: dict, what: str = "adata.X"):
+def apply_transform(
+    x, cols: np.ndarray, record: dict, what: str = "adata.X", totals: np.ndarray | None = None
+):
     """Replay a transform record on raw counts ``x`` (all genes; ``cols``: the genes to return).
 
-    For ``"lognorm"`` each cell's library size is its total over every column of ``x``.
+    For ``"lognorm"`` each cell's library size is ``totals``, or its total over every column of
+    ``x`` when ``totals`` is ``None``.
     """
     flavor = record.get("flavor", "paper")  # records written before flavors existed are "paper"
     check_flavor(flavor)
@@ -206,7 +209,9 @@ def apply_transform(x, cols: np.ndarray, record: dict, what: str = "adata.X"):
     x_sel = x[:, cols]
     if flavor == "paper":
         return log2_scale(x_sel, scale)
-    logx = _log_normalise(x_sel, library_size(x, what), float(record["target_sum"]))
+    if totals is None:
+        totals = library_size(x, what)
+    logx = _log_normalise(x_sel, totals, float(record["target_sum"]))
     if sparse.issparse(logx):
         logx.data /= np.float32(scale)
         return logx

@@ -1,14 +1,13 @@
 """Training: losses and the loop. Knows tensors and modules only."""
 
 from ._backprop import BackpropResult, backprop_decode
+from ._config import TrainConfig
 from ._loop import (
     HISTORY_KEYS,
     BatchSource,
     DrawStream,
     EpochSampler,
-    TrainConfig,
     encode,
-    has_batch_norm,
     train_clustergan,
 )
 from ._losses import (
@@ -20,6 +19,7 @@ from ._losses import (
     reconstruction_loss,
 )
 from ._penalty import explicit_input_gradient, penalty_layers
+from ._steps import has_batch_norm
 
 __all__ = [
     "BackpropResult",

@@ -1,7 +1,8 @@
 """Parameters of a network kept in one flat buffer, with an Adam update over that one tensor.
 
-The training loop's hand-written gradient path (:class:`~scgan_cluster.train._manual.ManualSteps`)
-does not need autograd, so its parameters can live in one contiguous buffer: each parameter
+The hand-written gradients of :class:`~scgan_cluster.train._manual.ManualSteps` do not need
+autograd, so the parameters can live in one contiguous buffer
+(:class:`~scgan_cluster.train._steps.FlatStep`): each parameter
 becomes a view of it, the gradient comes as one flat tensor, and Adam is one
 call of torch's fused (or single-tensor) Adam kernel on one tensor
 (:func:`torch.optim.adam.adam`, the functional form of :class:`torch.optim.Adam`) instead of a

@@ -27,6 +27,8 @@ while the parameters, their gradients, the losses, the penalty's norm and Adam s
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -110,8 +112,8 @@ def _weights(layers: list[nn.Module], dtype: torch.dtype | None) -> list:
 def chain_parameters(layers: list[nn.Module]) -> list[nn.Parameter]:
     """The parameters of a chain's linear layers in chain order (weight, then bias if any).
 
-    This is the order of the gradient lists of :meth:`ManualSteps.critic_grads` and
-    :meth:`ManualSteps.generator_grads`, and of the flat buffers of the training loop.
+    This is the order of the flat parameter buffers and flat gradients of
+    :meth:`ManualSteps.critic_flat` and :meth:`ManualSteps.generator_flat`.
     """
     out = []
     for m in layers:
@@ -295,9 +297,11 @@ class ManualSteps:
     caller's optimizers. :meth:`critic_flat` / :meth:`generator_flat` / :meth:`generate_flat`
     are pure tensor functions of flat parameter buffers (the chains' parameters in the order of
     :func:`chain_parameters`, as kept by :class:`~scgan_cluster.train._flat.FlatAdam`) that
-    return one flat gradient; the training loop uses these (optionally through
-    ``torch.compile``). Shapes follow the training loop: ``lead + (batch, features)`` with
-    ``lead`` empty for one model and ``(R,)`` for an ensemble of R.
+    return one flat gradient (optionally through ``torch.compile``, see :func:`compiled_steps`).
+    The training loop's step objects use them: :class:`~scgan_cluster.train._steps.ManualStep`
+    the former, :class:`~scgan_cluster.train._steps.FlatStep` the latter. Shapes follow the
+    training loop: ``lead + (batch, features)`` with ``lead`` empty for one model and ``(R,)``
+    for an ensemble of R.
 
     Parameters
     ----------
@@ -693,7 +697,27 @@ def _layer_signature(m: nn.Module) -> tuple:
     return (type(m), getattr(m, "negative_slope", None))
 
 
-# compiled flat step functions, one set per network structure (see compiled_steps)
+def _without_values(layers: list[nn.Module] | None) -> list[nn.Module] | None:
+    """Copies of ``layers`` with the same structure but parameters on the meta device (no data).
+
+    What the flat step functions read of a layer (type, shapes, dtypes, slope) survives; the
+    copies share no tensor with, and hold no reference to, the original layers.
+    """
+    if layers is None:
+        return None
+    out = []
+    for m in layers:
+        memo = {
+            id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=False)
+            for p in m.parameters()
+        }
+        out.append(copy.deepcopy(m, memo))
+    return out
+
+
+# compiled flat step functions, one set per network structure (see compiled_steps); each set
+# belongs to a ManualSteps over meta-device copies of the layers, so the networks it was first
+# made for can be freed
 _COMPILED: dict[tuple, tuple] = {}
 
 
@@ -701,10 +725,13 @@ def compiled_steps(steps: ManualSteps) -> tuple:
     """The flat step functions of ``steps`` through ``torch.compile``, one set per structure.
 
     Returns compiled :meth:`~ManualSteps.generate_flat`, :meth:`~ManualSteps.critic_flat` and
-    :meth:`~ManualSteps.generator_flat`. The flat functions read only the structure of the layers (types, shapes, dtypes, slopes)
-    from the modules, the values come from the flat buffers; so networks of the same
-    structure share one compiled set per process (a new set per call of the training loop
-    would recompile, and torch's recompile limit would then fall back to eager code).
+    :meth:`~ManualSteps.generator_flat`. The flat functions read only the structure of the
+    layers (types, shapes, dtypes, slopes) from the modules, the values come from the flat
+    buffers; so networks of the same structure share one compiled set per process (a new set
+    per call of the training loop would recompile, and torch's recompile limit would then fall
+    back to eager code). The set is compiled for a copy of ``steps`` whose layers keep their
+    structure but no parameter data (meta device), so the cache keeps neither the networks
+    alive nor their memory.
     """
     key = (
         tuple(
@@ -716,9 +743,14 @@ def compiled_steps(steps: ManualSteps) -> tuple:
         steps.dtype,
     )
     if key not in _COMPILED:
+        twin = copy.copy(steps)
+        twin.g_layers, twin.e_layers, twin.d_layers = (
+            _without_values(chain) for chain in (steps.g_layers, steps.e_layers, steps.d_layers)
+        )
+        twin._g_weights = None
         _COMPILED[key] = tuple(
             torch.compile(f, dynamic=False)
-            for f in (steps.generate_flat, steps.critic_flat, steps.generator_flat)
+            for f in (twin.generate_flat, twin.critic_flat, twin.generator_flat)
         )
     return _COMPILED[key]
 

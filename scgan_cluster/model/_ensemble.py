@@ -1,13 +1,16 @@
-"""The user-facing model class, in the manner of scvi-tools: fit, latent, predict, generate, save/load."""
+"""One ClusterGAN ensemble: ``n_runs`` replicas of one network (one network for ``n_runs=1``).
+
+:class:`GANEnsemble` is the network-level model: the paper's ClusterGAN with its settings,
+trained on one input (genes or principal components), labelling cells by its ``assign`` rule.
+The user's model, :class:`scgan_cluster.ClusterGAN`, trains one or more of these and pools
+their replicas (:mod:`scgan_cluster.model._pool`).
+"""
 
 from __future__ import annotations
 
-import json
 import numbers
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,20 +20,13 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from ._consensus import (
-    agreement_weights,
-    align_labels,
-    consensus,
-    linkage_assign,
-    linkage_consensus,
-    vote,
-)
-from ._docs import doc_params
-from ._leiden import leiden_latent_k
-from ._settings import logger
-from ._validation import check_n_clusters, check_positive_int, resolve_device
-from .adapters import Prepared, as_source, prepare_fit, prepare_predict
-from .nn import (
+from scgan_cluster._consensus import consensus, vote
+from scgan_cluster._docs import doc_params
+from scgan_cluster._leiden import leiden_latent_k
+from scgan_cluster._settings import logger
+from scgan_cluster._validation import check_n_clusters, check_positive_int, resolve_device
+from scgan_cluster.adapters import Prepared, as_source, prepare_fit, prepare_predict
+from scgan_cluster.nn import (
     ARCHITECTURES,
     TRAINING_KEYS,
     MixedPrior,
@@ -39,154 +35,24 @@ from .nn import (
     pick_architecture,
     stack_ensemble,
 )
-from .nn._registry import check_options
-from .pp._pca import PCAProjection
-from .train import TrainConfig, encode, train_clustergan
-from .train._loop import PRIOR_FLOOR
+from scgan_cluster.nn._registry import check_options
+from scgan_cluster.pp._pca import PCAProjection
+from scgan_cluster.recipes import PAPER_MAX_ITER
+from scgan_cluster.train import TrainConfig, encode, train_clustergan
+from scgan_cluster.train._loop import PRIOR_FLOOR
 
-__all__ = [
-    "ClusterGAN",
-    "DEFAULT_MAX_ITER",
-    "PCS_SETTINGS",
-    "PooledConsensus",
-    "POOL_METHODS",
-    "ENSEMBLES",
-    "RECIPES",
-    "fit_by_agreement",
-    "pool_replicas",
-    "recipe_max_iter",
-    "replica_agreement",
-]
+from ._io import load_model, write_model_dir
 
-DEFAULT_MAX_ITER = 8000
-"""Default generator iterations: a CPU-friendly budget (the paper trained 100,000); see ``tl.clustergan``."""
-
-RECIPES: dict[str, dict[str, object]] = {
-    "lognorm": {
-        "prior": "learned",
-        "n_runs": 5,
-        "max_iter": 4000,
-        "max_iter_per_cluster": 500,
-        "beta_r": 1.0,
-        "n_top_genes": 2000,
-        "n_pcs": "auto",
-        "pool_candidates": True,
-        "pool_method": "linkage",
-        "candidates": ("genes", "pcs"),
-    },
-    "paper": {
-        "prior": "uniform",
-        "n_runs": 1,
-        "max_iter": DEFAULT_MAX_ITER,
-        "max_iter_per_cluster": 0,
-        "beta_r": 0.0,
-        "n_top_genes": 720,
-        "n_pcs": None,
-        "pool_candidates": False,
-        "pool_method": "vote",
-        "candidates": ("genes", "pcs"),
-    },
-}
-"""Training settings that go with each count-preprocessing flavor in :func:`scgan_cluster.tl.clustergan`.
-
-``"lognorm"`` (the default there) is the setting chosen on the validation split of the single-cell
-benchmark (``benchmarks/scrna.py``); its ``n_pcs="auto"`` trains a second ensemble on principal
-components (:data:`PCS_SETTINGS`), keeps the latent of the one whose replicas agree more, and
-(``pool_candidates=True``, chosen on the training and validation cells) labels the cells by
-pooling the replicas of both: average linkage of the cells' agreement-weighted co-association
-(``pool_method="linkage"``, which replaced the weighted vote on the same evidence; see
-:func:`pool_replicas`). ``"paper"`` is
-the paper's recipe at the CPU budget of :data:`DEFAULT_MAX_ITER` iterations (the paper:
-100,000). The :class:`ClusterGAN` class itself
-defaults to the paper's settings.
-"""
-
-
-def recipe_max_iter(flavor: str, n_clusters: int) -> int:
-    """Generator iterations of a recipe of :data:`RECIPES` for ``n_clusters`` clusters.
-
-    ``max(max_iter, max_iter_per_cluster * n_clusters)``: the ``"lognorm"`` recipe trains
-    4,000 iterations up to K = 8 and 500 per cluster above (10 clusters: 5,000; 16: 8,000), so
-    that each zc mode gets about as many generated samples whatever K is; ``"paper"`` trains
-    :data:`DEFAULT_MAX_ITER` for every K. On the validation split of the staged count data with
-    more than 8 types, longer training of the genes ensemble scored higher (README, "Beyond the
-    paper").
-    """
-    if flavor not in RECIPES:
-        raise ValueError(f"flavor must be one of {tuple(RECIPES)}, got {flavor!r}.")
-    n_clusters = check_positive_int(n_clusters, "n_clusters")
-    recipe = RECIPES[flavor]
-    return max(int(recipe["max_iter"]), int(recipe["max_iter_per_cluster"]) * n_clusters)
-
-
-PCS_SETTINGS: dict[str, object] = {"n_pcs": 50, "lr": 2e-3, "max_iter": 2000}
-"""Settings of a model trained on principal components (``n_pcs``) in :func:`scgan_cluster.tl.clustergan`.
-
-In exploratory runs the paper's learning rate (1e-4) left a generator of principal components
-far from the data after 1,000-2,000 iterations (a high Wasserstein estimate of the critic, zn
-ignored by the generator, poor clusters), while 2e-3 brought the estimate down within 2,000;
-``benchmarks/scrna.py`` compares the settings on the validation split.
-"""
-
-ENSEMBLES: dict[str, dict[str, object]] = {
-    "genes": {},
-    "pcs": dict(PCS_SETTINGS),
-    "genes_fast": {"lr": PCS_SETTINGS["lr"], "max_iter": PCS_SETTINGS["max_iter"]},
-}
-"""The ensembles ``n_pcs="auto"`` of :func:`scgan_cluster.tl.clustergan` can train (``candidates=``).
-
-Each entry is what the ensemble changes from the recipe's settings: ``"genes"`` nothing (the
-genes at the recipe's learning rate and :func:`recipe_max_iter`); ``"pcs"`` the cells' principal
-components at :data:`PCS_SETTINGS` (``n_pcs`` capped at what the data allow); ``"genes_fast"``
-the genes at the principal components' learning rate and budget (2e-3, 2,000 iterations; the
-third ensemble measured in the README, "A third ensemble in the pool"). A ``lr`` or ``max_iter``
-passed to ``tl.clustergan`` overrides the entry's.
-"""
+__all__ = ["GANEnsemble", "PRIOR_UPDATE_EVERY"]
 
 _ASSIGN = ("kmeans", "argmax", "leiden")
 _REPRESENTATIONS = ("zn", "full", "proba")
-_FILES = {"weights": "model.pt", "config": "config.json", "var_names": "var_names.json"}
-_FITTED = (
-    "architecture",
-    "architecture_options",
-    "n_latent",
-    "sigma",
-    "train_config",
-    "image_shape",
-    "generator",
-    "encoder",
-    "critic",
-    "prior",
-    "var_names",
-    "transform",
-    "projection",
-    "cluster_centers_",
-    "history_",
-    "train_seconds_",
-    "labels_",
-    "latent_",
-    "proba_",
-    "scores_",
-    "replicas",
-    "labels_runs_",
-    "selected_run_",
-    "selection_scores_",
-    "confidence_",
-    "run_maps_",
-)
-
+_NETWORKS = ("generator", "encoder", "critic", "prior")
 _PRIORS = ("uniform", "learned")
 _COMBINE = ("consensus", "select")
 _PRECISIONS = ("fp32", "bf16")
 PRIOR_UPDATE_EVERY = 500
 """Generator iterations between re-estimates of a learned prior (``prior="learned"``)."""
-
-
-def _package_version() -> str:
-    try:
-        return version("scgan-cluster")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
 
 
 def _seed(random_state: int | None) -> int:
@@ -201,7 +67,7 @@ def _seed(random_state: int | None) -> int:
     return int(random_state)
 
 
-class ClusterGAN:
+class GANEnsemble:
     """ClusterGAN (Mukherjee et al., AAAI 2019): a WGAN-GP with a one-hot + Gaussian prior and an encoder.
 
     Clusters are read from the encoder's latent: by default KMeans on (zn, softmax(zc)).
@@ -275,14 +141,14 @@ class ClusterGAN:
 
     Examples
     --------
-    >>> model = ClusterGAN(n_clusters=8).fit(adata)  # raw counts: the paper's preprocessing is applied
+    >>> model = GANEnsemble(n_clusters=8).fit(adata)  # raw counts: the paper's preprocessing is applied
     >>> adata.obs["cluster"] = model.labels_.astype(str)
     >>> latent = model.get_latent_representation(adata)
     >>> new_labels = model.predict(new_adata)  # aligned by var_names, on the training scale
     >>> model.save("my_model/")
-    >>> model = ClusterGAN.load("my_model/")
+    >>> model = GANEnsemble.load("my_model/")
     >>> images = scgan_cluster.datasets.mnist("data/mnist")  # flattened, uns["image_shape"]
-    >>> model = ClusterGAN(10).fit(images)  # picks the "mnist" conv networks by shape
+    >>> model = GANEnsemble(10).fit(images)  # picks the "mnist" conv networks by shape
     >>> model.generate(16, cluster=3).shape
     (16, 1, 28, 28)
     """
@@ -303,7 +169,7 @@ class ClusterGAN:
         lr: float | None = None,
         betas: tuple[float, float] | None = None,
         batch_size: int | None = None,
-        max_iter: int = DEFAULT_MAX_ITER,
+        max_iter: int = PAPER_MAX_ITER,
         assign: Literal["kmeans", "argmax", "leiden"] = "kmeans",
         random_state: int | None = 0,
         device: str | torch.device = "auto",
@@ -316,9 +182,12 @@ class ClusterGAN:
         n_pcs: int | None = None,
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
-        if n_pcs is not None:
+        if n_pcs is not None and not (
+            isinstance(n_pcs, numbers.Integral) and not isinstance(n_pcs, bool) and n_pcs == 0
+        ):
             check_positive_int(n_pcs, "n_pcs")
-        self.n_pcs = None if n_pcs is None else int(n_pcs)
+        # 0 means no PCA, as in scanpy
+        self.n_pcs = None if n_pcs is None or n_pcs == 0 else int(n_pcs)
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
         self.precision = precision
@@ -385,13 +254,14 @@ class ClusterGAN:
         self.projection: PCAProjection | None = None
         self.image_shape: tuple[int, int, int] | None = None
         self.cluster_centers_: np.ndarray | None = None
+        self.center_spread_: float | None = None
         self.history_: dict[str, list[float]] = {}
         self.train_seconds_: float | None = None
         self.labels_: np.ndarray | None = None
         self.latent_: np.ndarray | None = None
         self.proba_: np.ndarray | None = None
         self.scores_: dict[str, float] | None = None
-        self.replicas: list[ClusterGAN] | None = None
+        self.replicas: list[GANEnsemble] | None = None
         self.labels_runs_: np.ndarray | None = None
         self.selected_run_: int | None = None
         self.selection_scores_: np.ndarray | None = None
@@ -530,11 +400,11 @@ class ClusterGAN:
             init_normal_(net, 0.02, generator=init)
         return gen.to(self.device), enc.to(self.device), crit.to(self.device)
 
-    def _replica(self, r: int) -> ClusterGAN:
+    def _replica(self, r: int) -> GANEnsemble:
         """An untrained single model with replica ``r``'s seed and otherwise our settings."""
         params = {**self.params, "random_state": self.random_state + r, "n_runs": 1}
         params["betas"] = tuple(params["betas"])
-        rep = ClusterGAN(**params, device=self.device)
+        rep = GANEnsemble(**params, device=self.device)
         rep.image_shape = self.image_shape
         return rep
 
@@ -546,9 +416,9 @@ class ClusterGAN:
         layer: str | None = None,
         preprocess: bool = True,
         n_top_genes: int = 720,
-        callback: Callable[[ClusterGAN, int], None] | None = None,
+        callback: Callable[[GANEnsemble, int], None] | None = None,
         flavor: Literal["paper", "lognorm"] = "paper",
-    ) -> ClusterGAN:
+    ) -> GANEnsemble:
         """Train on ``data`` and cluster it.
 
         Parameters
@@ -601,7 +471,7 @@ class ClusterGAN:
         n_obs = prepared.x.shape[0]
         check_n_clusters(self.n_clusters, n_obs)
         # a failed or interrupted fit leaves the model as it was before the call
-        previous = {name: getattr(self, name) for name in _FITTED}
+        previous = dict(vars(self))
         try:
             self.scores_ = None
             self._choose_architecture(prepared)
@@ -650,8 +520,8 @@ class ClusterGAN:
             self.train_seconds_ = time.perf_counter() - start
             self._assign(x)
         except BaseException:
-            for name, value in previous.items():
-                setattr(self, name, value)
+            vars(self).clear()
+            vars(self).update(previous)
             raise
         return self
 
@@ -676,20 +546,27 @@ class ClusterGAN:
         zn, proba = self._encode(x)
         if self.assign == "kmeans":
             km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
-            self.labels_ = km.fit_predict(np.hstack([zn, proba]).astype(np.float64)).astype(
-                np.int64
-            )
+            km.fit(np.hstack([zn, proba]).astype(np.float64))
             self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
         elif self.assign == "leiden":
-            self.labels_ = leiden_latent_k(zn, self.n_clusters, self.random_state)
-            # new cells go to the nearest cluster mean in zn
+            found = leiden_latent_k(zn, self.n_clusters, self.random_state)
             self.cluster_centers_ = np.stack(
-                [zn[self.labels_ == c].mean(axis=0) for c in range(int(self.labels_.max()) + 1)]
+                [zn[found == c].mean(axis=0) for c in range(int(found.max()) + 1)]
             ).astype(np.float32)
         else:
-            self.labels_ = proba.argmax(axis=1).astype(np.int64)
             self.cluster_centers_ = None
+        # training cells are labelled by the rule new cells get (predict): the nearest centre
         self.latent_, self.proba_ = zn, proba
+        self.labels_ = self._label_latent(zn, proba)
+        self.center_spread_ = self._spread(zn, proba)
+
+    def _spread(self, zn: np.ndarray, proba: np.ndarray) -> float | None:
+        """Mean squared distance per dimension of the training cells to their centre."""
+        if self.cluster_centers_ is None:
+            return None
+        space = np.hstack([zn, proba]) if self.assign == "kmeans" else zn
+        diff = space.astype(np.float64) - self.cluster_centers_[self.labels_].astype(np.float64)
+        return float((diff**2).sum(axis=1).mean() / space.shape[1])
 
     def _fit_ensemble(self, prepared: Prepared, callback: Callable | None) -> None:
         x = self._network_input(prepared)
@@ -770,7 +647,7 @@ class ClusterGAN:
         return prior
 
     def _set_replicas(
-        self, replicas: list[ClusterGAN], best: int, scores: np.ndarray, maps: np.ndarray
+        self, replicas: list[GANEnsemble], best: int, scores: np.ndarray, maps: np.ndarray
     ) -> None:
         self.replicas = replicas
         self.selected_run_ = best
@@ -780,6 +657,7 @@ class ClusterGAN:
         self.generator, self.encoder, self.critic = chosen.generator, chosen.encoder, chosen.critic
         self.prior = chosen.prior
         self.cluster_centers_ = chosen.cluster_centers_
+        self.center_spread_ = chosen.center_spread_
         self.history_ = chosen.history_
 
     def _encode(self, x) -> tuple[np.ndarray, np.ndarray]:
@@ -789,6 +667,20 @@ class ClusterGAN:
         return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
             np.float32
         )
+
+    def _replica_latents(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None):
+        """``(zn, softmax zc, network)`` of cells for each replica (or the one network).
+
+        The data are aligned and transformed once for all replicas.
+        """
+        self._check_trained()
+        prepared = prepare_predict(
+            data, self.var_names, self.transform, layer=layer, image_shape=self.image_shape
+        )
+        x = self._network_input(prepared)
+        for rep in self.replicas or [self]:
+            zn, proba = rep._encode(x)
+            yield zn, proba, rep
 
     # ------------------------------------------------------------------ inference
     @doc_params
@@ -861,17 +753,27 @@ class ClusterGAN:
                 # ids, so these labellings are matched afresh (label-free, as in training)
                 return consensus(runs, self.n_clusters)[0].astype(np.int64)
             return vote(runs, self.run_maps_, self.n_clusters).argmax(axis=1).astype(np.int64)
-        full = self.get_latent_representation(data, layer=layer, representation="full")
-        if assign == "argmax":
-            return full[:, self.n_latent :].argmax(axis=1).astype(np.int64)
-        if assign != self.assign:
+        if assign != self.assign and assign != "argmax":
             raise ValueError(
                 f"This model was trained with assign={self.assign!r} and has no centres for "
                 f"assign={assign!r}; pass assign={self.assign!r} or 'argmax'."
             )
-        # nearest centre (KMeans: in the full latent; leiden: cluster means in zn), computed in
-        # chunks (no n x K x d array)
-        space = full if assign == "kmeans" else full[:, : self.n_latent]
+        full = self.get_latent_representation(data, layer=layer, representation="full")
+        return self._label_latent(full[:, : self.n_latent], full[:, self.n_latent :], assign)
+
+    def _label_latent(
+        self, zn: np.ndarray, proba: np.ndarray, assign: str | None = None
+    ) -> np.ndarray:
+        """Labels from the encoder's zn and softmax(zc): the one rule of training and predict.
+
+        ``"kmeans"``: the nearest KMeans centre in the full latent; ``"leiden"``: the nearest
+        leiden cluster mean in zn; ``"argmax"``: the most likely zc mode.
+        """
+        assign = self.assign if assign is None else assign
+        if assign == "argmax":
+            return proba.argmax(axis=1).astype(np.int64)
+        # computed in chunks (no n x K x d array)
+        space = np.hstack([zn, proba]) if assign == "kmeans" else zn
         return pairwise_distances_argmin(space, self.cluster_centers_).astype(np.int64)
 
     @torch.no_grad()
@@ -951,61 +853,48 @@ class ClusterGAN:
             Replace a model already saved there; otherwise a non-empty directory is an error.
         """
         self._check_trained()
-        path = Path(path)
-        if path.exists() and not overwrite and any(path.iterdir()):
-            raise FileExistsError(
-                f"{path} exists and is not empty; pass overwrite=True to replace the model there."
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "generator": self.generator.state_dict(),
-            "encoder": self.encoder.state_dict(),
-            "critic": self.critic.state_dict(),
-            "prior": self.prior.state_dict(),
-        }
-        if self.cluster_centers_ is not None:
-            state["cluster_centers"] = torch.from_numpy(self.cluster_centers_)
+        config, state = self._state()
+        write_model_dir(path, "GANEnsemble", config, state, self.var_names, overwrite=overwrite)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The JSON config and the tensors that :meth:`_from_state` rebuilds the model from."""
+
+        def networks(m: GANEnsemble) -> dict[str, Any]:
+            out = {name: getattr(m, name).state_dict() for name in _NETWORKS}
+            if m.cluster_centers_ is not None:
+                out["cluster_centers"] = torch.from_numpy(m.cluster_centers_)
+                out["center_spread"] = torch.tensor(float(m.center_spread_), dtype=torch.float64)
+            return out
+
+        state: dict[str, Any] = {}
+        if self.replicas is None:
+            state["networks"] = networks(self)
+        else:  # the selected replica's networks are the model's: saved once, with the replicas
+            state["replicas"] = [networks(rep) for rep in self.replicas]
         if self.projection is not None:
             state["projection"] = self.projection.state_dict()
-        if self.replicas is not None:
-            state["replicas"] = [
-                {
-                    "generator": rep.generator.state_dict(),
-                    "encoder": rep.encoder.state_dict(),
-                    "critic": rep.critic.state_dict(),
-                    "prior": rep.prior.state_dict(),
-                    **(
-                        {}
-                        if rep.cluster_centers_ is None
-                        else {"cluster_centers": torch.from_numpy(rep.cluster_centers_)}
-                    ),
-                }
-                for rep in self.replicas
-            ]
-        config = {
-            "scgan_cluster_version": _package_version(),
+        config: dict[str, Any] = {
             "params": self.params,
             "n_features": len(self.var_names),
             "image_shape": None if self.image_shape is None else list(self.image_shape),
             "transform": None
             if self.transform is None
             else {k: v for k, v in self.transform.items() if k != "genes"},
-            "history": self.history_,
             "train_seconds": self.train_seconds_,
         }
-        if self.replicas is not None:
+        if self.replicas is None:
+            config["history"] = self.history_
+        else:
             config["runs"] = {
                 "selected": self.selected_run_,
                 "selection_scores": self.selection_scores_.tolist(),
                 "maps": self.run_maps_.tolist(),
                 "histories": [rep.history_ for rep in self.replicas],
             }
-        (path / _FILES["config"]).write_text(json.dumps(config, indent=1))
-        (path / _FILES["var_names"]).write_text(json.dumps(self.var_names.tolist()))
-        torch.save(state, path / _FILES["weights"])
+        return config, state
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "auto") -> ClusterGAN:
+    def load(cls, path: str | Path, *, device: str | torch.device = "auto") -> GANEnsemble:
         """Load a model written by :meth:`save` (weights read with ``torch.load(weights_only=True)``).
 
         Parameters
@@ -1015,64 +904,59 @@ class ClusterGAN:
         device
             Where to put the networks (``"auto"``: cuda, then mps, then cpu).
         """
-        path = Path(path)
-        missing = [f for f in _FILES.values() if not (path / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{path} is not a saved ClusterGAN: missing {missing}.")
-        config = json.loads((path / _FILES["config"]).read_text())
-        var_names = np.asarray(json.loads((path / _FILES["var_names"]).read_text()), dtype=str)
+        device = resolve_device(device)
+        return load_model(cls, path, device)
+
+    @classmethod
+    def _from_state(
+        cls,
+        config: dict[str, Any],
+        state: dict[str, Any],
+        var_names: np.ndarray,
+        device: torch.device,
+    ) -> GANEnsemble:
         params = dict(config["params"])
         params["betas"] = tuple(params["betas"])
         model = cls(**params, device=device)
-        shape = config.get("image_shape")
+        shape = config["image_shape"]
         model.image_shape = None if shape is None else tuple(int(s) for s in shape)
-        state = torch.load(path / _FILES["weights"], map_location=model.device, weights_only=True)
         if "projection" in state:
             model.projection = PCAProjection.from_state(state["projection"])
         n_in = int(config["n_features"]) if model.projection is None else model.projection.n_pcs
-        model._build(n_in, model.image_shape)
-        model.generator.load_state_dict(state["generator"])
-        model.encoder.load_state_dict(state["encoder"])
-        model.critic.load_state_dict(state["critic"])
-        model.prior.load_state_dict(state["prior"])
-        for net in (model.generator, model.encoder, model.critic):
-            net.eval()
-        if "cluster_centers" in state:
-            model.cluster_centers_ = state["cluster_centers"].cpu().numpy()
         model.var_names = var_names
         if config["transform"] is not None:
             model.transform = {**config["transform"], "genes": var_names.tolist()}
-        model.history_ = config.get("history", {})
-        model.train_seconds_ = config.get("train_seconds")
-        if "replicas" in state:
-            runs = config["runs"]
-            replicas = []
-            for r, (rstate, hist) in enumerate(
-                zip(state["replicas"], runs["histories"], strict=True)
-            ):
-                rep = model._replica(r)
-                rep._build(n_in, model.image_shape)
-                for name in ("generator", "encoder", "critic"):
-                    getattr(rep, name).load_state_dict(rstate[name])
-                    getattr(rep, name).eval()
-                if "prior" in rstate:
-                    rep.prior.load_state_dict(rstate["prior"])
-                rep.var_names, rep.transform = model.var_names, model.transform
-                rep.projection = model.projection
-                if "cluster_centers" in rstate:
-                    rep.cluster_centers_ = rstate["cluster_centers"].cpu().numpy()
-                rep.history_, rep.train_seconds_ = hist, model.train_seconds_
-                replicas.append(rep)
-            maps = runs.get("maps")
-            if maps is None:  # saved before consensus existed: the model used the selected replica
-                model.combine = "select"
-                maps = np.tile(np.arange(model.n_clusters), (len(replicas), 1))
-            model._set_replicas(
-                replicas,
-                int(runs["selected"]),
-                np.array(runs["selection_scores"]),
-                np.array(maps, dtype=np.int64),
-            )
+        model.train_seconds_ = config["train_seconds"]
+
+        def restore(m: GANEnsemble, nets: dict[str, Any]) -> None:
+            m._build(n_in, model.image_shape)
+            for name in _NETWORKS:
+                getattr(m, name).load_state_dict(nets[name])
+            for name in ("generator", "encoder", "critic"):
+                getattr(m, name).eval()
+            if "cluster_centers" in nets:
+                m.cluster_centers_ = nets["cluster_centers"].cpu().numpy()
+                m.center_spread_ = float(nets["center_spread"])
+
+        if "replicas" not in state:
+            restore(model, state["networks"])
+            model.history_ = config["history"]
+            return model
+        runs = config["runs"]
+        replicas = []
+        for r, (nets, hist) in enumerate(zip(state["replicas"], runs["histories"], strict=True)):
+            rep = model._replica(r)
+            restore(rep, nets)
+            rep.var_names, rep.transform = model.var_names, model.transform
+            rep.projection = model.projection
+            rep.history_, rep.train_seconds_ = hist, model.train_seconds_
+            replicas.append(rep)
+        model._set_replicas(
+            replicas,
+            int(runs["selected"]),
+            np.array(runs["selection_scores"]),
+            np.array(runs["maps"], dtype=np.int64),
+        )
         return model
 
     def __repr__(self) -> str:
@@ -1082,209 +966,7 @@ class ClusterGAN:
             state = f"trained on images {list(self.image_shape)}"
         else:
             state = f"trained on {len(self.var_names)} features"
-        return f"ClusterGAN(n_clusters={self.n_clusters}, n_latent={self.n_latent}, architecture={self.architecture!r}; {state})"
+        return f"GANEnsemble(n_clusters={self.n_clusters}, n_latent={self.n_latent}, architecture={self.architecture!r}; {state})"
 
 
-ClusterGAN = doc_params(ClusterGAN)
-
-
-def replica_agreement(model: ClusterGAN) -> float:
-    """Mean adjusted Rand index between the replicas of a trained ensemble (no labels used).
-
-    Parameters
-    ----------
-    model
-        A model trained with ``n_runs >= 2``.
-    """
-    if model.replicas is None or len(model.replicas) < 2:
-        raise ValueError("replica_agreement needs a model trained with n_runs >= 2.")
-    return float(np.mean(model.selection_scores_))
-
-
-def fit_by_agreement(
-    candidates: Sequence[ClusterGAN], data: AnnData | np.ndarray | Any, **fit_kwargs: Any
-) -> tuple[int, list[float]]:
-    """Fit every candidate on ``data`` and pick, without labels, the one whose replicas agree most.
-
-    Replicas that land on the same clustering from different seeds are taken as the sign of a
-    stable one: the pick is the candidate with the highest :func:`replica_agreement` (the first
-    on a tie).
-
-    Parameters
-    ----------
-    candidates
-        Untrained models, each with ``n_runs >= 2`` (e.g. on genes and on principal components).
-    data
-        What :meth:`ClusterGAN.fit` takes.
-    **fit_kwargs
-        Passed to every :meth:`ClusterGAN.fit`.
-
-    Returns
-    -------
-    The index of the chosen candidate and every candidate's agreement. All candidates are trained.
-    """
-    if not candidates:
-        raise ValueError("fit_by_agreement needs at least one candidate.")
-    if any(c.n_runs < 2 for c in candidates):
-        raise ValueError(
-            "Every candidate needs n_runs >= 2: the choice compares the agreement of replicas."
-        )
-    scores = [replica_agreement(c.fit(data, **fit_kwargs)) for c in candidates]
-    return int(np.argmax(scores)), scores
-
-
-@dataclass(frozen=True)
-class PooledConsensus:
-    """The weighted consensus of the replicas of several trained ensembles (see :func:`pool_replicas`).
-
-    Attributes end in ``_`` as on :class:`ClusterGAN`, so that code reading a fitted model's
-    ``labels_`` / ``confidence_`` / ``labels_runs_`` / ``predict`` reads these the same way.
-    """
-
-    candidates: tuple[ClusterGAN, ...]
-    labels_: np.ndarray
-    """``(n_cells,)`` consensus labels of the training cells."""
-    confidence_: np.ndarray
-    """``(n_cells,)`` ``"vote"``: share of the total weight that votes for the consensus label;
-    ``"linkage"``: mean weighted co-association of the cell with its cluster."""
-    labels_runs_: np.ndarray
-    """``(n_cells, R)`` every replica's labels, the candidates' replicas one after the other."""
-    weights_: np.ndarray
-    """``(R,)`` each replica's vote: its mean adjusted Rand index with all other replicas."""
-    run_maps_: np.ndarray
-    """``(R, K)`` relabelling of each replica onto the consensus ids."""
-    method: str = "vote"
-    """How the replicas were combined (:func:`pool_replicas`)."""
-    profiles_: np.ndarray | None = None
-    """``"linkage"``: ``(K, R * K)`` the clusters' co-association profiles; ``None`` for the vote."""
-
-    @property
-    def n_clusters(self) -> int:
-        """The number of consensus clusters.
-
-        The candidates' K, or fewer for a linkage tree cut at another number
-        (``pool_replicas(n_groups=...)``).
-        """
-        if self.profiles_ is not None:
-            return len(self.profiles_)
-        return self.candidates[0].n_clusters
-
-    def predict(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None) -> np.ndarray:
-        """Consensus labels of cells, new or old: the replicas' labels combined as in training.
-
-        ``"vote"``: the weighted vote, matched as in training; ``"linkage"``: the cluster whose
-        training cells the replicas put the cell with most (highest mean co-association).
-        """
-        runs = _replica_labels(self.candidates, data, layer)
-        if self.method == "linkage":
-            k = self.candidates[0].n_clusters  # the replicas' labels
-            return linkage_assign(runs, self.profiles_, k, self.weights_)
-        return vote(runs, self.run_maps_, self.n_clusters, self.weights_).argmax(axis=1)
-
-
-def _replica_labels(
-    candidates: Sequence[ClusterGAN], data: AnnData | np.ndarray | Any, layer: str | None
-) -> np.ndarray:
-    """``(n_cells, R)`` every replica's labels of ``data``, the candidates one after the other."""
-    return np.concatenate(
-        [
-            np.stack([rep.predict(data, layer=layer) for rep in c.replicas], axis=1)
-            for c in candidates
-        ],
-        axis=1,
-    )
-
-
-POOL_METHODS = ("vote", "linkage")
-"""Ways :func:`pool_replicas` combines the replicas."""
-
-
-def pool_replicas(
-    candidates: Sequence[ClusterGAN],
-    *,
-    method: Literal["vote", "linkage"] = "vote",
-    max_cells: int = 5000,
-    n_groups: int | None = None,
-    random_state: int = 0,
-    data: AnnData | np.ndarray | Any | None = None,
-    layer: str | None = None,
-) -> PooledConsensus:
-    """One labelling from the replicas of several trained ensembles together, without labels.
-
-    Every replica of every candidate (e.g. the ensemble on genes and the one on principal
-    components of ``tl.clustergan(n_pcs="auto")``) counts with the weight of its agreement with
-    all the others (mean adjusted Rand index; negative values count 0), so that replicas that
-    disagree with the rest count less.
-
-    Parameters
-    ----------
-    candidates
-        Ensembles (``n_runs >= 2``) trained on the same cells with the same ``n_clusters``.
-    method
-        ``"vote"``: each replica's cluster ids are matched to the consensus and each cell takes
-        the label of the weighted majority (:func:`scgan_cluster._consensus.consensus`);
-        ``"linkage"``: average-linkage clustering of the weighted co-association (the share of
-        replicas that put two cells together), cut at K clusters, no matching of ids
-        (:func:`scgan_cluster._consensus.linkage_consensus`; on more than ``max_cells``
-        training cells a random subset builds the tree and the others join the cluster they
-        are co-assigned with most).
-    max_cells, random_state
-        ``"linkage"`` only: most cells the tree is built on, and the seed of that subset.
-    n_groups
-        ``"linkage"`` only: the number of clusters to cut the tree into, at most the replicas'
-        ``n_clusters`` (``None``: that).
-    data, layer
-        The cells to pool, labelled here by every replica (as :meth:`PooledConsensus.predict`
-        does). ``None``: the training cells' labels the ensembles hold. Ensembles loaded with
-        :meth:`ClusterGAN.load` hold none (only their networks are saved): pass their training
-        cells here to pool them again; with the same cells and settings this gives the pooled
-        labels of training back.
-    """
-    if method not in POOL_METHODS:
-        raise ValueError(f"method must be one of {POOL_METHODS}, got {method!r}.")
-    if not candidates:
-        raise ValueError("pool_replicas needs at least one trained ensemble.")
-    for c in candidates:
-        c._check_trained()
-        if c.replicas is None:
-            raise ValueError("pool_replicas needs ensembles trained with n_runs >= 2.")
-    if len({c.n_clusters for c in candidates}) > 1:
-        raise ValueError("The ensembles must share n_clusters.")
-    if n_groups is not None and method != "linkage":
-        raise ValueError("n_groups cuts the linkage tree: pass method='linkage'.")
-    if data is not None:
-        runs = _replica_labels(candidates, data, layer)
-    elif any(c.labels_runs_ is None for c in candidates):
-        raise ValueError(
-            "These ensembles hold no labels of training cells (loaded from disk: only the "
-            "networks are saved); pass data= (their training cells, or any cells to pool) so "
-            "that their replicas label them."
-        )
-    elif len({len(c.labels_runs_) for c in candidates}) > 1:
-        raise ValueError("The ensembles must share their training cells (or pass data=).")
-    else:
-        runs = np.concatenate([c.labels_runs_ for c in candidates], axis=1)
-    k = candidates[0].n_clusters
-    profiles = None
-    if method == "linkage":
-        labels, confidence, profiles, scores = linkage_consensus(
-            runs,
-            k,
-            weights="agreement",
-            max_cells=max_cells,
-            n_groups=n_groups,
-            random_state=random_state,
-        )
-        maps = np.stack([align_labels(labels, runs[:, r], k) for r in range(runs.shape[1])])
-    else:
-        labels, confidence, maps, scores = consensus(runs, k, weights="agreement")
-    return PooledConsensus(
-        tuple(candidates),
-        labels.astype(np.int64),
-        confidence,
-        runs,
-        agreement_weights(scores),
-        maps,
-        method,
-        profiles,
-    )
+GANEnsemble = doc_params(GANEnsemble)

@@ -1,0 +1,115 @@
+"""Recipes: typed, frozen, torch-free settings shared by tl, the model and the benchmarks."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from scgan_cluster.recipes import ENSEMBLES, MODEL_ARGS, RECIPES, Ensemble, Recipe, resolve
+
+
+def test_the_default_and_the_paper_recipe():
+    default, paper = RECIPES["lognorm"], RECIPES["paper"]
+    assert (default.preprocessing, default.n_top_genes, default.prior) == (
+        "lognorm",
+        2000,
+        "learned",
+    )
+    assert (default.n_runs, default.beta_r, default.pool) == (5, 1.0, "linkage")
+    assert [e.name for e in default.ensembles] == ["genes", "pcs"]
+    assert (paper.preprocessing, paper.n_top_genes, paper.prior) == ("paper", 720, "uniform")
+    assert (paper.n_runs, paper.beta_r, paper.n_replicas) == (1, 0.0, 1)
+    # network settings at None: the architecture's paper values
+    assert paper.lr is None
+    assert paper.n_latent is None
+
+
+@pytest.mark.parametrize(
+    ("flavor", "k", "ensemble", "expected"),
+    [
+        ("lognorm", 3, "genes", 4000),
+        ("lognorm", 8, "genes", 4000),
+        ("lognorm", 10, "genes", 5000),
+        ("lognorm", 16, "genes", 8000),
+        ("lognorm", 16, "pcs", 2000),
+        ("paper", 16, "genes", 8000),
+    ],
+)
+def test_budget_grows_with_k_except_where_an_ensemble_fixes_it(flavor, k, ensemble, expected):
+    assert RECIPES[flavor].budget(k, ENSEMBLES[ensemble]) == expected
+
+
+def test_a_passed_max_iter_or_lr_applies_to_every_ensemble():
+    recipe = resolve("lognorm", max_iter=300, lr=1e-3)
+    for e in recipe.ensembles:
+        assert recipe.budget(16, e) == 300
+        assert recipe.ensemble_settings(e, 16)["lr"] == 1e-3
+    # unchanged otherwise: the components keep their own lr and budget
+    default = RECIPES["lognorm"]
+    pcs = default.ensemble_settings(ENSEMBLES["pcs"], 3)
+    assert (pcs["lr"], pcs["max_iter"], pcs["n_pcs"]) == (2e-3, 2000, 50)
+    genes = default.ensemble_settings(ENSEMBLES["genes"], 3)
+    assert (genes["lr"], genes["max_iter"], genes["n_pcs"]) == (None, 4000, None)
+
+
+def test_resolve_overrides_and_errors():
+    assert resolve("lognorm") == RECIPES["lognorm"]
+    assert resolve("lognorm", lr=None) == RECIPES["lognorm"]  # None: not passed
+    third = resolve("lognorm", ensembles=["genes", "pcs", "genes_fast"])
+    assert [e.name for e in third.ensembles] == ["genes", "pcs", "genes_fast"]
+    assert third.n_replicas == 15
+    own = resolve("paper", ensembles=[Ensemble("pc20", n_pcs=20)])
+    assert own.ensembles[0].n_pcs == 20
+    with pytest.raises(ValueError, match="flavor must be one of"):
+        resolve("seurat")
+    with pytest.raises(TypeError, match="Unknown settings"):
+        resolve("lognorm", n_clusters=3)
+    with pytest.raises(ValueError, match="Unknown ensemble"):
+        resolve("lognorm", ensembles=["genes", "tsne"])
+    with pytest.raises(ValueError, match="names must differ"):
+        resolve("lognorm", ensembles=["genes", "genes"])
+    with pytest.raises(ValueError, match="betas must be two numbers"):
+        resolve("lognorm", betas=(0.5, 1.5))
+    with pytest.raises(ValueError, match="n_pcs must be an integer >= 1"):
+        Ensemble("x", n_pcs=0)
+    assert "lr" in MODEL_ARGS
+    assert "name" not in MODEL_ARGS
+
+
+def test_recipes_are_frozen_and_a_variant_is_a_replaced_field():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RECIPES["lognorm"].n_runs = 10
+    variant = dataclasses.replace(RECIPES["lognorm"], n_runs=10)
+    assert variant.n_runs == 10
+    assert RECIPES["lognorm"].n_runs == 5
+    with pytest.raises(ValueError, match="pool must be one of"):
+        dataclasses.replace(RECIPES["lognorm"], pool="mean")
+
+
+@pytest.mark.parametrize("name", ["lognorm", "paper"])
+def test_to_dict_from_dict_roundtrip(name):
+    recipe = resolve(name, betas=(0.4, 0.8), architecture_options={"hidden": (64, 64)})
+    back = Recipe.from_dict(recipe.to_dict())
+    assert back == recipe
+    with pytest.raises(ValueError, match="Unknown recipe fields"):
+        Recipe.from_dict({**recipe.to_dict(), "colour": "red"})
+
+
+def test_recipes_import_without_torch():
+    import scgan_cluster.recipes as recipes
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('recipes', {recipes.__file__!r}); "
+            "m = importlib.util.module_from_spec(spec); sys.modules['recipes'] = m; "
+            "spec.loader.exec_module(m); print('torch' in sys.modules, m.RECIPES['paper'].n_runs)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["False", "1"]
