@@ -28,22 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scrna import DATASETS
+from scrna import DATASETS, knn_agreement
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
-from sklearn.neighbors import NearestNeighbors
 
 import scgan_cluster as scg
-
-
-def knn_agreement(latent: np.ndarray, labels: np.ndarray, k: int = 15) -> float:
-    """Share of cells whose label the majority of their ``k`` nearest other cells carries."""
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(latent)
-    idx = nn.kneighbors(latent, return_distance=False)[:, 1:]
-    votes = labels[idx]
-    n_labels = int(labels.max()) + 1
-    counts = np.stack([(votes == c).sum(axis=1) for c in range(n_labels)], axis=1)
-    return float((counts.argmax(axis=1) == labels).mean())
 
 
 def agreements(latent: np.ndarray, proba: np.ndarray, labels, truth, k: int, seed: int) -> dict:

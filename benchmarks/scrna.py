@@ -70,6 +70,7 @@ from _protocol import (
 from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
 
 import scgan_cluster as scg
 from scgan_cluster._leiden import leiden_graph_k
@@ -349,6 +350,41 @@ def build_model(
     return model
 
 
+def knn_agreement(latent: np.ndarray, labels: np.ndarray, k: int = 15) -> float:
+    """Share of cells whose label the majority of their ``k`` nearest other cells carries."""
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(latent)
+    idx = nn.kneighbors(latent, return_distance=False)[:, 1:]
+    votes = labels[idx]
+    counts = np.stack([(votes == c).sum(axis=1) for c in range(int(labels.max()) + 1)], axis=1)
+    return float((counts.argmax(axis=1) == labels).mean())
+
+
+def coherence(model: scg.ClusterGAN) -> dict[str, dict[str, float]]:
+    """Do a fitted model's outputs on its training cells describe its labels?
+
+    ``after``: the model's own ``proba_`` and ``latent_`` (what ``tl.clustergan`` writes);
+    ``before``: the softmax(zc) and zn of the replica that agrees most with the others inside
+    the ensemble whose replicas agree more (what the package wrote before the model's outputs
+    were made one clustering's). Each: ``proba_argmax``, the share of cells whose most likely
+    column is their label; ``knn15``, the share whose label a 15-nearest-neighbour vote on the
+    latent reproduces (the cell itself excluded).
+    """
+    scores = [float(np.mean(m.selection_scores_)) for m in model.members_]
+    kept = model.members_[int(np.argmax(scores))]
+    rep = kept.replicas[int(kept.selected_run_)]
+    labels = model.labels_
+    return {
+        name: {
+            "proba_argmax": round(float((proba.argmax(axis=1) == labels).mean()), 4),
+            "knn15": round(knn_agreement(latent, labels), 4),
+        }
+        for name, latent, proba in (
+            ("before", rep.latent_, rep.proba_),
+            ("after", model.latent_, model.proba_),
+        )
+    }
+
+
 def clustergan_replicas(
     variant: str,
     adata: AnnData,
@@ -453,6 +489,7 @@ def clustergan_replicas(
                 "best_by_val_purity": int(np.argmax([r["val"]["purity"] for r in runs])),
                 "agreement": np.round(kept.selection_scores_, 4).tolist(),
                 "mean_confidence": round(float(kept.confidence_.mean()), 4),
+                "coherence": coherence(model),
                 "prior_modes": [prior_modes(rep) for rep in kept.replicas],
                 **(
                     {}

@@ -424,6 +424,20 @@ def test_scrna_variant_fixes_its_own_budget(monkeypatch):
     assert entries[0]["iterations"] == 12
     assert entries[0]["params"]["max_iter"] == 12  # what the kept network trained
     assert [r["device"] for r in entries[0]["runs"]] == ["cpu", "cpu"]  # where each trained
+    coherence = entries[0]["selection"][0]["coherence"]
+    assert set(coherence) == {"before", "after"}
+    assert coherence["after"]["proba_argmax"] == 1.0  # one network: proba argmax is its label
+
+
+def test_knn_agreement_known_answer():
+    import scrna
+
+    # two tight groups on a line; the last cell sits inside group 0 but is labelled 1
+    latent = np.array([[0.0], [0.1], [0.2], [0.3], [10.0], [10.1], [10.2], [0.15]])
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # k = 3: cells 0-3 vote 0 (right), 4-6 have neighbours {4,5,6,+one of group 0}: two 1s -> 1
+    # (right); cell 7's neighbours are all group 0 -> 0 (wrong): 7 of 8
+    assert scrna.knn_agreement(latent, labels, k=3) == 7 / 8
 
 
 def _toy_h5ad(tmp_path):
