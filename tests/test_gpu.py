@@ -33,7 +33,9 @@ def test_same_seed_same_labels_on_cuda():
 
 def test_model_saved_on_cuda_loads_on_cpu(tmp_path):
     a = make_counts()
-    model = scg.model.GANEnsemble(3, max_iter=20, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+    model = scg.model.GANEnsemble(3, max_iter=20, batch_size=32, device="cuda").fit(
+        a, n_top_genes=30
+    )
     model.save(tmp_path)
     cpu = scg.model.GANEnsemble.load(tmp_path, device="cpu")
     np.testing.assert_allclose(
@@ -65,3 +67,26 @@ def test_the_default_recipe_on_cuda_saves_and_loads_on_cpu(tmp_path):
     model.save(tmp_path / "m")
     cpu = scg.ClusterGAN.load(tmp_path / "m", device="cpu")
     assert (cpu.predict(a) == model.labels_).mean() > 0.95
+
+
+def test_an_interrupted_fit_on_cuda_resumes_to_the_same_model(tmp_path):
+    a = make_counts()
+    settings = {"n_runs": 2, "max_iter": 80, "batch_size": 32, "device": "cuda"}
+    whole = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=30)
+
+    def stop(model, it):
+        if it == 50:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        scg.model.GANEnsemble(3, **settings).fit(
+            a, n_top_genes=30, callback=stop, checkpoint=path, checkpoint_every=32
+        )
+    assert torch.load(path, weights_only=True)["iteration"] == 32
+    resumed = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=30, checkpoint=path)
+    np.testing.assert_array_equal(resumed.labels_runs_, whole.labels_runs_)
+    for t1, t2 in zip(
+        resumed.encoder.state_dict().values(), whole.encoder.state_dict().values(), strict=True
+    ):
+        assert torch.equal(t1, t2)

@@ -206,3 +206,43 @@ def test_vote_pool_and_argmax_assign():
     for r in range(4):
         expected[np.arange(a.n_obs), model.pool_.maps[r][model.labels_runs_[:, r]]] += w[r]
     np.testing.assert_allclose(model.proba_, expected)
+
+
+def test_an_interrupted_fit_resumes_from_its_checkpoints(fitted, tmp_path, monkeypatch):
+    from scgan_cluster.model import _ensemble
+
+    model, a = fitted
+    real = _ensemble.train_clustergan
+
+    def stop_pcs_midway(*args, checkpoint=None, callback=None, **kwargs):
+        """The genes ensemble trains through; the principal components' stops at iteration 35."""
+
+        def stop(it, record):
+            if checkpoint.name == "pcs.pt" and it == 35:
+                raise KeyboardInterrupt
+
+        return real(*args, checkpoint=checkpoint, callback=stop, **kwargs)
+
+    monkeypatch.setattr(_ensemble, "train_clustergan", stop_pcs_midway)
+    resumed = scg.ClusterGAN(3, n_runs=2, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        resumed.fit(a, checkpoint_dir=tmp_path, checkpoint_every=10)
+    assert not resumed.is_trained  # nothing half-fitted is left on the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["genes.pt", "pcs.pt"]
+    assert torch.load(tmp_path / "pcs.pt", weights_only=True)["iteration"] == 32  # last block end
+    monkeypatch.setattr(_ensemble, "train_clustergan", real)
+    resumed.fit(a, checkpoint_dir=tmp_path, checkpoint_every=10)
+    # the same networks as the fit that ran through: same labels, latent and soft assignment
+    np.testing.assert_array_equal(resumed.labels_runs_, model.labels_runs_)
+    np.testing.assert_array_equal(resumed.labels_, model.labels_)
+    np.testing.assert_array_equal(resumed.latent_, model.latent_)
+    np.testing.assert_array_equal(resumed.proba_, model.proba_)
+    for mine, theirs in zip(resumed.replicas, model.replicas, strict=True):
+        for t1, t2 in zip(
+            mine.generator.state_dict().values(),
+            theirs.generator.state_dict().values(),
+            strict=True,
+        ):
+            assert torch.equal(t1, t2)
+    with pytest.raises(TypeError, match="checkpoint_dir must be a path"):
+        scg.ClusterGAN(3, n_runs=2, **FAST).fit(a, checkpoint_dir=3)

@@ -154,7 +154,13 @@ class ClusterGAN:
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, data: AnnData | np.ndarray | Any, *, layer: str | None = None, preprocess: bool = True
+        self,
+        data: AnnData | np.ndarray | Any,
+        *,
+        layer: str | None = None,
+        preprocess: bool = True,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
     ) -> ClusterGAN:
         """Train the recipe's ensembles on ``data`` and pool them into one clustering.
 
@@ -170,6 +176,16 @@ class ClusterGAN:
             ``True``: raw counts get the recipe's preprocessing (on a copy); data prepared by
             :func:`scgan_cluster.pp.preprocess` are used as they are. ``False``: the values are
             used as they are (scale them to about [0, 1] first).
+        checkpoint_dir
+            A folder for training checkpoints, one file per ensemble (``<ensemble>.pt``), each
+            written every ``checkpoint_every`` generator iterations and when that ensemble is
+            done. Calling ``fit`` again with the same data, settings, seed, device and folder
+            after an interruption continues where it stopped (finished ensembles are not
+            trained again) and ends with the same model as a fit that ran through. ``None``
+            (default): no checkpoints.
+        checkpoint_every
+            Generator iterations between checkpoints (``None``: a twentieth of each ensemble's
+            iterations).
 
         Returns
         -------
@@ -183,9 +199,13 @@ class ClusterGAN:
         images = self._is_images(data)
         recipe = resolve("paper", **self._overrides) if images else self.recipe
         n_vars = self._check_input(data, layer, preprocess, recipe, images)
+        if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, Path)):
+            raise TypeError(f"checkpoint_dir must be a path, got {type(checkpoint_dir).__name__}.")
         previous = dict(vars(self))
         try:
-            self._fit(data, layer, bool(preprocess), recipe, n_vars)
+            self._fit(
+                data, layer, bool(preprocess), recipe, n_vars, checkpoint_dir, checkpoint_every
+            )
         except BaseException:
             vars(self).clear()
             vars(self).update(previous)
@@ -228,7 +248,14 @@ class ClusterGAN:
         return int(shape[1])
 
     def _fit(
-        self, data: Any, layer: str | None, preprocess: bool, recipe: Recipe, n_vars: int
+        self,
+        data: Any,
+        layer: str | None,
+        preprocess: bool,
+        recipe: Recipe,
+        n_vars: int,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
     ) -> None:
         n_obs = int(data.shape[0]) if not isinstance(data, AnnData) else data.n_obs
         check_n_clusters(self.n_clusters, n_obs)
@@ -254,6 +281,10 @@ class ClusterGAN:
                 preprocess=preprocess,
                 n_top_genes=n_top_genes,
                 flavor=recipe.preprocessing,
+                checkpoint=None
+                if checkpoint_dir is None
+                else Path(checkpoint_dir) / f"{ensemble.name}.pt",
+                checkpoint_every=checkpoint_every,
             )
             members.append(member)
         self.members_ = members

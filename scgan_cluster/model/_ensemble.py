@@ -418,6 +418,8 @@ class GANEnsemble:
         n_top_genes: int = 720,
         callback: Callable[[GANEnsemble, int], None] | None = None,
         flavor: Literal["paper", "lognorm"] = "paper",
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int | None = None,
     ) -> GANEnsemble:
         """Train on ``data`` and cluster it.
 
@@ -446,6 +448,15 @@ class GANEnsemble:
             Preprocessing of raw counts applied here (see :func:`scgan_cluster.pp.preprocess`):
             ``"paper"`` (top genes by count variance, ``log2(1 + C) / max``) or ``"lognorm"``
             (library-size normalisation, ``ln(1 + x)``, scanpy's highly variable genes, ``/ max``).
+        checkpoint
+            A file that keeps the training's state (weights, optimisers, random generators,
+            iteration, history), written every ``checkpoint_every`` generator iterations and at
+            the end. If it exists, training continues from it: a fit that was stopped and is
+            called again with the same data, settings, seed, device and checkpoint ends with the
+            same networks and labels as one that ran through. A checkpoint of another fit is
+            refused. See :func:`scgan_cluster.train.train_clustergan`.
+        checkpoint_every
+            Generator iterations between checkpoints (``None``: ``max_iter // 20``).
 
         Returns
         -------
@@ -483,7 +494,7 @@ class GANEnsemble:
             self.image_shape = prepared.image_shape
             self.projection = self._fit_projection(prepared)
             if self.n_runs > 1:
-                self._fit_ensemble(prepared, callback)
+                self._fit_ensemble(prepared, callback, checkpoint, checkpoint_every)
                 return self
             x = self._network_input(prepared)
             self._build(x.shape[1], prepared.image_shape)
@@ -516,6 +527,8 @@ class GANEnsemble:
                 callback=None if callback is None else (lambda it, record: callback(self, it)),
                 precision=self.precision,
                 compile=self.compile,
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
             )
             self.train_seconds_ = time.perf_counter() - start
             self._assign(x)
@@ -568,7 +581,13 @@ class GANEnsemble:
         diff = space.astype(np.float64) - self.cluster_centers_[self.labels_].astype(np.float64)
         return float((diff**2).sum(axis=1).mean() / space.shape[1])
 
-    def _fit_ensemble(self, prepared: Prepared, callback: Callable | None) -> None:
+    def _fit_ensemble(
+        self,
+        prepared: Prepared,
+        callback: Callable | None,
+        checkpoint: str | Path | None,
+        checkpoint_every: int | None,
+    ) -> None:
         x = self._network_input(prepared)
         n_features = x.shape[1]
         replicas = [self._replica(r) for r in range(self.n_runs)]
@@ -608,6 +627,8 @@ class GANEnsemble:
             callback=None if callback is None else (lambda it, record: callback(self, it)),
             precision=self.precision,
             compile=self.compile,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )
         seconds = time.perf_counter() - start
         for r, (rep, g, e, c, hist) in enumerate(

@@ -90,6 +90,25 @@ class FlatAdam:
             maximize=False,
         )
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Adam's moments and step count (copies; the parameters are the networks' own state)."""
+        return {
+            "exp_avg": self.exp_avg.clone(),
+            "exp_avg_sq": self.exp_avg_sq.clone(),
+            "step_count": self.step_count.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (same parameters, same sizes)."""
+        for name in ("exp_avg", "exp_avg_sq", "step_count"):
+            mine, theirs = getattr(self, name), state[name]
+            if mine.shape != theirs.shape:
+                raise ValueError(
+                    f"FlatAdam state {name!r} has shape {tuple(theirs.shape)}, expected "
+                    f"{tuple(mine.shape)}: it belongs to other networks."
+                )
+            mine.copy_(theirs)
+
     def release(self) -> None:
         """Give every parameter its own storage again (current values; the buffer is dropped)."""
         with torch.no_grad():

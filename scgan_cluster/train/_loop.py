@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -15,6 +16,7 @@ from scgan_cluster._settings import logger, settings
 from scgan_cluster._validation import check_positive_int
 from scgan_cluster.nn import MixedPrior
 
+from ._checkpoint import load_checkpoint, run_signature, save_checkpoint
 from ._config import PRIOR_FLOOR, PRIOR_MOMENTUM, PRIOR_SAMPLE, PRIOR_START, TrainConfig
 from ._steps import has_batch_norm, make_step
 
@@ -86,6 +88,16 @@ class EpochSampler:
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
         return idx
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        """The current permutation and position (the generator's state is saved with it)."""
+        return {"perm": self._perm.clone(), "pos": self._pos, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        """Continue from :meth:`state_dict`'s output."""
+        self._perm = state["perm"].clone()
+        self._pos = int(state["pos"])
+        self.generator.set_state(state["rng"])
 
 
 def _set_training(modules: tuple[nn.Module, ...], training: bool) -> None:
@@ -216,6 +228,15 @@ def update_prior_weights(
     weights.copy_(new / new.sum(-1, keepdim=True))
 
 
+def _diverged(first: int, last: int) -> str:
+    """The error message of a non-finite loss seen over generator iterations ``first + 1 .. last``."""
+    where = f"iteration {last}" if last - first <= 1 else f"iterations {first + 1}-{last}"
+    return (
+        f"ClusterGAN training diverged at generator {where} (a loss became NaN or infinite). "
+        "No labels were produced. Try a smaller lr, or check the input for extreme values."
+    )
+
+
 def _as_list(value, n: int, name: str) -> list:
     if isinstance(value, torch.Generator):
         value = [value]
@@ -245,6 +266,8 @@ def train_clustergan(
     gradients: Literal["auto", "manual", "autograd"] = "auto",
     precision: Literal["fp32", "bf16"] = "fp32",
     compile: bool = False,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int | None = None,
 ) -> dict[str, list[float]] | list[dict[str, list[float]]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
@@ -324,6 +347,16 @@ def train_clustergan(
         (inductor), which fuses their elementwise operations. The same numbers up to float
         rounding. Compiling takes tens of seconds (once per process and shape), so it pays for
         long runs only (thousands of iterations); default ``False``.
+    checkpoint
+        A file to keep the run's state in (:mod:`scgan_cluster.train._checkpoint`): written
+        every ``checkpoint_every`` generator iterations and at the end, replaced atomically.
+        When the file exists at the start, the run continues from it (and ends with the same
+        weights and history as a run that was never stopped, on the same device); a file of
+        another run (other settings, data, device or step) is refused with a ``ValueError``.
+        ``None`` (default): no checkpoints.
+    checkpoint_every
+        Generator iterations between checkpoints, rounded up to whole blocks of ``block``;
+        ``None``: ``max_iter // 20``.
 
     Returns
     -------
@@ -363,6 +396,14 @@ def train_clustergan(
         mininterval=1.0,
     )
     networks = (generator, encoder, critic)
+    if checkpoint is not None:
+        every = check_positive_int(
+            max(1, cfg.max_iter // 20) if checkpoint_every is None else checkpoint_every,
+            "checkpoint_every",
+        )
+        signature = run_signature(
+            cfg.to_dict(), source, n_rep, block, type(step).__name__, precision
+        )
     try:
         streams = [
             DrawStream(
@@ -396,6 +437,42 @@ def train_clustergan(
         _set_training(networks, True)
         start = time.perf_counter()
         it = 0
+
+        def state() -> dict:
+            return {
+                "signature": signature,
+                "iteration": it,
+                "seconds": time.perf_counter() - start,
+                "last_prior": last_prior,
+                "networks": [m.state_dict() for m in networks],
+                "step": step.state_dict(),
+                "noise": [g.get_state() for g in noise_gens],
+                "samplers": [s.sampler.state_dict() for s in streams],
+                "prior_weights": prior.weights.clone(),
+                "accumulators": [acc_d.clone(), acc_g.clone(), n_acc],
+                "history": history,
+            }
+
+        if checkpoint is not None and Path(checkpoint).exists():
+            saved = load_checkpoint(checkpoint, signature)
+            with torch.no_grad():
+                for module, weights in zip(networks, saved["networks"], strict=True):
+                    module.load_state_dict(weights)
+                step.load_state_dict(saved["step"])
+                prior.weights.copy_(saved["prior_weights"])
+                acc_d.copy_(saved["accumulators"][0])
+                acc_g.copy_(saved["accumulators"][1])
+            for g, rng in zip(noise_gens, saved["noise"], strict=True):
+                g.set_state(rng)
+            for stream, sampler in zip(streams, saved["samplers"], strict=True):
+                stream.sampler.load_state_dict(sampler)
+            n_acc = int(saved["accumulators"][2])
+            history = saved["history"]
+            it, last_prior = int(saved["iteration"]), int(saved["last_prior"])
+            start -= float(saved["seconds"])
+            bar.update(it)
+            logger.info("continuing ClusterGAN training from %s at iteration %d", checkpoint, it)
+        saved_at = it
         while it < cfg.max_iter:
             if (
                 cfg.prior_update_every
@@ -441,10 +518,7 @@ def train_clustergan(
                     means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (7, *lead)
                     values = means.reshape(7, n_rep).T.tolist()  # per replica
                     if not all(math.isfinite(v) for row in values for v in row):
-                        raise FloatingPointError(
-                            f"ClusterGAN training diverged at generator iteration {it} (non-finite loss). "
-                            "Try a smaller lr, or check the input for extreme values."
-                        )
+                        raise FloatingPointError(_diverged(it - n_acc, it))
                     seconds = time.perf_counter() - start
                     records = [
                         dict(
@@ -479,6 +553,11 @@ def train_clustergan(
                             callback(it, first)
                         _set_training(networks, True)
                 bar.update(1)
+            if checkpoint is not None and (it - saved_at >= every or it == cfg.max_iter):
+                if not bool(torch.isfinite(torch.cat([acc_d.flatten(), acc_g.flatten()])).all()):
+                    raise FloatingPointError(_diverged(it - n_acc, it))
+                save_checkpoint(checkpoint, state())
+                saved_at = it
     finally:
         bar.close()
         step.close()

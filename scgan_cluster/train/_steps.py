@@ -26,7 +26,7 @@ import contextlib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -172,6 +172,14 @@ class TrainStep(ABC):
     def close(self) -> None:
         """Hand the networks back for use outside training (the loop calls this when it ends)."""
 
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """The optimisers' state (the networks' weights are the modules' own ``state_dict``)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; call it after the networks' weights are loaded."""
+
     def __enter__(self) -> TrainStep:
         return self
 
@@ -313,6 +321,15 @@ class AutogradStep(TrainStep):
     def close(self) -> None:
         """Let the critic's parameters require gradients again (the G / E step switches them off)."""
         _set_requires_grad(self.critic, True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """See :meth:`TrainStep.state_dict`."""
+        return {"d": self.opt_d.state_dict(), "ge": self.opt_ge.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """See :meth:`TrainStep.load_state_dict`."""
+        self.opt_d.load_state_dict(state["d"])
+        self.opt_ge.load_state_dict(state["ge"])
 
 
 class ManualStep(AutogradStep):
@@ -545,6 +562,17 @@ class FlatStep(TrainStep):
         """Give every parameter its own storage again (with its current values)."""
         self.flat_d.release()
         self.flat_ge.release()
+
+    def state_dict(self) -> dict[str, Any]:
+        """See :meth:`TrainStep.state_dict`."""
+        return {"d": self.flat_d.state_dict(), "ge": self.flat_ge.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """See :meth:`TrainStep.load_state_dict`; the weights' low-precision copies are redone."""
+        self.flat_d.load_state_dict(state["d"])
+        self.flat_ge.load_state_dict(state["ge"])
+        self._d_cast = self.steps.cast(self.flat_d.data)
+        self._ge_cast_current = False
 
 
 def _all_in_chains(generator: nn.Module, encoder: nn.Module, critic: nn.Module) -> bool:
