@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,12 @@ class Budget:
     agglo_max: int = 6000  # points clustered by agglomerative (all val + test, then train)
     spectral_max: int = 3000  # points clustered by spectral clustering
     device: str = "cpu"
+    # a folder for ClusterGAN's training checkpoints (one file per dataset, split size, seed and
+    # budget); a stopped run of the script continues from them
+    checkpoint_dir: str | None = None
+    # > 0: ClusterGAN's runs (seeds 0 .. ensemble_runs - 1) train together as one vectorized
+    # ensemble (GANEnsemble(n_runs=...)); replica r follows seed r's random stream
+    ensemble_runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -263,11 +270,13 @@ def fit_clustergan(
     max_iter: int,
     seed: int,
     device: str = "cpu",
+    checkpoint: Path | None = None,
     **options,
 ) -> GANEnsemble:
     """The package's network with the dataset's paper settings, KMeans on the encoder latent.
 
-    ``options`` go to :class:`~scgan_cluster.model.GANEnsemble` as well (e.g. ``precision``).
+    ``options`` go to :class:`~scgan_cluster.model.GANEnsemble` as well (e.g. ``precision``);
+    ``checkpoint`` to its ``fit`` (a file the training's state is kept in and resumed from).
     """
     model = GANEnsemble(
         data.n_clusters,
@@ -283,7 +292,7 @@ def fit_clustergan(
         device=device,
         **options,
     )
-    return model.fit(x_train, preprocess=False)
+    return model.fit(x_train, preprocess=False, checkpoint=checkpoint)
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -377,14 +386,50 @@ def make_methods(budget: Budget) -> dict[str, Any]:
     dev = budget.device
     gan_cache: dict[tuple[str, int, int], TrainedGAN] = {}
 
+    ensembles: dict[tuple[str, int], GANEnsemble] = {}
+
     def clustergan(data: BenchData, split, k, seed) -> MethodResult:
-        model = fit_clustergan(
-            data, data.x[split["train"]], max_iter=budget.max_iter, seed=seed, device=dev
+        n_rep, n = budget.ensemble_runs, len(split["train"])
+        name = f"clustergan_{data.name}_n{n}_{budget.max_iter}it_" + (
+            f"ens{n_rep}" if n_rep else f"seed{seed}"
         )
+        checkpoint = (
+            None if budget.checkpoint_dir is None else Path(budget.checkpoint_dir) / f"{name}.pt"
+        )
+        if not n_rep:
+            model = fit_clustergan(
+                data,
+                data.x[split["train"]],
+                max_iter=budget.max_iter,
+                seed=seed,
+                device=dev,
+                checkpoint=checkpoint,
+            )
+            seconds = model.train_seconds_
+        else:
+            if not 0 <= seed < n_rep:
+                raise ValueError(f"seed {seed} is not a replica of an ensemble of {n_rep} runs")
+            key = (data.name, n)
+            if key not in ensembles:  # every run trains on the first call, as one ensemble
+                ensembles[key] = fit_clustergan(
+                    data,
+                    data.x[split["train"]],
+                    max_iter=budget.max_iter,
+                    seed=0,
+                    device=dev,
+                    checkpoint=checkpoint,
+                    n_runs=n_rep,
+                )
+            model = ensembles[key].replicas[seed]
+            seconds = ensembles[key].train_seconds_ / n_rep
         return MethodResult(
             model.predict(data.x[split["val"]]),
             model.predict(data.x[split["test"]]),
-            {"iterations": budget.max_iter, "train_seconds": round(model.train_seconds_, 2)},
+            {
+                "iterations": budget.max_iter,
+                "train_seconds": round(seconds, 2),
+                **({"trained_as": f"replica {seed} of an ensemble of {n_rep}"} if n_rep else {}),
+            },
         )
 
     def infogan(data: BenchData, split, k, seed) -> MethodResult:

@@ -128,10 +128,19 @@ def test_harness_end_to_end(tmp_path):
         str(tmp_path / "nothing_staged"),
         "--out",
         str(tmp_path),
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
     ]
     results = paper_table1.main(argv)
     assert [r["dataset"] for r in results] == ["synthetic"]  # fashion is not staged: skipped
+    # one training checkpoint per ClusterGAN run, finished (a rerun would load, not train)
+    ckpts = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert ckpts == [
+        f"clustergan_synthetic_n{len(paper_split(300, seed=0)['train'])}_4it_seed{s}.pt"
+        for s in (0, 1)
+    ]
     saved = json.loads((tmp_path / "paper_table1_synthetic.json").read_text())
+    assert "checkpoint_dir" not in saved["budget"]  # no local path in a result file
     assert saved["split_sizes"] == {k: len(v) for k, v in paper_split(300, seed=0).items()}
     assert not saved["paper_protocol"]
     assert "NOT the paper's protocol" in saved["budget_label"]
@@ -153,6 +162,26 @@ def test_harness_end_to_end(tmp_path):
     assert "## synthetic" in table
     assert "| ClusterGAN |" in table
     assert "0.99 / 0.99 / 0.99" in table
+
+
+def test_harness_trains_clustergan_runs_as_one_ensemble(tmp_path):
+    import paper_table1
+
+    argv = ["--datasets", "synthetic", "--subsample", "300", "--runs", "3", "--max-iter", "4"]
+    argv += ["--methods", "ClusterGAN", "--ensemble", "--out", str(tmp_path)]
+    argv += ["--data-dir", str(tmp_path), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    (result,) = paper_table1.main(argv)
+    (row,) = result["methods"]
+    assert [r["seed"] for r in row["runs"]] == [0, 1, 2]
+    assert [r["trained_as"] for r in row["runs"]] == [
+        f"replica {s} of an ensemble of 3" for s in range(3)
+    ]
+    assert result["budget"]["ensemble_runs"] == 3
+    n_train = len(paper_split(300, seed=0)["train"])
+    # one checkpoint for the whole ensemble
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == [
+        f"clustergan_synthetic_n{n_train}_4it_ens3.pt"
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -289,6 +289,26 @@ def test_image_model_save_load_roundtrip(image_model, tmp_path):
     )
 
 
+def test_image_ensemble_trains_conv_replicas_together(image_model, tmp_path):
+    from _helpers import TINY_CONV
+
+    single, x, y = image_model
+    settings = {"architecture_options": TINY_CONV, "max_iter": 20, "batch_size": 16}
+    model = scg.model.GANEnsemble(3, n_latent=4, n_runs=2, **settings).fit(x)
+    assert model.labels_runs_.shape == (len(x), 2)
+    assert [type(r.encoder).__name__ for r in model.replicas] == ["ConvEncoder"] * 2
+    # replica 0 has the single model's seed (0): the same network up to the rounding of the
+    # grouped convolutions (tested exactly in float64 in tests/test_train.py)
+    for p, q in zip(
+        model.replicas[0].encoder.parameters(), single.encoder.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-3)
+    assert model.generate(2, cluster=0).shape == (2, 1, 8, 8)
+    model.save(tmp_path / "conv")
+    loaded = scg.model.GANEnsemble.load(tmp_path / "conv")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_image_anndata_through_tl_and_a_vector_architecture_on_images():
     from _helpers import TINY_CONV, make_images
     from anndata import AnnData
@@ -377,7 +397,9 @@ def test_ensemble_consensus_predict_with_the_other_assign_matches_replicas_afres
 
 def test_ensemble_combine_select_takes_the_medoid_replica(ensemble):
     model, a = ensemble
-    sel = scg.model.GANEnsemble(3, n_latent=5, n_runs=3, combine="select", **FAST).fit(a, n_top_genes=30)
+    sel = scg.model.GANEnsemble(3, n_latent=5, n_runs=3, combine="select", **FAST).fit(
+        a, n_top_genes=30
+    )
     best = sel.selected_run_
     assert best == model.selected_run_
     np.testing.assert_array_equal(sel.labels_, sel.replicas[best].labels_)
@@ -439,7 +461,9 @@ def test_n_runs_needs_an_ensemble_capable_architecture(monkeypatch):
         snn.ARCHITECTURES, "plain", snn.Architecture(build=build, defaults=training)
     )
     with pytest.raises(ValueError, match="n_runs > 1 is not available for architecture 'plain'"):
-        scg.model.GANEnsemble(3, architecture="plain", n_runs=2, **FAST).fit(make_counts(), n_top_genes=30)
+        scg.model.GANEnsemble(3, architecture="plain", n_runs=2, **FAST).fit(
+            make_counts(), n_top_genes=30
+        )
 
 
 # ---------------------------------------------------------------- learned prior
@@ -453,7 +477,9 @@ def test_learned_prior_moves_towards_the_encoders_proportions():
     assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
     assert float(w.min()) >= 0.1 / 3 - 1e-6
     assert not torch.allclose(w, torch.full((3,), 1 / 3))  # updated at iteration 128
-    uniform = scg.model.GANEnsemble(3, n_latent=5, max_iter=40, batch_size=32).fit(a, n_top_genes=30)
+    uniform = scg.model.GANEnsemble(3, n_latent=5, max_iter=40, batch_size=32).fit(
+        a, n_top_genes=30
+    )
     torch.testing.assert_close(uniform.prior.weights, torch.full((3,), 1 / 3))
 
 
@@ -586,7 +612,9 @@ def test_leiden_assign_labels_centres_predict_and_reload(tmp_path):
 
 def test_leiden_assign_in_an_ensemble_enters_the_consensus():
     a = make_counts()
-    model = scg.model.GANEnsemble(3, n_latent=5, n_runs=2, assign="leiden", **FAST).fit(a, n_top_genes=30)
+    model = scg.model.GANEnsemble(3, n_latent=5, n_runs=2, assign="leiden", **FAST).fit(
+        a, n_top_genes=30
+    )
     for r, rep in enumerate(model.replicas):
         np.testing.assert_array_equal(model.labels_runs_[:, r], rep.labels_)
         d = ((rep.latent_[:, None, :] - rep.cluster_centers_[None]) ** 2).sum(-1)

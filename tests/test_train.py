@@ -382,9 +382,106 @@ def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
     assert not torch.allclose(stacked[0].out.weight[0], stacked[0].out.weight[1])
 
 
+_SMALL_CONV = {
+    # the MNIST family: batch norm in G only, explicit penalty of each single critic
+    "mnist": {
+        "conv_channels": (4, 8),
+        "fc_hidden": (16,),
+        "generator_fc": (16,),
+        "generator_start_channels": 8,
+        "generator_channels": (4,),
+    },
+    # the COIL family: batch norm in G, E and D, no fully connected hidden layers
+    "coil20": {
+        "conv_channels": (4, 4, 8, 8),
+        "generator_start_channels": 8,
+        "generator_channels": (8, 4, 4),
+    },
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(_SMALL_CONV))
+def test_conv_ensemble_replicas_equal_separate_runs(architecture, float64):
+    n_runs, shape = 3, (1, 16, 16)
+    cfg = train.TrainConfig(max_iter=4, batch_size=8, n_critic=2, lr=1e-3, log_every=2)
+    x = torch.rand((48, *shape), generator=torch.Generator().manual_seed(99))
+    prior = snn.MixedPrior(3, 2)
+
+    def nets(seed):
+        g, e, c = snn.build_networks(architecture, shape, 3, 2, **_SMALL_CONV[architecture])
+        for net in (g, e, c):
+            snn.init_normal_(net, 0.2, generator=torch.Generator().manual_seed(seed))
+        return g, e, c
+
+    singles, hists = [], []
+    for r in range(n_runs):
+        g, e, c = nets(r)
+        hists.append(
+            train.train_clustergan(
+                g,
+                e,
+                c,
+                prior,
+                _Source64(x),
+                cfg,
+                noise_generator=torch.Generator().manual_seed(10 + r),
+                index_generator=torch.Generator().manual_seed(20 + r),
+                progress=False,
+            )
+        )
+        singles.append((g, e, c))
+    stacked = [snn.stack_ensemble([nets(r)[i] for r in range(n_runs)]) for i in range(3)]
+    ens_hist = train.train_clustergan(
+        *stacked,
+        prior,
+        _Source64(x),
+        cfg,
+        noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(n_runs)],
+        index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
+        progress=False,
+    )
+    assert len(ens_hist) == n_runs
+    # outputs of the stacked modules in eval mode: replica r's slice is the plain replica's
+    for i, module in enumerate(stacked):
+        assert module.training is False
+        assert isinstance(module.unstack()[0], type(singles[0][i]))
+    # batch norm turns rounding differences of the grouped and the plain kernels into Adam
+    # steps (see test_ensemble_replicas_equal_separate_runs): agreement to 1e-7 in float64
+    for i in range(3):
+        for r, replica in enumerate(stacked[i].unstack()):
+            for (name, p), q in zip(
+                replica.state_dict().items(), singles[r][i].state_dict().values(), strict=True
+            ):
+                torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-7, msg=name)
+    for r in range(n_runs):
+        for key in ("critic_loss", "gradient_penalty", "zn_loss", "zc_loss"):
+            np.testing.assert_allclose(ens_hist[r][key], hists[r][key], rtol=1e-6, atol=1e-8)
+    # the stacked forward passes give each replica its own network's output
+    z = torch.randn(n_runs, 5, 5, generator=torch.Generator().manual_seed(3))
+    images = torch.rand((n_runs, 5, *shape), generator=torch.Generator().manual_seed(4))
+    g_out, (zn, logits), d_out = stacked[0](z), stacked[1](images), stacked[2](images)
+    assert g_out.shape == (n_runs, 5, *shape)
+    for r in range(n_runs):
+        g, e, c = singles[r]
+        torch.testing.assert_close(g_out[r], g(z[r]))
+        torch.testing.assert_close(zn[r], e(images[r])[0])
+        torch.testing.assert_close(logits[r], e(images[r])[1])
+        torch.testing.assert_close(d_out[r], c(images[r]))
+    # the stacked critic's written-out input gradient (the explicit penalty) is autograd's
+    from scgan_cluster.train._penalty import explicit_input_gradient, penalty_layers
+
+    layers = penalty_layers(stacked[2])
+    if architecture == "coil20":
+        assert layers is None  # batch norm in the critic: autograd's double backward
+    else:
+        xi = images.clone().requires_grad_(True)
+        (auto,) = torch.autograd.grad(stacked[2](xi).sum(), xi)
+        torch.testing.assert_close(explicit_input_gradient(layers, images), auto)
+
+
 def test_ensemble_validation():
     g, e, c = snn.build_networks("mlp", 12, 3, 2, hidden=(16,))
-    with pytest.raises(ValueError, match="MLP architecture family only"):
+    with pytest.raises(ValueError, match="MLP and convolutional networks only"):
         snn.stack_ensemble([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])
     ens = [snn.stack_ensemble([m, m]) for m in (g, e, c)]
     with pytest.raises(ValueError, match="needs 2 generators"):

@@ -91,8 +91,9 @@ class GANEnsemble:
         Seed of initialisation, noise, minibatch order and KMeans; ``None`` draws one (then
         recorded in :attr:`params`). No global random state is touched.
     n_runs
-        Train this many independent models (replicas) in one vectorized pass (MLP architectures
-        only). Replica ``r`` uses seed ``random_state + r`` for everything, so it follows the same
+        Train this many independent models (replicas) in one vectorized pass (the MLP and
+        convolutional architectures; convolutions run grouped, one group per replica).
+        Replica ``r`` uses seed ``random_state + r`` for everything, so it follows the same
         random stream as a single model fitted with that seed (the same result up to float
         rounding, which a GAN amplifies over many iterations). The model then exposes the
         replica that agrees most with the others (see :meth:`fit`); all replicas are in

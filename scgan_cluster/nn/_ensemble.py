@@ -1,10 +1,15 @@
-"""Ensembles of R independent MLP networks evaluated in one batched pass.
+"""Ensembles of R independent networks evaluated in one batched pass.
 
-Every tensor gets a leading replica axis: data ``(R, batch, features)``, weights
-``(R, in, out)``. A linear layer is one ``torch.baddbmm`` for all replicas, so R models cost
-far fewer, larger kernel calls than R separate runs. The replicas share nothing: their losses
-are summed, so each replica's gradient is its own, and Adam is elementwise, so training the
-stacked parameters is training R models side by side.
+Every tensor the training loop sees gets a leading replica axis: data ``(R, batch, features)``
+or ``(R, batch, C, H, W)``. Inside an ensemble, fully connected layers keep that layout with
+weights ``(R, in, out)``: a linear layer is one ``torch.baddbmm`` for all replicas. Convolutions
+work on the grouped layout ``(batch, R * C, H, W)``: one convolution with ``groups=R`` whose
+group r holds replica r's filters, so each replica sees only its own channels; a batch norm
+over the ``R * C`` channels of that layout keeps per-replica statistics. Flatten / unflatten
+layers switch between the two layouts. R models thus cost far fewer, larger kernel calls than
+R separate runs. The replicas share nothing: their losses are summed, so each replica's
+gradient is its own, and Adam is elementwise, so training the stacked parameters is training R
+models side by side.
 """
 
 from __future__ import annotations
@@ -15,14 +20,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._conv import ConvCritic, ConvEncoder, ConvGenerator
 from ._mlp import MLPCritic, MLPEncoder, MLPGenerator
 
 __all__ = [
     "EnsembleLinear",
     "EnsembleBatchNorm1d",
+    "EnsembleConv2d",
+    "EnsembleConvTranspose2d",
+    "EnsembleBatchNorm2d",
     "EnsembleGenerator",
     "EnsembleEncoder",
     "EnsembleCritic",
+    "EnsembleConvGenerator",
+    "EnsembleConvEncoder",
+    "EnsembleConvCritic",
     "stack_ensemble",
     "ENSEMBLE_TYPES",
 ]
@@ -46,7 +58,9 @@ class EnsembleLinear(nn.Module):
             return torch.bmm(x, self.weight)
         return torch.baddbmm(self.bias, x, self.weight)
 
-    def input_vjp(self, g: torch.Tensor | None, out_shape: torch.Size) -> torch.Tensor:
+    def input_vjp(
+        self, g: torch.Tensor | None, out_shape: torch.Size, input_shape: torch.Size | None = None
+    ) -> torch.Tensor:
         """Vector-Jacobian product with respect to the input (``g`` ``None``: all ones)."""
         wt = self.weight.transpose(1, 2)  # (R, out, in)
         if g is None:
@@ -94,17 +108,189 @@ class EnsembleBatchNorm1d(nn.Module):
             into.num_batches_tracked.copy_(self.bn.num_batches_tracked)
 
 
+def _check_same(layers: Sequence[nn.Module], *names: str) -> None:
+    first = layers[0]
+    for name in names:
+        if any(getattr(m, name) != getattr(first, name) for m in layers):
+            raise ValueError(f"the replicas' {type(first).__name__} layers differ in {name}.")
+
+
+class EnsembleConv2d(nn.Conv2d):
+    """R 2-D convolutions on the grouped layout: ``(batch, R * C_in, H, W) -> (batch, R * C_out, H', W')``.
+
+    An ``nn.Conv2d`` with ``groups = R`` (times the replicas' own groups): group r's filters
+    are replica r's, applied to replica r's input channels only. Being a ``Conv2d``, it takes
+    part in the explicit gradient penalty as any convolution does.
+    """
+
+    def __init__(self, layers: Sequence[nn.Conv2d]) -> None:
+        _check_same(layers, "in_channels", "out_channels", "kernel_size", "stride", "padding")
+        _check_same(layers, "dilation", "groups", "padding_mode")
+        first, n = layers[0], len(layers)
+        super().__init__(
+            n * first.in_channels,
+            n * first.out_channels,
+            first.kernel_size,
+            stride=first.stride,
+            padding=first.padding,
+            dilation=first.dilation,
+            groups=n * first.groups,
+            bias=first.bias is not None,
+            padding_mode=first.padding_mode,
+        )
+        self.n_runs, self.replica_out_channels = n, first.out_channels
+        with torch.no_grad():
+            self.weight.copy_(torch.cat([m.weight for m in layers]))
+            if first.bias is not None:
+                self.bias.copy_(torch.cat([m.bias for m in layers]))
+
+    def unstack(self, r: int, into: nn.Conv2d) -> None:
+        """Copy replica ``r``'s filters into the plain layer ``into``."""
+        sl = slice(r * self.replica_out_channels, (r + 1) * self.replica_out_channels)
+        with torch.no_grad():
+            into.weight.copy_(self.weight[sl])
+            if self.bias is not None:
+                into.bias.copy_(self.bias[sl])
+
+
+class EnsembleConvTranspose2d(nn.Module):
+    """R transposed 2-D convolutions on the grouped layout (one ``nn.ConvTranspose2d``, ``groups = R``)."""
+
+    def __init__(self, layers: Sequence[nn.ConvTranspose2d]) -> None:
+        super().__init__()
+        _check_same(layers, "in_channels", "out_channels", "kernel_size", "stride", "padding")
+        _check_same(layers, "output_padding", "dilation", "groups", "padding_mode")
+        first, n = layers[0], len(layers)
+        if first.groups != 1:
+            raise ValueError("grouped transposed convolutions cannot be stacked into an ensemble.")
+        self.n_runs, self.in_channels = n, first.in_channels
+        self.out_channels = first.out_channels
+        self.conv = nn.ConvTranspose2d(
+            n * first.in_channels,
+            n * first.out_channels,
+            first.kernel_size,
+            stride=first.stride,
+            padding=first.padding,
+            output_padding=first.output_padding,
+            groups=n,
+            bias=first.bias is not None,
+            dilation=first.dilation,
+            padding_mode=first.padding_mode,
+        )
+        with torch.no_grad():
+            # a transposed convolution's weight is (in, out / groups, kh, kw): replicas by input
+            self.conv.weight.copy_(torch.cat([m.weight for m in layers]))
+            if first.bias is not None:
+                self.conv.bias.copy_(torch.cat([m.bias for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def unstack(self, r: int, into: nn.ConvTranspose2d) -> None:
+        """Copy replica ``r``'s filters into the plain layer ``into``."""
+        with torch.no_grad():
+            into.weight.copy_(self.conv.weight[r * self.in_channels : (r + 1) * self.in_channels])
+            if self.conv.bias is not None:
+                into.bias.copy_(self.conv.bias[r * self.out_channels : (r + 1) * self.out_channels])
+
+
+class EnsembleBatchNorm2d(nn.Module):
+    """R 2-D batch norms on the grouped layout: one ``BatchNorm2d(R * C)``, statistics per replica."""
+
+    def __init__(self, layers: Sequence[nn.BatchNorm2d]) -> None:
+        super().__init__()
+        _check_same(layers, "num_features", "eps", "momentum", "affine")
+        first, n = layers[0], len(layers)
+        self.n_runs, self.num_features = n, first.num_features
+        self.bn = nn.BatchNorm2d(
+            n * first.num_features, eps=first.eps, momentum=first.momentum, affine=first.affine
+        )
+        with torch.no_grad():
+            if first.affine:
+                self.bn.weight.copy_(torch.cat([m.weight for m in layers]))
+                self.bn.bias.copy_(torch.cat([m.bias for m in layers]))
+            self.bn.running_mean.copy_(torch.cat([m.running_mean for m in layers]))
+            self.bn.running_var.copy_(torch.cat([m.running_var for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x)
+
+    unstack = EnsembleBatchNorm1d.unstack
+
+
+class _ToStacked(nn.Module):
+    """Flatten of the grouped layout: ``(batch, R * C, H, W) -> (R, batch, C * H * W)``."""
+
+    def __init__(self, n_runs: int) -> None:
+        super().__init__()
+        self.n_runs = n_runs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], self.n_runs, -1).transpose(0, 1)
+
+    def input_vjp(
+        self, g: torch.Tensor, out_shape: torch.Size, input_shape: torch.Size
+    ) -> torch.Tensor:
+        """The gradient of the stacked output, back on the grouped input's layout."""
+        return g.transpose(0, 1).reshape(input_shape)
+
+
+class _GroupImages(nn.Module):
+    """``(R, batch, C, H, W) -> (batch, R * C, H, W)``: stacked images onto the grouped layout."""
+
+    def __init__(self, n_runs: int) -> None:
+        super().__init__()
+        self.n_runs = n_runs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _grouped_images(x)
+
+    def input_vjp(
+        self, g: torch.Tensor, out_shape: torch.Size, input_shape: torch.Size
+    ) -> torch.Tensor:
+        """The gradient of the grouped output, back on the stacked images' layout."""
+        r, b, c, h, w = input_shape
+        return g.reshape(b, r, c, h, w).transpose(0, 1)
+
+
+class _ToGrouped(nn.Module):
+    """Unflatten into the grouped layout: ``(R, batch, C * h * w) -> (batch, R * C, h, w)``."""
+
+    def __init__(self, n_runs: int, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.n_runs, self.shape = n_runs, tuple(int(s) for s in shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, h, w = self.shape
+        return x.transpose(0, 1).reshape(x.shape[1], self.n_runs * c, h, w)
+
+
+def _grouped_images(x: torch.Tensor) -> torch.Tensor:
+    """``(R, batch, C, H, W) -> (batch, R * C, H, W)``."""
+    r, b, c, h, w = x.shape
+    return x.transpose(0, 1).reshape(b, r * c, h, w)
+
+
 _ELEMENTWISE = (nn.LeakyReLU, nn.ReLU, nn.Identity, nn.Sigmoid, nn.Tanh)
+_STACKED = {
+    nn.Linear: EnsembleLinear,
+    nn.BatchNorm1d: EnsembleBatchNorm1d,
+    nn.Conv2d: EnsembleConv2d,
+    nn.ConvTranspose2d: EnsembleConvTranspose2d,
+    nn.BatchNorm2d: EnsembleBatchNorm2d,
+}
 
 
 def _stack_layer(layers: Sequence[nn.Module]) -> nn.Module:
     first = layers[0]
-    if isinstance(first, nn.Linear):
-        return EnsembleLinear(layers)
-    if isinstance(first, nn.BatchNorm1d):
-        return EnsembleBatchNorm1d(layers)
+    if type(first) in _STACKED:
+        return _STACKED[type(first)](layers)
     if isinstance(first, _ELEMENTWISE):
         return copy.deepcopy(first)
+    if isinstance(first, nn.Flatten) and (first.start_dim, first.end_dim) == (1, -1):
+        return _ToStacked(len(layers))
+    if isinstance(first, nn.Unflatten) and first.dim == 1 and len(first.unflattened_size) == 3:
+        return _ToGrouped(len(layers), first.unflattened_size)
     raise ValueError(f"layer {type(first).__name__} cannot be stacked into an ensemble.")
 
 
@@ -114,7 +300,7 @@ def _stack_sequential(seqs: Sequence[nn.Sequential]) -> nn.Sequential:
 
 def _unstack_into(stacked: nn.Sequential, r: int, plain: nn.Sequential) -> None:
     for s, p in zip(stacked, plain, strict=True):
-        if isinstance(s, (EnsembleLinear, EnsembleBatchNorm1d)):
+        if hasattr(s, "unstack"):
             s.unstack(r, p)
 
 
@@ -126,11 +312,11 @@ class _Ensemble(nn.Module):
         self.n_runs = len(models)
         self._template = [copy.deepcopy(models[0]).cpu()]  # a list: not a registered submodule
         self.trunk = _stack_sequential([m.trunk for m in models])
-        self.out = EnsembleLinear([m.out for m in models])
+        self.out = _stack_layer([m.out for m in models])
 
     def unstack(self) -> list[nn.Module]:
         """The R replicas as plain modules (copies, on the ensemble's device)."""
-        device = self.out.weight.device
+        device = next(self.parameters()).device
         replicas = []
         for r in range(self.n_runs):
             plain = copy.deepcopy(self._template[0]).to(device)
@@ -173,38 +359,84 @@ class EnsembleCritic(_Ensemble):
     def penalty_layers(self) -> list[nn.Module] | None:
         """Layers for the loop's explicit gradient penalty (``None`` with batch-norm)."""
         layers = [*self.trunk, self.out]
-        if any(isinstance(m, EnsembleBatchNorm1d) for m in layers):
+        if any(isinstance(m, (EnsembleBatchNorm1d, EnsembleBatchNorm2d)) for m in layers):
             return None
         return layers
+
+
+class EnsembleConvGenerator(EnsembleGenerator):
+    """R :class:`~scgan_cluster.nn.ConvGenerator` s: ``(R, batch, zdim) -> (R, batch, C, H, W)``."""
+
+    def __init__(self, models: Sequence[ConvGenerator]) -> None:
+        super().__init__(models)
+        self.image_shape = models[0].image_shape
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = super().forward(z)  # grouped: (batch, R * C, H, W)
+        c, h, w = self.image_shape
+        return y.view(y.shape[0], self.n_runs, c, h, w).transpose(0, 1)
+
+
+class EnsembleConvEncoder(EnsembleEncoder):
+    """R :class:`~scgan_cluster.nn.ConvEncoder` s: ``(R, batch, C, H, W) -> (zn_hat, zc_logits)``."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().forward(_grouped_images(x))
+
+
+class EnsembleConvCritic(EnsembleCritic):
+    """R :class:`~scgan_cluster.nn.ConvCritic` s: ``(R, batch, C, H, W) -> (R, batch)``."""
+
+    def __init__(self, models: Sequence[ConvCritic]) -> None:
+        super().__init__(models)
+        self.group = _GroupImages(self.n_runs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.group(x))
+
+    def penalty_layers(self) -> list[nn.Module] | None:
+        """The layers whose composition is ``forward``, for the explicit gradient penalty.
+
+        ``None`` with batch-norm (the loop then takes autograd's double backward).
+        """
+        layers = super().penalty_layers()
+        return None if layers is None else [self.group, *layers]
 
 
 ENSEMBLE_TYPES = {
     MLPGenerator: EnsembleGenerator,
     MLPEncoder: EnsembleEncoder,
     MLPCritic: EnsembleCritic,
+    ConvGenerator: EnsembleConvGenerator,
+    ConvEncoder: EnsembleConvEncoder,
+    ConvCritic: EnsembleConvCritic,
 }
 
 
 def stack_ensemble(models: Sequence[nn.Module]) -> nn.Module:
-    """Stack R networks of the same MLP architecture into one ensemble module.
+    """Stack R networks of the same architecture into one ensemble module.
 
     Parameters
     ----------
     models
-        R :class:`MLPGenerator`, :class:`MLPEncoder` or :class:`MLPCritic` of identical shapes.
-        Their weights are copied; the ensemble's ``unstack()`` gives them back as plain modules.
+        R generators, encoders or critics of one of the package's families (MLP:
+        :class:`MLPGenerator` / :class:`MLPEncoder` / :class:`MLPCritic`; convolutional:
+        :class:`ConvGenerator` / :class:`ConvEncoder` / :class:`ConvCritic`) of identical
+        shapes. Their weights are copied; the ensemble's ``unstack()`` gives them back as plain
+        modules.
 
     Raises
     ------
     ValueError
-        For other architectures (vectorized ensembles support the MLP family only).
+        For other modules, or replicas whose layers differ.
     """
     models = list(models)
     kind = type(models[0]) if models else None
     if kind not in ENSEMBLE_TYPES or any(type(m) is not kind for m in models):
         raise ValueError(
-            "Vectorized ensembles (n_runs > 1) support the MLP architecture family only "
-            f"(MLPGenerator / MLPEncoder / MLPCritic), got {sorted({type(m).__name__ for m in models})}. "
+            "Vectorized ensembles (n_runs > 1) support the package's MLP and convolutional "
+            f"networks only ({', '.join(t.__name__ for t in ENSEMBLE_TYPES)}), got "
+            f"{sorted({type(m).__name__ for m in models})}. "
             "Train separate models with different random_state instead."
         )
     return ENSEMBLE_TYPES[kind](models)

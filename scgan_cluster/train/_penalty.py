@@ -81,7 +81,7 @@ def explicit_input_gradient(layers: list[nn.Module], x: torch.Tensor) -> torch.T
                 saved.append(torch.where(h > 0, 1.0, layer.negative_slope).to(h.dtype))
             elif isinstance(layer, nn.ReLU):
                 saved.append((h > 0).to(h.dtype))
-            elif isinstance(layer, (nn.Flatten, nn.Conv2d)):
+            elif isinstance(layer, (nn.Flatten, nn.Conv2d)) or hasattr(layer, "input_vjp"):
                 saved.append(h.shape)
             else:
                 saved.append(None)
@@ -115,7 +115,7 @@ def explicit_input_gradient(layers: list[nn.Module], x: torch.Tensor) -> torch.T
                 groups=layer.groups,
             )
         else:  # a layer providing its own vector-Jacobian product (ensemble layers)
-            g = layer.input_vjp(g, out_shape)
+            g = layer.input_vjp(g, out_shape, s)
     if g is None:
         raise ValueError("The critic has no linear layer.")
     return g
