@@ -832,3 +832,39 @@ def test_scrna_readout_records_a_readout_as_the_fits_entry(monkeypatch, tmp_path
     assert table["linkage_first1"]["val_nmi"] == [0.0, 0]
     with pytest.raises(SystemExit):
         scrna_readout.main([*cli, "--against-first", "1"])
+
+
+def test_verdict_rerun_compares_the_same_seed(tmp_path):
+    import verdict_rerun
+
+    def result(test, train, seed, coherence=None):
+        entry = {
+            "method": "clustergan_auto_linkage",
+            "runs": [{"seed": seed, "test": test, "train": train}],
+        }
+        methods = [entry]
+        if coherence is not None:
+            methods.append({"method": "clustergan_auto", "selection": [{"coherence": coherence}]})
+        return {"methods": methods, "machine": {"cpu": "x"}}
+
+    same = {"nmi": 0.8, "ari": 0.7}
+    coherence = {
+        "before": {"proba_argmax": 0.1, "knn15": 0.5},
+        "after": {"proba_argmax": 1.0, "knn15": 0.95},
+    }
+    (tmp_path / "verdict_rerun").mkdir()
+    (tmp_path / "scrna_a.json").write_text(json.dumps(result(same, same, 30)))
+    (tmp_path / "verdict_rerun" / "scrna_a.json").write_text(
+        json.dumps(result(same, {"nmi": 0.6, "ari": 0.5}, 30, coherence))
+    )
+    (tmp_path / "scrna_b.json").write_text(json.dumps(result(same, same, 31)))  # other seed
+    (tmp_path / "verdict_rerun" / "scrna_b.json").write_text(
+        json.dumps(result({"nmi": 0.1, "ari": 0.0}, same, 30, coherence))
+    )
+    (row_a, row_b) = verdict_rerun.rows(tmp_path)
+    assert row_a["stored"]["test"] == row_a["rerun"]["test"]
+    assert row_b["stored"] is None  # no stored fit of that seed
+    text = verdict_rerun.markdown([row_a, row_b])
+    assert "| a | 30 | 0.8000 / 0.7000 | 0.8000 / 0.7000 | yes |" in text
+    assert "| b | 30 | not stored | 0.1000 / 0.0000 | no |" in text
+    assert "0.100 / 1.000 | 0.500 / 0.950 |" in text
