@@ -396,30 +396,27 @@ def make_methods(budget: Budget) -> dict[str, Any]:
         checkpoint = (
             None if budget.checkpoint_dir is None else Path(budget.checkpoint_dir) / f"{name}.pt"
         )
-        if not n_rep:
-            model = fit_clustergan(
+
+        def fit(seed: int, **options) -> GANEnsemble:
+            return fit_clustergan(
                 data,
                 data.x[split["train"]],
                 max_iter=budget.max_iter,
                 seed=seed,
                 device=dev,
                 checkpoint=checkpoint,
+                **options,
             )
+
+        if not n_rep:
+            model = fit(seed)
             seconds = model.train_seconds_
         else:
             if not 0 <= seed < n_rep:
                 raise ValueError(f"seed {seed} is not a replica of an ensemble of {n_rep} runs")
             key = (data.name, n)
             if key not in ensembles:  # every run trains on the first call, as one ensemble
-                ensembles[key] = fit_clustergan(
-                    data,
-                    data.x[split["train"]],
-                    max_iter=budget.max_iter,
-                    seed=0,
-                    device=dev,
-                    checkpoint=checkpoint,
-                    n_runs=n_rep,
-                )
+                ensembles[key] = fit(0, n_runs=n_rep)
             model = ensembles[key].replicas[seed]
             seconds = ensembles[key].train_seconds_ / n_rep
         return MethodResult(

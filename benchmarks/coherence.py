@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scrna import DATASETS, knn_agreement
+from _protocol import machine
+from scrna import DATASETS, label_agreement, medoid_outputs
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -39,28 +39,9 @@ def agreements(latent: np.ndarray, proba: np.ndarray, labels, truth, k: int, see
     """The three agreements of one set of outputs."""
     km = KMeans(k, n_init=10, random_state=seed).fit_predict(latent.astype(np.float64))
     return {
-        "proba_argmax": float((proba.argmax(axis=1) == labels).mean()),
-        "knn15": knn_agreement(latent, labels),
+        **label_agreement(latent, proba, labels),
         "kmeans_ari": float(adjusted_rand_score(truth, km)),
     }
-
-
-def before_outputs(model: scg.ClusterGAN) -> tuple[np.ndarray, np.ndarray]:
-    """zn and softmax(zc) of the selected replica of the ensemble whose replicas agree more."""
-    scores = [float(np.mean(m.selection_scores_)) for m in model.members_]
-    kept = model.members_[int(np.argmax(scores))]
-    rep = kept.replicas[int(kept.selected_run_)]
-    return rep.latent_, rep.proba_
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     model.fit(adata)
     seconds = time.perf_counter() - start
     labels = model.labels_
-    zn, proba = before_outputs(model)
+    zn, proba = medoid_outputs(model)
     result = {
         "dataset": args.dataset,
         "n_cells": int(adata.n_obs),
@@ -92,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "before": agreements(zn, proba, labels, truth, k, args.seed),
         "after": agreements(model.latent_, model.proba_, labels, truth, k, args.seed),
         "fit_seconds": round(seconds, 1),
-        "machine": f"{_cpu()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": f"{machine()['cpu']}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "command": "python benchmarks/coherence.py --dataset "
         f"{args.dataset} --seed {args.seed}"
         + (f" --max-iter {args.max_iter}" if args.max_iter else ""),

@@ -359,29 +359,41 @@ def knn_agreement(latent: np.ndarray, labels: np.ndarray, k: int = 15) -> float:
     return float((counts.argmax(axis=1) == labels).mean())
 
 
-def coherence(model: scg.ClusterGAN) -> dict[str, dict[str, float]]:
-    """Do a fitted model's outputs on its training cells describe its labels?
+def label_agreement(latent: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How well one set of outputs describes ``labels``.
 
-    ``after``: the model's own ``proba_`` and ``latent_`` (what ``tl.clustergan`` writes);
-    ``before``: the softmax(zc) and zn of the replica that agrees most with the others inside
-    the ensemble whose replicas agree more (what the package wrote before the model's outputs
-    were made one clustering's). Each: ``proba_argmax``, the share of cells whose most likely
-    column is their label; ``knn15``, the share whose label a 15-nearest-neighbour vote on the
-    latent reproduces (the cell itself excluded).
+    ``proba_argmax``: the share of cells whose most likely column of ``proba`` is their label;
+    ``knn15``: the share whose label a 15-nearest-neighbour vote on ``latent`` reproduces (the
+    cell itself excluded).
     """
+    return {
+        "proba_argmax": float((proba.argmax(axis=1) == labels).mean()),
+        "knn15": knn_agreement(latent, labels),
+    }
+
+
+def medoid_outputs(model: scg.ClusterGAN) -> tuple[np.ndarray, np.ndarray]:
+    """zn and softmax(zc) of the replica that agrees most with the others inside the ensemble
+    whose replicas agree more: what the package wrote before its outputs were one clustering's."""
     scores = [float(np.mean(m.selection_scores_)) for m in model.members_]
     kept = model.members_[int(np.argmax(scores))]
     rep = kept.replicas[int(kept.selected_run_)]
-    labels = model.labels_
+    return rep.latent_, rep.proba_
+
+
+def coherence(model: scg.ClusterGAN) -> dict[str, dict[str, float]]:
+    """Do a fitted model's outputs on its training cells describe its labels?
+
+    :func:`label_agreement`, rounded to 4 decimals, of ``after``: the model's own ``latent_`` and
+    ``proba_`` (what ``tl.clustergan`` writes), and of ``before``: :func:`medoid_outputs`.
+    """
+    outputs = {"before": medoid_outputs(model), "after": (model.latent_, model.proba_)}
     return {
         name: {
-            "proba_argmax": round(float((proba.argmax(axis=1) == labels).mean()), 4),
-            "knn15": round(knn_agreement(latent, labels), 4),
+            key: round(value, 4)
+            for key, value in label_agreement(latent, proba, model.labels_).items()
         }
-        for name, latent, proba in (
-            ("before", rep.latent_, rep.proba_),
-            ("after", model.latent_, model.proba_),
-        )
+        for name, (latent, proba) in outputs.items()
     }
 
 

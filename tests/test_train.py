@@ -323,19 +323,12 @@ def test_penalty_option_validation():
 
 
 # ---------------------------------------------------------------- vectorized ensembles
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
-    n_runs, d = 3, 12
-    cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=3)
-    x = torch.rand(64, d, generator=torch.Generator().manual_seed(99))
-    prior = snn.MixedPrior(3, 2)
+def _separate_and_stacked(nets, n_runs, prior, x, cfg):
+    """``n_runs`` separate trainings of ``nets(r)`` (noise seed 10 + r, index seed 20 + r) and
+    one training of the same networks stacked into an ensemble with the same seeds.
 
-    def nets(seed):
-        g, e, c = snn.build_networks("mlp", d, 3, 2, hidden=(16, 16), batch_norm=batch_norm)
-        for net in (g, e, c):
-            snn.init_normal_(net, 0.2, generator=torch.Generator().manual_seed(seed))
-        return g, e, c
-
+    Returns the separate (G, E, D), their histories, the stacked (G, E, D) and its histories.
+    """
     singles, hists = [], []
     for r in range(n_runs):
         g, e, c = nets(r)
@@ -363,6 +356,23 @@ def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
         index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
         progress=False,
     )
+    return singles, hists, stacked, ens_hist
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
+    n_runs, d = 3, 12
+    cfg = train.TrainConfig(max_iter=6, batch_size=16, lr=1e-3, log_every=3)
+    x = torch.rand(64, d, generator=torch.Generator().manual_seed(99))
+    prior = snn.MixedPrior(3, 2)
+
+    def nets(seed):
+        g, e, c = snn.build_networks("mlp", d, 3, 2, hidden=(16, 16), batch_norm=batch_norm)
+        for net in (g, e, c):
+            snn.init_normal_(net, 0.2, generator=torch.Generator().manual_seed(seed))
+        return g, e, c
+
+    singles, hists, stacked, ens_hist = _separate_and_stacked(nets, n_runs, prior, x, cfg)
     assert isinstance(ens_hist, list)
     assert len(ens_hist) == n_runs
     # batch norm makes the gradient of the bias before it zero up to rounding, and Adam turns
@@ -413,33 +423,7 @@ def test_conv_ensemble_replicas_equal_separate_runs(architecture, float64):
             snn.init_normal_(net, 0.2, generator=torch.Generator().manual_seed(seed))
         return g, e, c
 
-    singles, hists = [], []
-    for r in range(n_runs):
-        g, e, c = nets(r)
-        hists.append(
-            train.train_clustergan(
-                g,
-                e,
-                c,
-                prior,
-                _Source64(x),
-                cfg,
-                noise_generator=torch.Generator().manual_seed(10 + r),
-                index_generator=torch.Generator().manual_seed(20 + r),
-                progress=False,
-            )
-        )
-        singles.append((g, e, c))
-    stacked = [snn.stack_ensemble([nets(r)[i] for r in range(n_runs)]) for i in range(3)]
-    ens_hist = train.train_clustergan(
-        *stacked,
-        prior,
-        _Source64(x),
-        cfg,
-        noise_generator=[torch.Generator().manual_seed(10 + r) for r in range(n_runs)],
-        index_generator=[torch.Generator().manual_seed(20 + r) for r in range(n_runs)],
-        progress=False,
-    )
+    singles, hists, stacked, ens_hist = _separate_and_stacked(nets, n_runs, prior, x, cfg)
     assert len(ens_hist) == n_runs
     # outputs of the stacked modules in eval mode: replica r's slice is the plain replica's
     for i, module in enumerate(stacked):

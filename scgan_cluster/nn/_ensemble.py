@@ -75,28 +75,28 @@ class EnsembleLinear(nn.Module):
                 into.bias.copy_(self.bias[r, 0])
 
 
-class EnsembleBatchNorm1d(nn.Module):
-    """R batch-norm layers: statistics per replica and feature, as ``BatchNorm1d(R * features)``."""
+def _concat_into(target: nn.Module, layers: Sequence[nn.Module], *names: str) -> None:
+    """Set each tensor ``name`` of ``target`` to the replicas' tensors joined along dim 0."""
+    with torch.no_grad():
+        for name in names:
+            if getattr(target, name) is not None:
+                getattr(target, name).copy_(torch.cat([getattr(m, name) for m in layers]))
 
-    def __init__(self, layers: Sequence[nn.BatchNorm1d]) -> None:
+
+class _EnsembleBatchNorm(nn.Module):
+    """R batch-norm layers as one batch norm over ``R * features`` (``_norm``): per-replica statistics."""
+
+    _norm: type[nn.modules.batchnorm._BatchNorm]
+
+    def __init__(self, layers: Sequence[nn.modules.batchnorm._BatchNorm]) -> None:
         super().__init__()
         n, f = len(layers), layers[0].num_features
         first = layers[0]
-        self.bn = nn.BatchNorm1d(n * f, eps=first.eps, momentum=first.momentum, affine=first.affine)
-        with torch.no_grad():
-            if first.affine:
-                self.bn.weight.copy_(torch.cat([m.weight for m in layers]))
-                self.bn.bias.copy_(torch.cat([m.bias for m in layers]))
-            self.bn.running_mean.copy_(torch.cat([m.running_mean for m in layers]))
-            self.bn.running_var.copy_(torch.cat([m.running_var for m in layers]))
+        self.bn = self._norm(n * f, eps=first.eps, momentum=first.momentum, affine=first.affine)
+        _concat_into(self.bn, layers, "weight", "bias", "running_mean", "running_var")
         self.n_runs, self.num_features = n, f
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r, b, f = x.shape
-        y = self.bn(x.transpose(0, 1).reshape(b, r * f))
-        return y.view(b, r, f).transpose(0, 1)
-
-    def unstack(self, r: int, into: nn.BatchNorm1d) -> None:
+    def unstack(self, r: int, into: nn.modules.batchnorm._BatchNorm) -> None:
         """Copy replica ``r``'s parameters and statistics into ``into``."""
         sl = slice(r * self.num_features, (r + 1) * self.num_features)
         with torch.no_grad():
@@ -106,6 +106,17 @@ class EnsembleBatchNorm1d(nn.Module):
             into.running_mean.copy_(self.bn.running_mean[sl])
             into.running_var.copy_(self.bn.running_var[sl])
             into.num_batches_tracked.copy_(self.bn.num_batches_tracked)
+
+
+class EnsembleBatchNorm1d(_EnsembleBatchNorm):
+    """R batch-norm layers: statistics per replica and feature, as ``BatchNorm1d(R * features)``."""
+
+    _norm = nn.BatchNorm1d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, b, f = x.shape
+        y = self.bn(x.transpose(0, 1).reshape(b, r * f))
+        return y.view(b, r, f).transpose(0, 1)
 
 
 def _check_same(layers: Sequence[nn.Module], *names: str) -> None:
@@ -139,10 +150,7 @@ class EnsembleConv2d(nn.Conv2d):
             padding_mode=first.padding_mode,
         )
         self.n_runs, self.replica_out_channels = n, first.out_channels
-        with torch.no_grad():
-            self.weight.copy_(torch.cat([m.weight for m in layers]))
-            if first.bias is not None:
-                self.bias.copy_(torch.cat([m.bias for m in layers]))
+        _concat_into(self, layers, "weight", "bias")
 
     def unstack(self, r: int, into: nn.Conv2d) -> None:
         """Copy replica ``r``'s filters into the plain layer ``into``."""
@@ -177,11 +185,8 @@ class EnsembleConvTranspose2d(nn.Module):
             dilation=first.dilation,
             padding_mode=first.padding_mode,
         )
-        with torch.no_grad():
-            # a transposed convolution's weight is (in, out / groups, kh, kw): replicas by input
-            self.conv.weight.copy_(torch.cat([m.weight for m in layers]))
-            if first.bias is not None:
-                self.conv.bias.copy_(torch.cat([m.bias for m in layers]))
+        # a transposed convolution's weight is (in, out / groups, kh, kw): replicas by input
+        _concat_into(self.conv, layers, "weight", "bias")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -194,28 +199,17 @@ class EnsembleConvTranspose2d(nn.Module):
                 into.bias.copy_(self.conv.bias[r * self.out_channels : (r + 1) * self.out_channels])
 
 
-class EnsembleBatchNorm2d(nn.Module):
+class EnsembleBatchNorm2d(_EnsembleBatchNorm):
     """R 2-D batch norms on the grouped layout: one ``BatchNorm2d(R * C)``, statistics per replica."""
 
+    _norm = nn.BatchNorm2d
+
     def __init__(self, layers: Sequence[nn.BatchNorm2d]) -> None:
-        super().__init__()
         _check_same(layers, "num_features", "eps", "momentum", "affine")
-        first, n = layers[0], len(layers)
-        self.n_runs, self.num_features = n, first.num_features
-        self.bn = nn.BatchNorm2d(
-            n * first.num_features, eps=first.eps, momentum=first.momentum, affine=first.affine
-        )
-        with torch.no_grad():
-            if first.affine:
-                self.bn.weight.copy_(torch.cat([m.weight for m in layers]))
-                self.bn.bias.copy_(torch.cat([m.bias for m in layers]))
-            self.bn.running_mean.copy_(torch.cat([m.running_mean for m in layers]))
-            self.bn.running_var.copy_(torch.cat([m.running_var for m in layers]))
+        super().__init__(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(x)
-
-    unstack = EnsembleBatchNorm1d.unstack
 
 
 class _ToStacked(nn.Module):
@@ -359,7 +353,7 @@ class EnsembleCritic(_Ensemble):
     def penalty_layers(self) -> list[nn.Module] | None:
         """Layers for the loop's explicit gradient penalty (``None`` with batch-norm)."""
         layers = [*self.trunk, self.out]
-        if any(isinstance(m, (EnsembleBatchNorm1d, EnsembleBatchNorm2d)) for m in layers):
+        if any(isinstance(m, _EnsembleBatchNorm) for m in layers):
             return None
         return layers
 
