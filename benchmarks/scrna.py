@@ -307,6 +307,26 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
     "auto_lr": replace(_DEFAULT, ensembles=(_GENES, _PCS, _GENES_FAST)),
     # the default with the genes at 4,000 iterations for every K
     "auto_4000": replace(_DEFAULT, max_iter_per_cluster=0),
+    # RECIPES["lognorm_fast"]: both ensembles at lr 2e-3, 2 critic steps, 1,000 iterations
+    "fast": RECIPES["lognorm_fast"],
+    # "lognorm_fast" with its budget growing by 100 iterations per cluster beyond K = 10
+    "fast_k100": replace(RECIPES["lognorm_fast"], max_iter_per_cluster=100),
+    # candidates for a faster default, written as changes of the default: "fast_c2" trains the
+    # same networks as "fast", "fast_c1" (1 critic step) was dropped after one dataset
+    "fast_c2": replace(
+        _DEFAULT,
+        ensembles=(
+            Ensemble("genes", lr=2e-3, max_iter=1000, n_critic=2),
+            Ensemble("pcs", n_pcs=50, lr=2e-3, max_iter=1000, n_critic=2),
+        ),
+    ),
+    "fast_c1": replace(
+        _DEFAULT,
+        ensembles=(
+            Ensemble("genes", lr=2e-3, max_iter=1500, n_critic=1),
+            Ensemble("pcs", n_pcs=50, lr=2e-3, max_iter=2000, n_critic=1),
+        ),
+    ),
 }
 
 

@@ -2,9 +2,10 @@
 
 A :class:`Recipe` names the preprocessing of raw counts, the training settings shared by its
 networks, the ensembles it trains (:class:`Ensemble`) and how their replicas are pooled into
-one clustering. :data:`RECIPES` holds the two that ship: ``"lognorm"`` (the default of
-:func:`scgan_cluster.tl.clustergan` and :class:`scgan_cluster.ClusterGAN`) and ``"paper"``
-(the paper's 10x_73k recipe). :func:`resolve` applies a user's overrides to one of them; a
+one clustering. :data:`RECIPES` holds the three that ship: ``"lognorm"`` (the default of
+:func:`scgan_cluster.tl.clustergan` and :class:`scgan_cluster.ClusterGAN`), ``"lognorm_fast"``
+(the same, about six times faster and less accurate) and ``"paper"`` (the paper's 10x_73k
+recipe). :func:`resolve` applies a user's overrides to one of them; a
 benchmark variant is ``dataclasses.replace(recipe, field=value)``.
 
 Network and optimiser settings left at ``None`` take the paper's value for the architecture
@@ -80,12 +81,15 @@ class Ensemble:
         Adam learning rate of this ensemble.
     max_iter
         Generator iterations of this ensemble.
+    n_critic
+        Critic steps per generator iteration of this ensemble.
     """
 
     name: str
     n_pcs: int | None = None
     lr: float | None = None
     max_iter: int | None = None
+    n_critic: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -96,6 +100,8 @@ class Ensemble:
             _check_number(self.lr, "lr", positive=True)
         if self.max_iter is not None:
             _check_int(self.max_iter, "max_iter", minimum=1)
+        if self.n_critic is not None:
+            _check_int(self.n_critic, "n_critic", minimum=1)
 
 
 ENSEMBLES: dict[str, Ensemble] = {
@@ -285,7 +291,7 @@ class Recipe:
             "beta_c": self.beta_c,
             "beta_r": float(self.beta_r),
             "gp_weight": self.gp_weight,
-            "n_critic": self.n_critic,
+            "n_critic": self.n_critic if ensemble.n_critic is None else ensemble.n_critic,
             "lr": self.lr if ensemble.lr is None else ensemble.lr,
             "betas": self.betas,
             "batch_size": self.batch_size,
@@ -342,6 +348,19 @@ RECIPES: dict[str, Recipe] = {
         ensembles=(ENSEMBLES["genes"], ENSEMBLES["pcs"]),
         pool="linkage",
     ),
+    "lognorm_fast": Recipe(
+        name="lognorm_fast",
+        preprocessing="lognorm",
+        n_top_genes=2000,
+        max_iter=1000,
+        n_runs=5,
+        prior="learned",
+        beta_r=1.0,
+        ensembles=(Ensemble("genes"), Ensemble("pcs", n_pcs=50)),
+        pool="linkage",
+        lr=2e-3,
+        n_critic=2,
+    ),
     "paper": Recipe(
         name="paper",
         preprocessing="paper",
@@ -355,9 +374,12 @@ RECIPES: dict[str, Recipe] = {
 (``benchmarks/scrna.py``; each step is a record in ``docs/decisions``): library-size
 normalisation and 2,000 highly variable genes, a learned prior, a reconstruction term on real
 cells, two ensembles of 5 replicas (the genes for ``max(4000, 500 K)`` iterations, 50
-principal components at lr 2e-3 for 2,000) pooled by co-association linkage. ``"paper"`` is
-the paper's 10x_73k recipe (top 720 genes by variance, ``log2(1 + C) / max``, uniform prior,
-one network) at a CPU budget of 8,000 iterations (the paper: 100,000; pass ``max_iter``).
+principal components at lr 2e-3 for 2,000) pooled by co-association linkage.
+``"lognorm_fast"`` is the same with both ensembles trained for 1,000 iterations at lr 2e-3 with
+2 critic steps per iteration: about a sixth of the time, and below the default on three of the
+five staged datasets (``docs/decisions``, 0042). ``"paper"`` is the paper's 10x_73k recipe (top
+720 genes by variance, ``log2(1 + C) / max``, uniform prior, one network) at a CPU budget of
+8,000 iterations (the paper: 100,000; pass ``max_iter``).
 """
 
 MODEL_ARGS = tuple(
@@ -370,7 +392,8 @@ def resolve(flavor: str = "lognorm", **overrides: Any) -> Recipe:
     """A recipe of :data:`RECIPES` with the settings a user passed.
 
     A ``max_iter`` passed applies to every ensemble (and drops the per-cluster growth), and so
-    does a ``lr``; ``ensembles`` takes names of :data:`ENSEMBLES` or :class:`Ensemble` objects.
+    do a ``lr`` and a ``n_critic``; ``ensembles`` takes names of :data:`ENSEMBLES` or
+    :class:`Ensemble` objects.
 
     Parameters
     ----------
@@ -398,8 +421,9 @@ def resolve(flavor: str = "lognorm", **overrides: Any) -> Recipe:
     if "max_iter" in overrides:
         overrides.setdefault("max_iter_per_cluster", 0)
         ensembles = tuple(dataclasses.replace(e, max_iter=None) for e in ensembles)
-    if "lr" in overrides:
-        ensembles = tuple(dataclasses.replace(e, lr=None) for e in ensembles)
+    for name in ("lr", "n_critic"):
+        if name in overrides:
+            ensembles = tuple(dataclasses.replace(e, **{name: None}) for e in ensembles)
     if ensembles != recipe.ensembles:
         overrides["ensembles"] = ensembles
     return dataclasses.replace(recipe, **overrides)

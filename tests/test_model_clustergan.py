@@ -47,6 +47,15 @@ def test_fit_holds_one_coherent_clustering(fitted):
     for r, rep in enumerate(model.replicas):
         np.testing.assert_array_equal(model.labels_runs_[:, r], rep.predict(a))
     assert model.train_seconds_ == pytest.approx(sum(m.train_seconds_ for m in model.members_))
+    # wall seconds per phase: each ensemble's preprocessing, training and assignment, then pooling
+    phases = ("preprocessing", "training", "assignment")
+    assert list(model.fit_seconds_) == [
+        *(f"{name}: {p}" for name in ("genes", "pcs") for p in phases),
+        "pooling",
+    ]
+    assert all(s >= 0 for s in model.fit_seconds_.values())
+    for name, member in zip(("genes", "pcs"), model.members_, strict=True):
+        assert model.fit_seconds_[f"{name}: training"] == member.train_seconds_
 
 
 def test_predict_on_the_training_cells_gives_the_fit(fitted):
@@ -120,6 +129,7 @@ def test_save_load_roundtrip(fitted, tmp_path):
     assert (config["kind"], config["format"]) == ("ClusterGAN", FORMAT)
     loaded = scg.ClusterGAN.load(tmp_path / "m")
     assert loaded.recipe_ == model.recipe_
+    assert loaded.fit_seconds_ == model.fit_seconds_
     np.testing.assert_array_equal(loaded.labels_, model.labels_)
     np.testing.assert_array_equal(loaded.latent_, model.latent_)
     np.testing.assert_array_equal(loaded.predict(a), model.labels_)

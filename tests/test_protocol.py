@@ -248,6 +248,8 @@ def test_scrna_summary_verdict(tmp_path):
             consensus(pcs, 0, 0.95, 0.95),
             # the default: both ensembles' replicas pooled (direct runs only)
             entry(scrna_summary.DEFAULT, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
+            # "lognorm_fast"
+            entry(scrna_summary.FAST, 0.78, 0.61, n_runs=1) | {"runs": [run(0, 0.78, 0.61)]},
         ],
     )
     write(
@@ -268,6 +270,10 @@ def test_scrna_summary_verdict(tmp_path):
             # two fits: the verdict shows their sd
             entry(scrna_summary.DEFAULT, 0.72, 0.58, n_runs=2)
             | {"runs": [run(0, 0.71, 0.56), run(5, 0.73, 0.60)]},
+            # "lognorm_fast": one direct fit, one under the candidate's name (same networks)
+            entry(scrna_summary.FAST, 0.70, 0.50, n_runs=1) | {"runs": [run(0, 0.70, 0.50)]},
+            entry(scrna_summary.SAME_AS_FAST[0], 0.74, 0.64, n_runs=1)
+            | {"runs": [run(5, 0.74, 0.64)]},
         ],
     )
     # a dataset without a pooled run gets no verdict, whatever its kept row says
@@ -288,11 +294,22 @@ def test_scrna_summary_verdict(tmp_path):
     assert "0.750 (leiden (K clusters)) / 0.600 (50 PCs + KMeans)" in rows[0]
     assert rows[1].startswith("| worm neurons | 2 | 0.720 ± 0.010 / 0.580 ± 0.020 |")
     assert rows[1].endswith("| +0.020 / -0.020 | no |")  # ARI 0.58 < 0.60
+    # "lognorm_fast" beside the default (one fit of the default: no sd)
+    assert rows[2].startswith("| 10x PBMC 4k | 1 | 0.780 / 0.610 | 0.770 / 0.620 |")
+    assert rows[2].endswith("| +0.030 / +0.010 | yes | yes |")
+    # worm: two fits (seeds 0 and 5, one under the candidate's name), 0.72 / 0.57
+    assert rows[3].startswith(
+        "| worm neurons | 2 | 0.720 ± 0.028 / 0.570 ± 0.099 | 0.720 ± 0.010 / 0.580 ± 0.020 |"
+    )
+    # ARI 0.57 < 0.60; 0.57 >= 0.58 - 0.02: within one sd of the default
+    assert rows[3].endswith("| +0.020 / -0.030 | no | yes |")
     assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
     # the default recipe pools by linkage: its row is the linkage entry
     assert scrna_summary.DEFAULT == "clustergan_auto_linkage"
     pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
+    assert pooled_label.startswith("**default**")
     assert f"| {pooled_label} | 1 | 0.77 | 0.62 |" in text
+    assert scrna_summary.CLUSTERGAN[scrna_summary.FAST].startswith('"lognorm_fast"')
     # the kept ensemble's consensus is listed beside it
     label = scrna_summary.CLUSTERGAN[scrna_summary.KEPT]
     assert f"| {label} | 1 | 0.76 | 0.61 |" in text
@@ -355,6 +372,7 @@ def test_scrna_variants_are_the_shipped_recipes():
     variants = scrna.CLUSTERGAN_VARIANTS
     default = RECIPES["lognorm"]
     assert variants["default"] == variants["auto"] == default
+    assert variants["fast"] == RECIPES["lognorm_fast"]
     assert variants["auto_r10"] == replace(default, n_runs=10)
     genes, pcs = ENSEMBLES["genes"], ENSEMBLES["pcs"]
     assert variants["auto_lr"].ensembles == (genes, pcs, ENSEMBLES["genes_fast"])
@@ -868,3 +886,86 @@ def test_verdict_rerun_compares_the_same_seed(tmp_path):
     assert "| a | 30 | 0.8000 / 0.7000 | 0.8000 / 0.7000 | yes |" in text
     assert "| b | 30 | not stored | 0.1000 / 0.0000 | no |" in text
     assert "0.100 / 1.000 | 0.500 / 0.950 |" in text
+
+
+def test_scrna_crosstab_names_the_merged_populations(tmp_path):
+    import scrna_crosstab
+
+    truth = np.repeat(np.array(["a", "b", "c"]), 20)
+    right = np.repeat([0, 1, 2], 20)
+    merged = np.repeat([0, 0, 1], 20)  # b joins a; c is alone
+    path = tmp_path / "fit.npz"
+    np.savez(
+        path,
+        n_clusters=np.asarray(3),
+        random_state=np.asarray(0),
+        labels_0_train=np.stack([right, right], axis=1).astype(np.int16),
+        labels_1_train=np.stack([right, merged], axis=1).astype(np.int16),
+        truth_train=truth,
+    )
+    text = scrna_crosstab.crosstab(path)
+    # three of four replicas separate the three populations: so does the pool
+    assert "pooled NMI 1.000 / ARI 1.000" in text
+    assert "(0, 0): 1.000 / 1.000" in text
+    lines = text.splitlines()
+    merged_line = next(line for line in lines if line.startswith("  (1, 1):"))
+    nmi = float(merged_line.split(":")[1].split("/")[0])
+    assert 0.5 < nmi < 1.0
+    # every population's largest cluster holds all of it and nothing else
+    assert sum(line.endswith("(1.00; 1.00)") for line in lines) == 3
+
+
+def test_bench_default_table_known_answer(tmp_path):
+    import bench_default
+
+    def method(seconds, nmi, ari):
+        return {"seconds": seconds, "nmi": nmi, "ari": ari}
+
+    result = {
+        "flavor": "lognorm_fast",
+        "reference_flavor": "lognorm",
+        "naive_ms_per_iter": {"start": 20.0, "end": 30.0, "mean": 25.0},
+        "machine": {"cpu": "AMD EPYC", "torch_threads": 2, "torch": "2.13.0+cpu"},
+        "datasets": [
+            {
+                "dataset": "toy",
+                "n_obs": 3238,
+                "n_clusters": 8,
+                "methods": {
+                    "clustergan": method(100.0, 0.8, 0.7),
+                    "clustergan_reference": method(700.0, 0.79, 0.72),
+                    "scanpy_leiden": method(10.0, 0.75, 0.6),
+                    "pca_kmeans": method(5.0, 0.7, 0.5),
+                },
+            }
+        ],
+        "demo": {
+            "command": "scgan-cluster demo",
+            "seconds": 80.0,
+            "clustergan_seconds": 60.0,
+            "clustergan": {"nmi": 0.6, "ari": 0.5},
+            "leiden": {"nmi": 0.55, "ari": 0.45},
+        },
+    }
+    text = bench_default.write_table(result, tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text() == text
+    assert "| lognorm_fast: s (naive its) | NMI / ARI | lognorm: s (naive its) |" in text
+    # 100 s at 25 ms per naive iteration: 4,000 naive iterations; the reference 28,000, 7x
+    row = (
+        "| toy | 3,238 | 8 | 100 (4,000) | 0.800 / 0.700 | 700 (28,000) | 0.790 / 0.720 | 1 / 7.0 |"
+    )
+    assert row in text
+    assert "| 10, 0.750 / 0.600 | 5, 0.700 / 0.500 |" in text
+    assert "80 s in all, 60 s of it ClusterGAN" in text
+    assert "20.0 ms/it at the start, 30.0 at the end" in text
+
+
+def test_the_fast_candidate_trains_the_default():
+    import scrna
+
+    fast, c2 = scrna.CLUSTERGAN_VARIANTS["fast"], scrna.CLUSTERGAN_VARIANTS["fast_c2"]
+    assert fast == RECIPES["lognorm_fast"]
+    for k in (3, 8, 16):
+        for a, b in zip(fast.ensembles, c2.ensembles, strict=True):
+            assert fast.ensemble_settings(a, k) == c2.ensemble_settings(b, k)
+    assert scrna.CLUSTERGAN_VARIANTS["auto"] == RECIPES["lognorm"]

@@ -25,6 +25,20 @@ def test_the_default_and_the_paper_recipe():
     assert paper.n_latent is None
 
 
+def test_the_fast_recipe_is_the_default_trained_shorter():
+    fast, default = RECIPES["lognorm_fast"], RECIPES["lognorm"]
+    assert (fast.lr, fast.n_critic, fast.max_iter, fast.max_iter_per_cluster) == (2e-3, 2, 1000, 0)
+    assert [e.name for e in fast.ensembles] == ["genes", "pcs"]
+    same = ("preprocessing", "n_top_genes", "n_runs", "prior", "beta_r", "pool", "assign")
+    assert all(getattr(fast, f) == getattr(default, f) for f in same)
+    for k in (3, 16):
+        for e in fast.ensembles:
+            settings = fast.ensemble_settings(e, k)
+            assert (settings["lr"], settings["max_iter"], settings["n_critic"]) == (2e-3, 1000, 2)
+    assert fast.ensemble_settings(fast.ensembles[1], 3)["n_pcs"] == 50
+    assert resolve("lognorm_fast") == fast
+
+
 @pytest.mark.parametrize(
     ("flavor", "k", "ensemble", "expected"),
     [
@@ -33,6 +47,7 @@ def test_the_default_and_the_paper_recipe():
         ("lognorm", 10, "genes", 5000),
         ("lognorm", 16, "genes", 8000),
         ("lognorm", 16, "pcs", 2000),
+        ("lognorm_fast", 16, "genes", 1000),
         ("paper", 16, "genes", 8000),
     ],
 )
@@ -40,17 +55,23 @@ def test_budget_grows_with_k_except_where_an_ensemble_fixes_it(flavor, k, ensemb
     assert RECIPES[flavor].budget(k, ENSEMBLES[ensemble]) == expected
 
 
-def test_a_passed_max_iter_or_lr_applies_to_every_ensemble():
-    recipe = resolve("lognorm", max_iter=300, lr=1e-3)
+def test_a_passed_max_iter_lr_or_n_critic_applies_to_every_ensemble():
+    recipe = resolve("lognorm", max_iter=300, lr=1e-3, n_critic=3)
     for e in recipe.ensembles:
         assert recipe.budget(16, e) == 300
-        assert recipe.ensemble_settings(e, 16)["lr"] == 1e-3
+        settings = recipe.ensemble_settings(e, 16)
+        assert (settings["lr"], settings["n_critic"]) == (1e-3, 3)
     # unchanged otherwise: the components keep their own lr and budget
     default = RECIPES["lognorm"]
     pcs = default.ensemble_settings(ENSEMBLES["pcs"], 3)
-    assert (pcs["lr"], pcs["max_iter"], pcs["n_pcs"]) == (2e-3, 2000, 50)
+    assert (pcs["lr"], pcs["max_iter"], pcs["n_pcs"], pcs["n_critic"]) == (2e-3, 2000, 50, None)
     genes = default.ensemble_settings(ENSEMBLES["genes"], 3)
     assert (genes["lr"], genes["max_iter"], genes["n_pcs"]) == (None, 4000, None)
+    # an ensemble's own critic steps win over the recipe's
+    own = Ensemble("few", n_critic=1)
+    assert RECIPES["lognorm_fast"].ensemble_settings(own, 4)["n_critic"] == 1
+    with pytest.raises(ValueError, match="n_critic must be an integer >= 1"):
+        Ensemble("x", n_critic=0)
 
 
 def test_resolve_overrides_and_errors():
@@ -87,7 +108,7 @@ def test_recipes_are_frozen_and_a_variant_is_a_replaced_field():
         dataclasses.replace(RECIPES["lognorm"], pool="mean")
 
 
-@pytest.mark.parametrize("name", ["lognorm", "paper"])
+@pytest.mark.parametrize("name", ["lognorm", "lognorm_fast", "paper"])
 def test_to_dict_from_dict_roundtrip(name):
     recipe = resolve(name, betas=(0.4, 0.8), architecture_options={"hidden": (64, 64)})
     back = Recipe.from_dict(recipe.to_dict())

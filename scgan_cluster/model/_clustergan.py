@@ -50,12 +50,14 @@ class ClusterGAN:
     n_clusters
         K, the number of clusters.
     flavor
-        The recipe (:data:`scgan_cluster.recipes.RECIPES`): ``"lognorm"`` or ``"paper"``.
+        The recipe (:data:`scgan_cluster.recipes.RECIPES`): ``"lognorm"``, ``"lognorm_fast"``
+        (the same, six times faster, less accurate) or ``"paper"``.
         Images (an AnnData with ``uns["image_shape"]``, or a 4-D batch) always take the paper's
         recipe with its conv networks.
     max_iter
         Generator iterations of every ensemble. ``None``: the recipe's (``"lognorm"``:
-        ``max(4000, 500 K)`` for the genes, 2,000 for the components; ``"paper"``: 8,000).
+        ``max(4000, 500 K)`` for the genes, 2,000 for the components; ``"lognorm_fast"``:
+        1,000; ``"paper"``: 8,000).
     {doc_random_state}
     {doc_device}
     **model_args
@@ -106,6 +108,7 @@ class ClusterGAN:
         self.weights_: np.ndarray | None = None
         self.cluster_latent_: dict[str, np.ndarray] | None = None
         self.train_seconds_: float | None = None
+        self.fit_seconds_: dict[str, float] | None = None
         self.fit_params_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ state
@@ -191,8 +194,10 @@ class ClusterGAN:
         -------
         ``self``, with ``labels_``, ``proba_``, ``confidence_``, ``latent_``, ``labels_runs_``
         (every replica's labels), ``agreement_`` / ``weights_`` (each replica's agreement with
-        the others and its weight in the pool), ``members_`` (the trained ensembles) and
-        ``train_seconds_`` set. A failed fit leaves the model as it was.
+        the others and its weight in the pool), ``members_`` (the trained ensembles),
+        ``train_seconds_`` and ``fit_seconds_`` (wall seconds per phase: each ensemble's
+        preprocessing, training and assignment, then the pooling) set. A failed fit leaves the
+        model as it was.
         """
         if not isinstance(preprocess, (bool, np.bool_)):
             raise TypeError(f"preprocess must be True or False, got {preprocess!r}.")
@@ -299,6 +304,7 @@ class ClusterGAN:
             **({"image_shape": list(first.image_shape)} if first.image_shape else {}),
             **({"scale": float(first.transform["scale"])} if first.transform else {}),
         }
+        pool_start = time.perf_counter()
         reps = self.replicas
         latents = [np.hstack([rep.latent_, rep.proba_]) for rep in reps]
         self.labels_runs_ = np.stack([rep.labels_ for rep in reps], axis=1)
@@ -319,6 +325,11 @@ class ClusterGAN:
         self.labels_, self.proba_, self.latent_ = self._outputs(self.labels_runs_, latents)
         self.cluster_latent_ = self._cluster_latent()
         self.train_seconds_ = float(sum(m.train_seconds_ for m in members))
+        self.fit_seconds_ = {
+            f"{ensemble.name}: {phase}": float(seconds)
+            for ensemble, member in zip(recipe.ensembles, members, strict=True)
+            for phase, seconds in member.fit_seconds_.items()
+        } | {"pooling": time.perf_counter() - pool_start}
         logger.info("trained %d networks in %.1fs", len(reps), time.perf_counter() - start)
 
     @staticmethod
@@ -608,6 +619,7 @@ class ClusterGAN:
             else {"method": self.pool_.method, "n_clusters": self.pool_.n_clusters},
             "members": [c for c, _ in members],
             "train_seconds": self.train_seconds_,
+            "fit_seconds": self.fit_seconds_,
         }
         write_model_dir(path, "ClusterGAN", config, state, self.var_names_, overwrite=overwrite)
 
@@ -650,6 +662,7 @@ class ClusterGAN:
         model.var_names_ = var_names
         model.fit_params_ = config["fit_params"]
         model.train_seconds_ = config["train_seconds"]
+        model.fit_seconds_ = config.get("fit_seconds")
         fitted = state["fitted"]
         model.labels_ = arr(fitted["labels"])
         model.proba_ = arr(fitted["proba"])

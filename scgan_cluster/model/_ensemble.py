@@ -258,6 +258,7 @@ class GANEnsemble:
         self.center_spread_: float | None = None
         self.history_: dict[str, list[float]] = {}
         self.train_seconds_: float | None = None
+        self.fit_seconds_: dict[str, float] | None = None
         self.labels_: np.ndarray | None = None
         self.latent_: np.ndarray | None = None
         self.proba_: np.ndarray | None = None
@@ -472,6 +473,7 @@ class GANEnsemble:
         ids) and ``confidence_`` (per cell, the fraction of replicas that agree with its label).
         ``labels_`` is the consensus (``combine="consensus"``) or the selected replica's labels.
         """
+        fit_start = time.perf_counter()
         prepared = prepare_fit(
             data,
             layer=layer,
@@ -494,8 +496,10 @@ class GANEnsemble:
                 )
             self.image_shape = prepared.image_shape
             self.projection = self._fit_projection(prepared)
+            prepare_seconds = time.perf_counter() - fit_start
             if self.n_runs > 1:
                 self._fit_ensemble(prepared, callback, checkpoint, checkpoint_every)
+                self._set_fit_seconds(prepare_seconds, fit_start)
                 return self
             x = self._network_input(prepared)
             self._build(x.shape[1], prepared.image_shape)
@@ -533,11 +537,21 @@ class GANEnsemble:
             )
             self.train_seconds_ = time.perf_counter() - start
             self._assign(x)
+            self._set_fit_seconds(prepare_seconds, fit_start)
         except BaseException:
             vars(self).clear()
             vars(self).update(previous)
             raise
         return self
+
+    def _set_fit_seconds(self, prepare_seconds: float, fit_start: float) -> None:
+        """Set ``fit_seconds_``: wall seconds of preparing the input, training and labelling."""
+        total = time.perf_counter() - fit_start
+        self.fit_seconds_ = {
+            "preprocessing": prepare_seconds,
+            "training": float(self.train_seconds_),
+            "assignment": max(total - prepare_seconds - float(self.train_seconds_), 0.0),
+        }
 
     def _fit_projection(self, prepared: Prepared) -> PCAProjection | None:
         """With ``n_pcs``: the principal components the networks will see, fitted on ``prepared``."""

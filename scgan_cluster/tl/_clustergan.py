@@ -42,10 +42,12 @@ def clustergan(
     prior and a reconstruction term; two ensembles of 5 replicas (the genes for
     ``max(4000, 500 K)`` iterations, 50 principal components at lr 2e-3 for 2,000) whose labels
     are pooled by co-association linkage cut at K. About 11 minutes on 2 CPU cores up to
-    8 clusters. ``"paper"``: the paper's preprocessing (top 720 genes by variance,
-    ``log2(1 + C) / max``), uniform prior and one network, 8,000 iterations (the paper:
-    100,000). See :data:`scgan_cluster.recipes.RECIPES`; the benchmark behind the default is in
-    the README.
+    8 clusters. ``"lognorm_fast"``: the same with both ensembles at lr 2e-3 with 2 critic
+    steps for 1,000 iterations, about a sixth of the time and less accurate
+    (``benchmarks/bench_default.py``). ``"paper"``: the paper's preprocessing (top 720 genes by
+    variance, ``log2(1 + C) / max``), uniform prior and one network, 8,000 iterations (the
+    paper: 100,000). See :data:`scgan_cluster.recipes.RECIPES`; the benchmark behind the
+    default is in the README.
 
     Parameters
     ----------
@@ -53,7 +55,7 @@ def clustergan(
     n_clusters
         K, the number of clusters.
     flavor
-        The recipe: ``"lognorm"`` or ``"paper"``. Data prepared by
+        The recipe: ``"lognorm"``, ``"lognorm_fast"`` or ``"paper"``. Data prepared by
         :func:`scgan_cluster.pp.preprocess` must have been prepared with the recipe's flavor.
     max_iter
         Generator iterations of every ensemble (``None``: the recipe's).
