@@ -44,7 +44,7 @@ import scanpy as sc
 import torch
 from _naive import naive_train
 from _protocol import DEFAULT_DATA, RESULTS, machine, write_json
-from scrna import DATASETS, scanpy_standard
+from scrna import DATASETS, scanpy_standard, scvi_latent
 from sklearn.cluster import KMeans
 
 import scgan_cluster as scg
@@ -119,21 +119,11 @@ def run_baselines(adata, k: int, seed: int, truth: np.ndarray) -> dict[str, dict
         **_scores(truth, km.labels_),
     }
     try:
-        import scvi
+        import scvi  # noqa: F401
     except ImportError:
         return out
     start = time.perf_counter()
-    counts = sc.AnnData(adata.X.copy())
-    norm = counts.copy()
-    sc.pp.normalize_total(norm, target_sum=1e4)
-    sc.pp.log1p(norm)
-    sc.pp.highly_variable_genes(norm, n_top_genes=min(2000, adata.n_vars))
-    counts = counts[:, norm.var["highly_variable"].to_numpy()].copy()
-    scvi.settings.seed = seed
-    scvi.model.SCVI.setup_anndata(counts)
-    vae = scvi.model.SCVI(counts)
-    vae.train(accelerator="cpu", enable_progress_bar=False)
-    z = vae.get_latent_representation().astype(np.float64)
+    z, _ = scvi_latent(adata, seed)
     labels = KMeans(k, n_init=10, random_state=seed).fit_predict(z)
     out["scvi_kmeans"] = {
         "seconds": round(time.perf_counter() - start, 2),

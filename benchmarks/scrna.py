@@ -181,24 +181,30 @@ def method_scanpy_leiden(cache: Cache, split, k: int, seed: int) -> MethodResult
     )
 
 
-def method_scvi_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
+def scvi_latent(adata: AnnData, seed: int) -> tuple[np.ndarray, int]:
+    """scVI (scvi-tools' defaults, CPU) on the 2,000 highly variable genes of raw counts:
+    the latent of every cell (float64) and the epochs trained."""
     import scvi
 
-    a = cache.adata
-    hv = AnnData(a.X.copy(), obs=a.obs[[]].copy(), var=a.var[[]].copy())
+    hv = AnnData(adata.X.copy(), obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
     hv.layers["counts"] = hv.X.copy()
     norm = hv.copy()
     sc.pp.normalize_total(norm, target_sum=1e4)
     sc.pp.log1p(norm)
-    sc.pp.highly_variable_genes(norm, n_top_genes=min(2000, a.n_vars))
+    sc.pp.highly_variable_genes(norm, n_top_genes=min(2000, adata.n_vars))
     hv = hv[:, norm.var["highly_variable"].to_numpy()].copy()
     scvi.settings.seed = seed
     scvi.model.SCVI.setup_anndata(hv, layer="counts")
     model = scvi.model.SCVI(hv)
     model.train(accelerator="cpu", enable_progress_bar=False)
     z = model.get_latent_representation().astype(np.float64)
+    return z, int(model.history["elbo_train"].shape[0])
+
+
+def method_scvi_kmeans(cache: Cache, split, k: int, seed: int) -> MethodResult:
+    z, epochs = scvi_latent(cache.adata, seed)
     res = _fit_predict(KMeans(k, n_init=10, random_state=seed), z, split)
-    res.info["epochs"] = int(model.history["elbo_train"].shape[0])
+    res.info["epochs"] = epochs
     return res
 
 

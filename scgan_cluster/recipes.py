@@ -335,29 +335,27 @@ class Recipe:
         return cls(**values)
 
 
+_LOGNORM = Recipe(
+    name="lognorm",
+    preprocessing="lognorm",
+    n_top_genes=2000,
+    max_iter=4000,
+    max_iter_per_cluster=500,
+    n_runs=5,
+    prior="learned",
+    beta_r=1.0,
+    ensembles=(ENSEMBLES["genes"], ENSEMBLES["pcs"]),
+    pool="linkage",
+)
+
 RECIPES: dict[str, Recipe] = {
-    "lognorm": Recipe(
-        name="lognorm",
-        preprocessing="lognorm",
-        n_top_genes=2000,
-        max_iter=4000,
-        max_iter_per_cluster=500,
-        n_runs=5,
-        prior="learned",
-        beta_r=1.0,
-        ensembles=(ENSEMBLES["genes"], ENSEMBLES["pcs"]),
-        pool="linkage",
-    ),
-    "lognorm_fast": Recipe(
+    "lognorm": _LOGNORM,
+    "lognorm_fast": dataclasses.replace(
+        _LOGNORM,
         name="lognorm_fast",
-        preprocessing="lognorm",
-        n_top_genes=2000,
         max_iter=1000,
-        n_runs=5,
-        prior="learned",
-        beta_r=1.0,
+        max_iter_per_cluster=0,
         ensembles=(Ensemble("genes"), Ensemble("pcs", n_pcs=50)),
-        pool="linkage",
         lr=2e-3,
         n_critic=2,
     ),
