@@ -25,15 +25,17 @@ training loop (``scgan_cluster.train.train_clustergan``) with no copied loop:
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from _protocol import MethodResult
+from _protocol import MethodResult, score
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import NMF, PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -109,6 +111,9 @@ class Budget:
     # > 0: ClusterGAN's runs (seeds 0 .. ensemble_runs - 1) train together as one vectorized
     # ensemble (GANEnsemble(n_runs=...)); replica r follows seed r's random stream
     ensemble_runs: int = 0
+    # > 0: score ClusterGAN's runs on validation and test every ``curve_every`` generator
+    # iterations (a convergence curve, in each run's "curve"); 0: only at the end
+    curve_every: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -271,12 +276,14 @@ def fit_clustergan(
     seed: int,
     device: str = "cpu",
     checkpoint: Path | None = None,
+    callback: Callable[[GANEnsemble, int], None] | None = None,
     **options,
 ) -> GANEnsemble:
     """The package's network with the dataset's paper settings, KMeans on the encoder latent.
 
     ``options`` go to :class:`~scgan_cluster.model.GANEnsemble` as well (e.g. ``precision``);
-    ``checkpoint`` to its ``fit`` (a file the training's state is kept in and resumed from).
+    ``checkpoint`` and ``callback`` to its ``fit`` (a file the training's state is kept in and
+    resumed from; a function called along the training).
     """
     model = GANEnsemble(
         data.n_clusters,
@@ -292,7 +299,7 @@ def fit_clustergan(
         device=device,
         **options,
     )
-    return model.fit(x_train, preprocess=False, checkpoint=checkpoint)
+    return model.fit(x_train, preprocess=False, checkpoint=checkpoint, callback=callback)
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -376,6 +383,53 @@ def _subset(idx: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.RandomState(seed).choice(len(idx), cap, replace=False))
 
 
+# ----------------------------------------------------------------------------- curves
+class Curve:
+    """A fit callback that scores each run on validation and test every ``every`` iterations.
+
+    ``points[seed]`` is a list of ``{"iteration", "seconds", "val", "test"}`` (the scores of
+    :func:`_protocol.score`): the model's :meth:`~scgan_cluster.model.GANEnsemble.snapshot`
+    labels the held-out points by the same rule as the finished model, and the training is
+    unchanged by it. With a ``checkpoint`` the points are kept beside it (``.curve.json``), so a
+    resumed run keeps the points from before its stop.
+    """
+
+    def __init__(
+        self,
+        data: BenchData,
+        split: dict[str, np.ndarray],
+        seeds: list[int],
+        every: int,
+        checkpoint: Path | None = None,
+    ) -> None:
+        self.data, self.split, self.seeds, self.every = data, split, seeds, every
+        self.path = None if checkpoint is None else checkpoint.with_suffix(".curve.json")
+        self.points: dict[int, list[dict[str, Any]]] = {s: [] for s in seeds}
+        if self.path is not None and self.path.exists() and checkpoint.exists():
+            saved = json.loads(self.path.read_text())
+            self.points = {int(s): pts for s, pts in saved.items()}
+        self.done = {p["iteration"] for pts in self.points.values() for p in pts}
+
+    def __call__(self, model: GANEnsemble, iteration: int) -> None:
+        if iteration % self.every or iteration in self.done:
+            return
+        snap = model.snapshot()
+        runs = snap.replicas if snap.replicas is not None else [snap]
+        for seed, run in zip(self.seeds, runs, strict=True):
+            point: dict[str, Any] = {
+                "iteration": iteration,
+                "seconds": round(snap.train_seconds_, 1),
+            }
+            for part in ("val", "test"):
+                labels = run.predict(self.data.x[self.split[part]])
+                point[part] = score(self.data.y[self.split[part]], labels)
+            self.points[seed].append(point)
+        self.done.add(iteration)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({str(s): p for s, p in self.points.items()}))
+
+
 # ----------------------------------------------------------------------------- the methods
 def make_methods(budget: Budget) -> dict[str, Any]:
     """All methods, each ``method(data, split, n_clusters, seed) -> MethodResult``, in table order.
@@ -387,6 +441,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
     gan_cache: dict[tuple[str, int, int], TrainedGAN] = {}
 
     ensembles: dict[tuple[str, int], GANEnsemble] = {}
+    curves: dict[int, list[dict[str, Any]]] = {}
 
     def clustergan(data: BenchData, split, k, seed) -> MethodResult:
         n_rep, n = budget.ensemble_runs, len(split["train"])
@@ -398,15 +453,20 @@ def make_methods(budget: Budget) -> dict[str, Any]:
         )
 
         def fit(seed: int, **options) -> GANEnsemble:
-            return fit_clustergan(
+            seeds = list(range(n_rep)) if n_rep else [seed]
+            curve = Curve(data, split, seeds, budget.curve_every, checkpoint)
+            model = fit_clustergan(
                 data,
                 data.x[split["train"]],
                 max_iter=budget.max_iter,
                 seed=seed,
                 device=dev,
                 checkpoint=checkpoint,
+                callback=curve if budget.curve_every else None,
                 **options,
             )
+            curves.update(curve.points)
+            return model
 
         if not n_rep:
             model = fit(seed)
@@ -426,6 +486,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
                 "iterations": budget.max_iter,
                 "train_seconds": round(seconds, 2),
                 **({"trained_as": f"replica {seed} of an ensemble of {n_rep}"} if n_rep else {}),
+                **({"curve": curves[seed]} if budget.curve_every else {}),
             },
         )
 

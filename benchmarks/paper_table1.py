@@ -17,6 +17,9 @@ Algorithm 1 on every validation and test point. Without it, each dataset gets th
 Writes ``results/paper_table1_<dataset>.json`` and (from every such file present)
 ``results/paper_table1.md``.
 
+``--curve-every N`` scores ClusterGAN's runs on validation and test every N generator iterations
+and adds a convergence table to the report.
+
 ``--ensemble`` trains ClusterGAN's R runs together as one vectorized ensemble (MLP or grouped
 convolutions; replica r follows the random stream of the separate run with seed r), and
 ``--checkpoint-dir DIR`` keeps each ClusterGAN training's state there, so that rerunning the
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import time
@@ -190,11 +194,16 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _title(res: dict[str, Any]) -> str:
+    """The dataset's name, with the run's ``--tag`` when it has one."""
+    return f"{res['dataset']} ({res['tag']})" if res.get("tag") else res["dataset"]
+
+
 def summary(results: list[dict[str, Any]]) -> str:
     """One compact table over all datasets (for the README): best-of-R purity / NMI / ARI vs the paper."""
     lines = [
-        "| dataset | method | runs x iterations | ours: purity / NMI / ARI (best of R) | paper: ACC (purity) / NMI / ARI |",
-        "|---|---|---|---|---|",
+        "| dataset | method | runs x iterations | device | ours: purity / NMI / ARI (best of R) | paper: ACC (purity) / NMI / ARI |",
+        "|---|---|---|---|---|---|",
     ]
     for res in results:
         paper = {
@@ -211,10 +220,36 @@ def summary(results: list[dict[str, Any]]) -> str:
                 ref_txt += " (course project)"
             kind = " (transductive)" if METHOD_KIND.get(r["method"]) == "transductive" else ""
             lines.append(
-                f"| {res['dataset']} | {r['method']}{kind} | {budget} | "
+                f"| {_title(res)} | {r['method']}{kind} | {budget} | {res['budget'].get('device', 'cpu')} | "
                 f"{b['purity']:.2f} / {b['nmi']:.2f} / {b['ari']:.2f} | {ref_txt} |"
             )
     return "\n".join(lines)
+
+
+def curve_table(row: dict[str, Any]) -> list[str]:
+    """A method's convergence curve: test scores along the training, over its runs."""
+    runs = row["runs"]
+    lines = [
+        f"Convergence of {row['method']} (`--curve-every`): test purity / NMI / ARI along the "
+        f"training, mean +- sd over the {len(runs)} runs, and the run with the best validation "
+        "purity at that iteration (the paper's rule). s = training seconds so far.",
+        "",
+        "| iteration | s | purity mean +- sd | NMI mean +- sd | ARI mean +- sd "
+        "| best by val purity: purity / NMI / ARI |",
+        "|---|---|---|---|---|---|",
+    ]
+    iterations = sorted(set.intersection(*({p["iteration"] for p in r["curve"]} for r in runs)))
+    for it in iterations:
+        points = [next(p for p in r["curve"] if p["iteration"] == it) for r in runs]
+        test = {k: np.array([p["test"][k] for p in points]) for k in ("purity", "nmi", "ari")}
+        best = max(points, key=lambda p: p["val"]["purity"])["test"]
+        sd = {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in test.items()}
+        lines.append(
+            f"| {it} | {max(p['seconds'] for p in points):.0f} | "
+            + " | ".join(f"{test[k].mean():.3f} +- {sd[k]:.3f}" for k in test)
+            + f" | {best['purity']:.3f} / {best['nmi']:.3f} / {best['ari']:.3f} |"
+        )
+    return lines
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -236,7 +271,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "",
     ]
     for res in results:
-        ds = res["dataset"]
+        ds = _title(res)
         paper = {
             **PAPER_TABLE1.get(res["paper_key"], {}),
             **COURSE_TABLE1.get(res["paper_key"], {}),
@@ -272,6 +307,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {m['purity']:.2f} +- {s['purity']:.2f} | {m['nmi']:.2f} +- {s['nmi']:.2f} "
                 f"| {m['ari']:.2f} +- {s['ari']:.2f} | {ref_txt} | {r['seconds_per_run']:.0f} |"
             )
+        for r in res["methods"]:
+            if "curve" in r["runs"][0]:
+                lines += ["", *curve_table(r)]
         missing = [k for k in paper if k not in {r["method"] for r in res["methods"]}]
         if missing:
             lines.append("")
@@ -340,6 +378,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="train ClusterGAN's runs together as one vectorized ensemble (replica r follows "
         "seed r's random stream; each run's train_seconds is the ensemble's over R)",
     )
+    parser.add_argument(
+        "--curve-every",
+        type=int,
+        default=0,
+        help="score ClusterGAN's runs on validation and test every N generator iterations (a "
+        "convergence curve in the result files; N a multiple of max_iter // 100)",
+    )
+    parser.add_argument(
+        "--tag",
+        default=None,
+        help="write results/paper_table1_<dataset>_<tag>.json, a section of its own beside the "
+        "dataset's other runs (e.g. a longer budget for some methods)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -388,6 +439,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 setattr(budget, field_name, value)
         runs = args.runs or runs
         budget.ensemble_runs = runs if args.ensemble else 0
+        log_every = max(1, budget.max_iter // 100)
+        if args.curve_every < 0 or args.curve_every % log_every:
+            parser.error(
+                f"--curve-every must be a multiple of max_iter // 100 = {log_every} (the fit's "
+                f"callback interval), got {args.curve_every}"
+            )
+        budget.curve_every = args.curve_every
+        if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
+            parser.error(f"--tag takes letters, digits, '_', '.' and '-', got {args.tag!r}")
         full = args.paper and budget.max_iter == PAPER_BUDGET.max_iter and runs == PAPER_RUNS
         label = (
             "the paper's full protocol" if full else "CPU budget, NOT the paper's protocol"
@@ -410,6 +470,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
         res = {
             "dataset": name,
+            "tag": args.tag,
             "paper_key": PAPER_KEY.get(name, name),
             "description": data.description,
             "n_points": len(data.x),
@@ -436,7 +497,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 k: list(v) for k, v in PAPER_TABLE1.get(PAPER_KEY.get(name, name), {}).items()
             },
         }
-        path = args.out / f"paper_table1_{name}.json"
+        path = args.out / f"paper_table1_{name}{'_' + args.tag if args.tag else ''}.json"
         if args.merge and path.exists():
             res = _merge(json.loads(path.read_text()), res)
         write_json(path, res)

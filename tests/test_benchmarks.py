@@ -184,6 +184,40 @@ def test_harness_trains_clustergan_runs_as_one_ensemble(tmp_path):
     ]
 
 
+def test_harness_curve_scores_every_run_along_training_and_survives_a_rerun(tmp_path):
+    import paper_table1
+
+    argv = ["--datasets", "synthetic", "--subsample", "300", "--runs", "2", "--max-iter", "20"]
+    argv += ["--methods", "ClusterGAN,KMeans", "--ensemble", "--curve-every", "10"]
+    argv += ["--tag", "long", "--out", str(tmp_path), "--data-dir", str(tmp_path)]
+    argv += ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    (result,) = paper_table1.main(argv)
+    assert result["tag"] == "long"
+    assert (tmp_path / "paper_table1_synthetic_long.json").exists()
+    cgan = result["methods"][0]
+    for run in cgan["runs"]:
+        assert [p["iteration"] for p in run["curve"]] == [10, 20]
+        # the last point is the finished run's own score
+        assert run["curve"][-1]["test"] == run["test"]
+        assert run["curve"][-1]["val"] == run["val"]
+        assert 0 < run["curve"][0]["seconds"] <= run["curve"][1]["seconds"]
+    assert "curve" not in result["methods"][1]["runs"][0]
+    table = (tmp_path / "paper_table1.md").read_text()
+    assert "## synthetic (long)" in table
+    assert "Convergence of ClusterGAN" in table
+    lines = table.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| iteration |"))
+    rows = lines[header + 2 : lines.index("", header)]
+    assert [row.split(" | ")[0] for row in rows] == ["| 10", "| 20"]
+    # a rerun loads the finished checkpoint instead of training, and keeps the curve
+    (again,) = paper_table1.main(argv)
+    assert [r["curve"] for r in again["methods"][0]["runs"]] == [r["curve"] for r in cgan["runs"]]
+    with pytest.raises(SystemExit):
+        paper_table1.main([*argv, "--tag", "../elsewhere"])
+    with pytest.raises(SystemExit):  # the fit's callback comes every 300 // 100 = 3 iterations
+        paper_table1.main([*argv, "--max-iter", "300", "--curve-every", "10"])
+
+
 @pytest.fixture(scope="module")
 def tiny_images():
     rng = np.random.default_rng(0)

@@ -201,6 +201,45 @@ def test_fit_callback_sees_the_model_during_training():
     assert model.encoder.training is False
 
 
+@pytest.mark.parametrize("n_runs", [1, 3])
+def test_snapshot_in_the_callback_is_the_model_so_far_and_leaves_training_alone(n_runs):
+    a = make_counts()
+    settings = {"n_latent": 4, "max_iter": 20, "batch_size": 32, "n_runs": n_runs}
+    plain = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=20)
+    snaps = {}
+
+    def cb(model, it):
+        if it in (10, 20):
+            snaps[it] = model.snapshot()
+
+    model = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=20, callback=cb)
+    # taking snapshots changed nothing in the training
+    for name in ("generator", "encoder", "critic"):
+        for p, q in zip(
+            getattr(plain, name).state_dict().values(),
+            getattr(model, name).state_dict().values(),
+            strict=True,
+        ):
+            assert torch.equal(p, q)
+    np.testing.assert_array_equal(model.labels_, plain.labels_)
+    # the last iteration's snapshot is the fitted model; the earlier one is another model
+    last, early = snaps[20], snaps[10]
+    np.testing.assert_array_equal(last.labels_, model.labels_)
+    np.testing.assert_array_equal(last.predict(a), model.predict(a))
+    np.testing.assert_allclose(last.latent_, model.latent_, atol=1e-6)
+    assert not np.allclose(early.latent_, model.latent_, atol=1e-3)
+    assert early.labels_.shape == (a.n_obs,)
+    assert early.history_ == {}
+    assert 0 < early.train_seconds_ <= last.train_seconds_
+    if n_runs > 1:
+        assert len(early.replicas) == n_runs
+        assert early.labels_runs_.shape == (a.n_obs, n_runs)
+        np.testing.assert_array_equal(last.labels_runs_, model.labels_runs_)
+    assert not hasattr(model, "_live")
+    with pytest.raises(RuntimeError, match="callback of a running fit"):
+        model.snapshot()
+
+
 def test_failed_refit_keeps_the_trained_model():
     a = make_counts()
     model = scg.model.GANEnsemble(3, n_latent=4, max_iter=20, batch_size=32).fit(a, n_top_genes=20)

@@ -8,6 +8,7 @@ their replicas (:mod:`scgan_cluster.model._pool`).
 
 from __future__ import annotations
 
+import copy
 import numbers
 import time
 from collections.abc import Callable
@@ -442,10 +443,10 @@ class GANEnsemble:
             Genes kept when the preprocessing is applied here.
         callback
             Called as ``callback(model, iteration)`` every ``max_iter // 100`` generator
-            iterations during training, e.g. to evaluate the clustering along the run
-            (``model.get_latent_representation`` works inside it) or to save checkpoints.
-            With ``n_runs > 1`` the replicas are still stacked while it runs, so the model has
-            no networks yet inside the callback (it serves for progress and timing only).
+            iterations during training, e.g. to follow the clustering along the run: inside it,
+            ``model.snapshot()`` returns a trained copy of the networks as they stand (for
+            ``n_runs > 1``, of every replica), labelled by the model's ``assign`` rule, without
+            changing the training.
         flavor
             Preprocessing of raw counts applied here (see :func:`scgan_cluster.pp.preprocess`):
             ``"paper"`` (top genes by count variance, ``log2(1 + C) / max``) or ``"lognorm"``
@@ -506,6 +507,7 @@ class GANEnsemble:
             self.var_names = np.asarray(prepared.var_names, dtype=str)
             self.transform = prepared.transform
             source = as_source(x, self.device, self._sample_shape())
+            self._live = {"x": x, "start": time.perf_counter()}
             noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
             index_gen = torch.Generator().manual_seed(self.random_state + 2)
             logger.info(
@@ -536,6 +538,7 @@ class GANEnsemble:
                 checkpoint_every=checkpoint_every,
             )
             self.train_seconds_ = time.perf_counter() - start
+            del self._live
             self._assign(x)
             self._set_fit_seconds(prepare_seconds, fit_start)
         except BaseException:
@@ -543,6 +546,40 @@ class GANEnsemble:
             vars(self).update(previous)
             raise
         return self
+
+    def snapshot(self) -> GANEnsemble:
+        """A trained copy of the model as it stands inside a running fit's ``callback``.
+
+        The networks (for ``n_runs > 1``: every replica, unstacked) are copied in evaluation
+        mode and the training cells are labelled by the model's ``assign`` rule (and, for an
+        ensemble, pooled as at the end of a fit), so ``predict`` and
+        ``get_latent_representation`` work on the copy; ``train_seconds_`` is the training
+        time so far and ``history_`` is empty. The running fit is not changed: its networks,
+        optimisers and random streams stay as they were.
+        """
+        live = getattr(self, "_live", None)
+        if live is None:
+            raise RuntimeError(
+                "snapshot() is for the callback of a running fit; after fit, use the model itself."
+            )
+        x, seconds = live["x"], time.perf_counter() - live["start"]
+        params = {**self.params, "betas": tuple(self.params["betas"])}
+        snap = GANEnsemble(**params, device=self.device)
+        snap.image_shape, snap.projection = self.image_shape, self.projection
+        snap.var_names, snap.transform = self.var_names, self.transform
+        snap.prior = copy.deepcopy(self.prior)
+        if "stacked" not in live:
+            for name in ("generator", "encoder", "critic"):
+                setattr(snap, name, copy.deepcopy(getattr(self, name)).eval())
+            snap.history_, snap.train_seconds_ = {}, seconds
+            snap._assign(x)
+            return snap
+        gen, enc, crit = live["stacked"]
+        replicas = [snap._replica(r) for r in range(self.n_runs)]
+        snap._adopt_replicas(
+            replicas, gen.unstack(), enc.unstack(), crit.unstack(), [{}] * self.n_runs, seconds, x
+        )
+        return snap
 
     def _set_fit_seconds(self, prepare_seconds: float, fit_start: float) -> None:
         """Set ``fit_seconds_``: wall seconds of preparing the input, training and labelling."""
@@ -630,6 +667,7 @@ class GANEnsemble:
             self.device,
         )
         start = time.perf_counter()
+        self._live = {"x": x, "start": start, "stacked": (gen, enc, crit)}
         histories = train_clustergan(
             gen,
             enc,
@@ -646,8 +684,24 @@ class GANEnsemble:
             checkpoint_every=checkpoint_every,
         )
         seconds = time.perf_counter() - start
+        del self._live
+        self._adopt_replicas(
+            replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, seconds, x
+        )
+
+    def _adopt_replicas(
+        self,
+        replicas: list[GANEnsemble],
+        gens: list,
+        encs: list,
+        crits: list,
+        histories: list[dict[str, list[float]]],
+        seconds: float,
+        x,
+    ) -> None:
+        """Give each replica its trained networks and labels, then pool them into ``self``."""
         for r, (rep, g, e, c, hist) in enumerate(
-            zip(replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, strict=True)
+            zip(replicas, gens, encs, crits, histories, strict=True)
         ):
             rep.generator, rep.encoder, rep.critic = g.eval(), e.eval(), c.eval()
             rep.prior = self._replica_prior(r)
