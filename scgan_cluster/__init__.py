@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import adapters, datasets, metrics, model, nn, pl, pp, recipes, tl, train
 from ._fit_tensor import fit_tensor
+from ._read import read_dask
 from ._settings import settings
 from .model import ClusterGAN
 
@@ -23,6 +24,7 @@ __all__ = [
     "nn",
     "pl",
     "pp",
+    "read_dask",
     "recipes",
     "settings",
     "tl",

@@ -9,6 +9,8 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from scgan_cluster._dask import check_dask_matrix, chunk_results, is_dask
+
 __all__ = [
     "check_adata",
     "get_matrix",
@@ -62,10 +64,19 @@ def get_matrix(adata: AnnData, layer: str | None):
                 f"Layer {layer!r} not found in adata.layers; available layers: {list(adata.layers)}."
             )
         x = adata.layers[layer]
+    if adata.isbacked:
+        raise ValueError(
+            "adata is backed (read with backed='r'), and ClusterGAN reads large files through "
+            "dask instead: open it with scgan_cluster.read_dask(path), which keeps the matrix on "
+            "disk and reads it a chunk of cells at a time (or load it with adata.to_memory())."
+        )
+    if is_dask(x):
+        check_dask_matrix(x, where_text(layer))
+        return x
     if not (isinstance(x, np.ndarray) or sparse.issparse(x)):
         raise TypeError(
-            f"{where_text(layer)} is a {type(x).__name__}; expected a numpy array or a scipy sparse matrix. "
-            "For a backed AnnData, load it with adata.to_memory() first."
+            f"{where_text(layer)} is a {type(x).__name__}; expected a numpy array, a scipy sparse "
+            "matrix or a dask array."
         )
     if x.ndim != 2:
         raise ValueError(f"{where_text(layer)} must be 2-D, got shape {x.shape}.")
@@ -76,16 +87,48 @@ def _values(x) -> np.ndarray:
     return x.data if sparse.issparse(x) else np.asarray(x)
 
 
+def _value_stats(x) -> dict[str, float]:
+    """Stored values of a matrix: how many, how many not finite, the smallest, how many not integer.
+
+    A dask matrix is read once, a chunk of cells at a time.
+    """
+
+    def stats(chunk, start: int = 0) -> tuple[int, int, float, int]:
+        v = _values(chunk)
+        if not np.issubdtype(v.dtype, np.floating):
+            return v.size, 0, float(v.min()) if v.size else np.inf, 0
+        finite = v[np.isfinite(v)]
+        lowest = float(finite.min()) if finite.size else np.inf
+        return v.size, v.size - finite.size, lowest, int((finite != np.round(finite)).sum())
+
+    parts = chunk_results(x, stats) if is_dask(x) else [stats(x)]
+    return {
+        "size": sum(p[0] for p in parts),
+        "not_finite": sum(p[1] for p in parts),
+        "min": min(p[2] for p in parts),
+        "not_integer": sum(p[3] for p in parts),
+    }
+
+
+def _check_dtype(x, what: str) -> np.dtype:
+    dtype = np.dtype(x.dtype) if is_dask(x) else _values(x).dtype
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise TypeError(f"{what} has dtype {dtype}; expected numbers.")
+    return dtype
+
+
+def _raise_not_finite(stats: dict[str, float], what: str) -> None:
+    if stats["not_finite"]:
+        raise ValueError(
+            f"{what} contains {stats['not_finite']} NaN or infinite values; remove or impute them first."
+        )
+
+
 def check_finite(x, what: str) -> None:
     """Numeric dtype and no NaN / inf (looks only at stored values of a sparse matrix)."""
-    v = _values(x)
-    if not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
-        raise TypeError(f"{what} has dtype {v.dtype}; expected numbers.")
-    if np.issubdtype(v.dtype, np.floating) and v.size and not np.isfinite(v).all():
-        n_bad = int((~np.isfinite(v)).sum())
-        raise ValueError(
-            f"{what} contains {n_bad} NaN or infinite values; remove or impute them first."
-        )
+    dtype = _check_dtype(x, what)
+    if np.issubdtype(dtype, np.floating):
+        _raise_not_finite(_value_stats(x), what)
 
 
 def check_counts(
@@ -93,8 +136,9 @@ def check_counts(
 ) -> None:
     """Raw counts: finite, non-negative integers. The message names the layer to pass instead."""
     what = where_text(layer) if adata is not None else "The input"
-    check_finite(x, what)
-    v = _values(x)
+    _check_dtype(x, what)
+    stats = _value_stats(x)
+    _raise_not_finite(stats, what)
     hint = ""
     if adata is not None:
         others = [k for k in adata.layers if k != layer]
@@ -104,11 +148,11 @@ def check_counts(
             else " Pass layer= with a layer that holds raw counts"
         ) + "."
     hint += extra_hint
-    if v.size and v.min() < 0:
+    if stats["size"] and stats["min"] < 0:
         raise ValueError(
-            f"{what} has negative values (min {float(v.min()):.4g}), so it does not hold raw counts.{hint}"
+            f"{what} has negative values (min {stats['min']:.4g}), so it does not hold raw counts.{hint}"
         )
-    if np.issubdtype(v.dtype, np.floating) and v.size and not np.array_equal(v, np.round(v)):
+    if stats["not_integer"]:
         raise ValueError(f"{what} has non-integer values, so it does not hold raw counts.{hint}")
 
 

@@ -209,6 +209,9 @@ def test_harness_curve_scores_every_run_along_training_and_survives_a_rerun(tmp_
     header = next(i for i, line in enumerate(lines) if line.startswith("| iteration |"))
     rows = lines[header + 2 : lines.index("", header)]
     assert [row.split(" | ")[0] for row in rows] == ["| 10", "| 20"]
+    (tmp_path / "paper_table1.md").unlink()
+    assert paper_table1.main(["--report", "--out", str(tmp_path)]) == []
+    assert (tmp_path / "paper_table1.md").read_text() == table
     # a rerun loads the finished checkpoint instead of training, and keeps the curve
     (again,) = paper_table1.main(argv)
     assert [r["curve"] for r in again["methods"][0]["runs"]] == [r["curve"] for r in cgan["runs"]]
@@ -313,3 +316,30 @@ def test_bench_ensemble_row_known_answer():
         "ratio": 4.2,
         "one_gflops": 23.6,
     }
+
+
+def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_from_disk(tmp_path):
+    import bench_scale
+
+    rng = np.random.default_rng(0)
+    mean = np.repeat([[0.05, 0.7, 5.0]], 40_000, axis=0)
+    counts = bench_scale.negative_binomial_csr(rng, mean, 2.0).toarray()
+    # the negative binomial's mean m and variance m + m^2 / 2, and P(0) = (2 / (2 + m))^2
+    np.testing.assert_allclose(counts.mean(0), [0.05, 0.7, 5.0], rtol=0.03)
+    np.testing.assert_allclose(counts.var(0), [0.05125, 0.945, 17.5], rtol=0.06)
+    np.testing.assert_allclose((counts == 0).mean(0), (2 / (2 + mean[0])) ** 2, atol=0.01)
+
+    argv = ["--sizes", "400", "--genes", "300", "--iters", "3", "--chunk", "128"]
+    result = bench_scale.main([*argv, "--out", str(tmp_path), "--workdir", str(tmp_path)])
+    (row,) = result["rows"]
+    assert row["data"]["n_cells"] == 400
+    assert 0.01 < row["data"]["nonzero_fraction"] < 0.3
+    assert [r["recipe"] for r in row["runs"]] == ["lognorm", "paper"]
+    for run in row["runs"]:
+        assert "failed" not in run
+        assert -1.0 <= run["ari"] <= 1.0
+        assert run["peak_rss_mb"] > 0
+        assert any(k.endswith("training") for k in run["phase_seconds"])
+    assert not list(tmp_path.rglob("*.h5ad"))  # the simulated file is removed
+    table = (tmp_path / "bench_scale.md").read_text()
+    assert table.count("| 400 |") == 2

@@ -11,6 +11,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from scgan_cluster._dask import check_dask_matrix, is_dask
 from scgan_cluster._validation import (
     check_adata,
     check_counts,
@@ -90,6 +91,11 @@ def image_shape_of(adata: AnnData) -> tuple[int, int, int] | None:
 
 def _image_pixels(x, what: str) -> np.ndarray | sparse.spmatrix:
     """Pixels as float32 in [0, 1]: integer images are read as 8-bit (divided by 255)."""
+    if is_dask(x):
+        raise TypeError(
+            f"{what} is a dask array of images; images are read into memory: pass "
+            "x.compute() (dask input is for cells x genes matrices)."
+        )
     check_finite(x, what)
     v = x.data if sparse.issparse(x) else np.asarray(x)
     if v.dtype == bool:
@@ -114,13 +120,16 @@ def _as_array(data):
     """Array-like input -> numpy (2-D or 4-D) or scipy sparse (2-D)."""
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
-    if sparse.issparse(data) or isinstance(data, np.ndarray):
+    if is_dask(data):
+        check_dask_matrix(data, "The input")
+        x = data
+    elif sparse.issparse(data) or isinstance(data, np.ndarray):
         x = data
     elif isinstance(data, (pd.DataFrame, list, tuple)):
         x = np.asarray(data)
     else:
         raise TypeError(
-            f"Expected an AnnData, numpy array, scipy sparse matrix or torch tensor, got {type(data).__name__}."
+            f"Expected an AnnData, numpy array, scipy sparse matrix, dask array or torch tensor, got {type(data).__name__}."
         )
     if x.ndim not in (2, 4):
         extra = (
@@ -137,6 +146,8 @@ def _as_array(data):
 
 
 def _float32(x):
+    if is_dask(x):
+        return x if x.dtype == np.float32 else x.astype(np.float32)
     if sparse.issparse(x):
         return sparse.csr_matrix(x, dtype=np.float32)
     return np.asarray(x, dtype=np.float32)

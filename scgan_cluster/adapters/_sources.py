@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from scipy import sparse
 
-__all__ = ["DenseSource", "SparseSource", "as_source"]
+from scgan_cluster._dask import is_dask
+
+__all__ = ["DaskSource", "DenseSource", "SparseSource", "as_source"]
 
 
 class DenseSource:
@@ -54,21 +56,69 @@ class SparseSource:
         return torch.from_numpy(rows).to(self.device, non_blocking=True)
 
 
+class DaskSource:
+    """A dask matrix (cells x features, chunked along the cells) read a few rows at a time.
+
+    Nothing is held but the rows of the current block of training draws: the loop announces
+    the rows a block of iterations will use (:meth:`prefetch`), they are read in one dask
+    computation, and the block's batches are gathered from them. Other reads (:meth:`take` of
+    rows not announced, e.g. the chunks that encoding walks through) are computed when asked.
+    """
+
+    def __init__(self, x, device: torch.device, sample_shape: Sequence[int] | None = None) -> None:
+        self.data = x
+        self.device = torch.device(device)
+        self.n_obs = int(x.shape[0])
+        self.sample_shape = None if sample_shape is None else tuple(int(s) for s in sample_shape)
+        self._rows: np.ndarray | None = None  # the prefetched rows (ascending) ...
+        self._values: torch.Tensor | None = None  # ... and their values, on the device
+
+    def _read(self, rows: np.ndarray) -> torch.Tensor:
+        """Rows (ascending, unique) as a float32 tensor on the device."""
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a range: one slice
+            block = self.data[int(rows[0]) : int(rows[-1]) + 1].compute()
+        else:
+            block = self.data[rows].compute()
+        block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self.sample_shape is not None:
+            block = block.reshape(block.shape[0], *self.sample_shape)
+        return torch.from_numpy(block).to(self.device)
+
+    def prefetch(self, idx: torch.Tensor) -> None:
+        """Read the rows in ``idx`` (any shape) now, for the :meth:`take` calls that follow."""
+        self._rows = np.unique(idx.cpu().numpy().ravel())
+        self._values = self._read(self._rows)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        wanted = idx.cpu().numpy()
+        if self._rows is not None:
+            pos = np.searchsorted(self._rows, wanted)
+            pos_ok = pos < len(self._rows)
+            if pos_ok.all() and np.array_equal(self._rows[pos], wanted):
+                return torch.index_select(self._values, 0, torch.from_numpy(pos).to(self.device))
+        rows, inverse = np.unique(wanted, return_inverse=True)
+        values = self._read(rows)
+        return torch.index_select(values, 0, torch.from_numpy(inverse.ravel()).to(self.device))
+
+
 def as_source(
     x, device: torch.device, sample_shape: Sequence[int] | None = None
-) -> DenseSource | SparseSource:
+) -> DenseSource | SparseSource | DaskSource:
     """Wrap a 2-D dense or sparse matrix as a source on ``device``.
 
     Parameters
     ----------
     x
-        numpy array, torch tensor or scipy sparse matrix (cells x features).
+        numpy array, torch tensor, scipy sparse matrix or dask array (cells x features).
     device
         Where batches are delivered (a dense matrix is moved there once).
     sample_shape
         Shape of one row as the networks take it, e.g. ``(C, H, W)`` for flattened images
         (``None``: rows stay vectors).
     """
+    if is_dask(x):
+        return DaskSource(x, device, sample_shape)
     if sparse.issparse(x):
         return SparseSource(x, device, sample_shape)
     return DenseSource(x, device, sample_shape)

@@ -4,7 +4,7 @@ Each feature is standardised on the training cells and clipped at +-10 standard 
 ``scanpy.pp.scale(max_value=10)`` does), the clipped values are centred and projected on their
 ``n_pcs`` leading principal axes, and the projections are divided by three times their standard
 deviation over the training cells (so that most values lie in [-1, 1]). The fit reads the
-matrix in chunks (dense or scipy sparse, never densified as a whole): its memory is one chunk
+matrix in chunks (dense, scipy sparse or dask, never densified as a whole): its memory is one chunk
 plus the ``d x d`` covariance.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import sparse
+
+from scgan_cluster._dask import is_dask
 
 __all__ = ["PCAProjection", "CLIP", "CHUNK"]
 
@@ -26,6 +28,8 @@ CHUNK = 8192
 def _chunks(x, chunk: int = CHUNK):
     for start in range(0, x.shape[0], chunk):
         block = x[start : start + chunk]
+        if is_dask(block):  # read through dask (locally or on a cluster), one chunk at a time
+            block = block.compute()
         block = block.toarray() if sparse.issparse(block) else np.asarray(block)
         yield block.astype(np.float64, copy=False)
 

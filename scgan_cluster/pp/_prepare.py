@@ -21,6 +21,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from scgan_cluster._dask import chunk_results, is_dask, map_rows, row_slices
 from scgan_cluster._docs import doc_params
 from scgan_cluster._settings import logger
 from scgan_cluster._validation import (
@@ -57,31 +58,64 @@ TARGET_SUM = 1e4
 """Total counts per cell after the ``"lognorm"`` flavor's normalisation (scanpy's usual value)."""
 
 
+CHUNK = 8192
+"""Cells read at a time by the passes over an in-memory matrix (a dask matrix uses its own chunks)."""
+
+
+def _column_sums(chunk, start: int = 0) -> np.ndarray:
+    """``(2, n_columns)``: the column sums and sums of squares of a chunk, float64."""
+    if sparse.issparse(chunk):
+        c = sparse.csr_matrix(chunk)
+        v = c.data.astype(np.float64)
+        total = np.bincount(c.indices, weights=v, minlength=c.shape[1])
+        squares = np.bincount(c.indices, weights=v * v, minlength=c.shape[1])
+        return np.stack([total, squares])
+    v = np.asarray(chunk, dtype=np.float64)
+    return np.stack([v.sum(axis=0), (v * v).sum(axis=0)])
+
+
+def _passes(x, fn) -> list:
+    """``fn(chunk, first_row)`` over the chunks of cells of ``x`` (dask: by dask, in its chunks)."""
+    if is_dask(x):
+        return chunk_results(x, fn)
+    return [fn(x[a:b], a) for a, b in row_slices(x.shape[0], CHUNK)]
+
+
+def column_variance(x) -> np.ndarray:
+    """Variance (ddof 0, float64) of each column, one chunk of cells at a time.
+
+    ``E[x^2] - E[x]^2`` from per-chunk sums: exact sums for counts, so the same numbers for
+    a numpy, scipy sparse or dask matrix and any chunking.
+    """
+    total, squares = np.sum(_passes(x, _column_sums), axis=0)
+    n = x.shape[0]
+    mean = total / n
+    return squares / n - mean**2
+
+
 def top_variance_genes(x, n_top: int) -> np.ndarray:
     """Column indices (ascending) of the ``n_top`` columns of highest variance; ties keep column order."""
     n_vars = x.shape[1]
-    if sparse.issparse(x):
-        xf = x.astype(np.float64)
-        mean = np.asarray(xf.mean(axis=0)).ravel()
-        mean_sq = np.asarray(xf.multiply(xf).mean(axis=0)).ravel()
-        var = mean_sq - mean**2
-    else:
-        var = np.var(np.asarray(x), axis=0, dtype=np.float64)
     if n_top >= n_vars:
         return np.arange(n_vars)
-    order = np.argsort(-var, kind="stable")
+    order = np.argsort(-column_variance(x), kind="stable")
     return np.sort(order[:n_top])
 
 
-def choose_genes(x, n_top_genes: int) -> np.ndarray:
-    """Validate ``n_top_genes`` against the matrix and return the columns of highest count variance."""
+def check_n_top_genes(x, n_top_genes: int) -> int:
+    """``n_top_genes`` validated against the number of genes of ``x``."""
     n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
     if n_top_genes > x.shape[1]:
         raise ValueError(
             f"n_top_genes={n_top_genes} is larger than the number of genes ({x.shape[1]}). "
             f"Pass n_top_genes={x.shape[1]} or fewer."
         )
-    return top_variance_genes(x, n_top_genes)
+    return n_top_genes
+
+
+def choose_genes(x, n_top_genes: int) -> np.ndarray:
+    """Validate ``n_top_genes`` against the matrix and return the columns of highest count variance."""
+    return top_variance_genes(x, check_n_top_genes(x, n_top_genes))
 
 
 def fitted_scale(x_selected, what: str) -> float:
@@ -94,14 +128,26 @@ def fitted_scale(x_selected, what: str) -> float:
     return scale
 
 
+def _max(x) -> float:
+    """The largest entry of a numpy, scipy sparse or dask matrix (``-inf`` when empty)."""
+
+    def chunk_max(chunk, start: int = 0) -> float:
+        if 0 in chunk.shape:
+            return -np.inf
+        return float(chunk.max() if sparse.issparse(chunk) else np.max(np.asarray(chunk)))
+
+    return max(_passes(x, chunk_max)) if is_dask(x) else chunk_max(x)
+
+
 def count_scale(x) -> float:
     """``max(log2(1 + C))`` over the matrix: the paper's divisor (log2 is monotone, so log2(1 + max C))."""
-    m = x.max() if sparse.issparse(x) else np.max(np.asarray(x))
-    return float(np.log2(1.0 + float(m)))
+    return float(np.log2(1.0 + _max(x)))
 
 
 def log2_scale(x, scale: float):
     """``log2(1 + x) / scale`` as float32; a sparse matrix stays sparse (zeros map to zeros)."""
+    if is_dask(x):
+        return map_rows(x, lambda chunk: log2_scale(chunk, scale), x.shape[1])
     if sparse.issparse(x):
         if x.format not in ("csr", "csc"):
             x = x.tocsr()
@@ -113,7 +159,12 @@ def log2_scale(x, scale: float):
 
 def library_size(x, what: str = "adata.X") -> np.ndarray:
     """Total counts of each row, float64; an error naming the empty rows when one sums to zero."""
-    totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+    if is_dask(x):
+        totals = np.concatenate(
+            _passes(x, lambda chunk, start: np.asarray(chunk.sum(axis=1), dtype=np.float64).ravel())
+        )
+    else:
+        totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
     empty = np.flatnonzero(totals <= 0)
     if len(empty):
         raise ValueError(
@@ -126,6 +177,10 @@ def library_size(x, what: str = "adata.X") -> np.ndarray:
 
 def _log_normalise(x, totals: np.ndarray, target_sum: float):
     """``ln(1 + target_sum * C / total)`` per cell, float32; sparse stays sparse."""
+    if is_dask(x):
+        return map_rows(
+            x, lambda chunk, t: _log_normalise(chunk, t, target_sum), x.shape[1], totals
+        )
     factor = target_sum / totals
     if sparse.issparse(x):
         y = sparse.csr_matrix(x, dtype=np.float64)
@@ -153,10 +208,10 @@ def _highly_variable(logx, n_top: int) -> np.ndarray:
 def select_genes(x, n_top_genes: int, flavor: str, what: str = "adata.X") -> np.ndarray:
     """Columns (ascending) that ``flavor`` keeps from raw counts ``x``."""
     check_flavor(flavor)
-    cols = choose_genes(x, n_top_genes)  # also validates n_top_genes
+    n_top_genes = check_n_top_genes(x, n_top_genes)
     if flavor == "paper":
-        return cols
-    return _highly_variable(_log_normalise(x, library_size(x, what), TARGET_SUM), len(cols))
+        return top_variance_genes(x, n_top_genes)
+    return _highly_variable(_log_normalise(x, library_size(x, what), TARGET_SUM), n_top_genes)
 
 
 def _fit(x, cols: np.ndarray, flavor: str, what: str = "adata.X"):
@@ -170,17 +225,24 @@ def _fit(x, cols: np.ndarray, flavor: str, what: str = "adata.X"):
         return log2_scale(x[:, cols], scale), {"flavor": "paper", "scale": scale}
     record = {"flavor": "lognorm", "scale": 1.0, "target_sum": TARGET_SUM}
     values = apply_transform(x, cols, record, what)  # not yet divided
-    scale = float(values.max()) if values.shape[0] * values.shape[1] else 0.0
+    scale = _max(values) if values.shape[0] * values.shape[1] else 0.0
     if scale <= 0:
         raise ValueError(
             f"All selected genes are zero in every cell of {what}; there is nothing to scale."
         )
     record["scale"] = scale
+    return _divide(values, scale), record
+
+
+def _divide(values, scale: float):
+    """``values / scale`` in float32, in place for an in-memory matrix, lazily for dask."""
+    if is_dask(values):
+        return map_rows(values, lambda chunk: _divide(chunk.copy(), scale), values.shape[1])
     if sparse.issparse(values):
         values.data /= np.float32(scale)
     else:
         values /= np.float32(scale)
-    return values, record
+    return values
 
 
 def fit_transform(x, n_top_genes: int, flavor: str, what: str = "adata.X"):
@@ -212,10 +274,7 @@ def apply_transform(
     if totals is None:
         totals = library_size(x, what)
     logx = _log_normalise(x_sel, totals, float(record["target_sum"]))
-    if sparse.issparse(logx):
-        logx.data /= np.float32(scale)
-        return logx
-    return logx / np.float32(scale)
+    return _divide(logx, scale)
 
 
 def check_flavor(flavor: object) -> str:

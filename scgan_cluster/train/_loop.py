@@ -496,6 +496,8 @@ def train_clustergan(
                 )
             else:
                 idx_b, z_b, zn_b, k_b, eps_b = draws[0]
+            if hasattr(source, "prefetch"):  # a source that reads rows from elsewhere (dask)
+                source.prefetch(idx_b)
             for t in range(n_block):
                 it += 1
                 # one gather of all n_critic real batches of this iteration
