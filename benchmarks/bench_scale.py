@@ -204,9 +204,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         path, recipe = args.one
         print(json.dumps(one_run(Path(path), recipe, args.iters, args.chunk, args.seed)))
         return None
-    command = "python benchmarks/bench_scale.py " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:])
-    )
+    given = list(argv if argv is not None else sys.argv[1:])
+    for flag in ("--workdir", "--out"):  # local paths stay out of the result files
+        while flag in given:
+            del given[given.index(flag) : given.index(flag) + 2]
+    command = "python benchmarks/bench_scale.py " + " ".join(given)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for n in args.sizes:

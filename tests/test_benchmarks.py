@@ -341,5 +341,6 @@ def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_fr
         assert run["peak_rss_mb"] > 0
         assert any(k.endswith("training") for k in run["phase_seconds"])
     assert not list(tmp_path.rglob("*.h5ad"))  # the simulated file is removed
+    assert str(tmp_path) not in json.dumps(result)
     table = (tmp_path / "bench_scale.md").read_text()
     assert table.count("| 400 |") == 2

@@ -68,6 +68,20 @@ def _seed(random_state: int | None) -> int:
     return int(random_state)
 
 
+def _encode_all(models: list[GANEnsemble], x) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each model's ``(zn, softmax zc)`` of the networks' input ``x``, in one pass over the cells.
+
+    The models share the input (replicas of one ensemble): every chunk of cells is read once and
+    encoded by each of them, which for data read from disk (dask) is one read, not one per model.
+    """
+    source = as_source(x, models[0].device, models[0]._sample_shape())
+    outputs = encode([m.encoder for m in models], source)
+    return [
+        (zn.numpy().astype(np.float32), torch.softmax(lg, dim=1).numpy().astype(np.float32))
+        for zn, lg in outputs
+    ]
+
+
 class GANEnsemble:
     """ClusterGAN (Mukherjee et al., AAAI 2019): a WGAN-GP with a one-hot + Gaussian prior and an encoder.
 
@@ -606,9 +620,12 @@ class GANEnsemble:
             return prepared.x
         return self.projection.transform(prepared.x)
 
-    def _assign(self, x) -> None:
-        """Cluster the training cells from the networks' input ``x`` (see :meth:`_network_input`)."""
-        zn, proba = self._encode(x)
+    def _assign(self, x, encoded: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Cluster the training cells from the networks' input ``x`` (see :meth:`_network_input`).
+
+        ``encoded``: their ``(zn, softmax zc)`` when already computed.
+        """
+        zn, proba = self._encode(x) if encoded is None else encoded
         if self.assign == "kmeans":
             km = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)
             km.fit(np.hstack([zn, proba]).astype(np.float64))
@@ -708,7 +725,8 @@ class GANEnsemble:
             rep.var_names, rep.transform = self.var_names, self.transform
             rep.projection = self.projection
             rep.history_, rep.train_seconds_ = hist, seconds
-            rep._assign(x)
+        for rep, encoded in zip(replicas, _encode_all(replicas, x), strict=True):
+            rep._assign(x, encoded)
         self.train_seconds_ = seconds
         self.labels_runs_ = np.stack([rep.labels_ for rep in replicas], axis=1)
         labels, confidence, maps, scores = consensus(self.labels_runs_, self.n_clusters)
@@ -752,11 +770,7 @@ class GANEnsemble:
 
     def _encode(self, x) -> tuple[np.ndarray, np.ndarray]:
         """The encoder's zn and softmax(zc) for the networks' input ``x`` (see :meth:`_network_input`)."""
-        sample_shape = self._sample_shape()
-        zn, logits = encode(self.encoder, as_source(x, self.device, sample_shape))
-        return zn.numpy().astype(np.float32), torch.softmax(logits, dim=1).numpy().astype(
-            np.float32
-        )
+        return _encode_all([self], x)[0]
 
     def _replica_latents(self, data: AnnData | np.ndarray | Any, *, layer: str | None = None):
         """``(zn, softmax zc, network)`` of cells for each replica (or the one network).
@@ -768,8 +782,8 @@ class GANEnsemble:
             data, self.var_names, self.transform, layer=layer, image_shape=self.image_shape
         )
         x = self._network_input(prepared)
-        for rep in self.replicas or [self]:
-            zn, proba = rep._encode(x)
+        reps = self.replicas or [self]
+        for rep, (zn, proba) in zip(reps, _encode_all(reps, x), strict=True):
             yield zn, proba, rep
 
     # ------------------------------------------------------------------ inference

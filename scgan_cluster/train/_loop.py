@@ -569,24 +569,31 @@ def train_clustergan(
 
 @torch.no_grad()
 def encode(
-    encoder: nn.Module, source: BatchSource, *, chunk_size: int = 4096
-) -> tuple[torch.Tensor, torch.Tensor]:
+    encoder: nn.Module | Sequence[nn.Module], source: BatchSource, *, chunk_size: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]:
     """Encode all rows of ``source`` in chunks. Returns ``(zn_hat, zc_logits)`` on the CPU.
 
     Parameters
     ----------
     encoder
-        Maps a batch to ``(zn_hat, zc_logits)``.
+        Maps a batch to ``(zn_hat, zc_logits)``; or a list of such encoders, which then encode
+        each chunk in turn (the source is read once) and get one ``(zn_hat, zc_logits)`` each.
     source
         The data.
     chunk_size
         Rows per forward pass (memory is bounded by one chunk).
     """
-    encoder.eval()
-    zns, logits = [], []
+    encoders = list(encoder) if isinstance(encoder, (list, tuple)) else [encoder]
+    for enc in encoders:
+        enc.eval()
+    zns: list[list[torch.Tensor]] = [[] for _ in encoders]
+    logits: list[list[torch.Tensor]] = [[] for _ in encoders]
     for start in range(0, source.n_obs, chunk_size):
         idx = torch.arange(start, min(start + chunk_size, source.n_obs))
-        zn, lg = encoder(source.take(idx))
-        zns.append(zn.float().cpu())
-        logits.append(lg.float().cpu())
-    return torch.cat(zns), torch.cat(logits)
+        x = source.take(idx)
+        for i, enc in enumerate(encoders):
+            zn, lg = enc(x)
+            zns[i].append(zn.float().cpu())
+            logits[i].append(lg.float().cpu())
+    out = [(torch.cat(z), torch.cat(lg)) for z, lg in zip(zns, logits, strict=True)]
+    return out if isinstance(encoder, (list, tuple)) else out[0]
