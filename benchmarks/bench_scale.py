@@ -236,17 +236,18 @@ def main(argv: list[str] | None = None) -> dict | None:
                 runs.append(run)
             rows.append({"data": data, "runs": runs})
             path.unlink()
-    result = {
-        "script": "benchmarks/bench_scale.py",
-        "command": command,
-        "machine": machine(),
-        "iters": args.iters,
-        "chunk": args.chunk,
-        "rows": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "bench_scale.json", result)
-    (args.out / "bench_scale.md").write_text(markdown(result))
+            result = {
+                "script": "benchmarks/bench_scale.py",
+                "command": command,
+                "machine": machine(),
+                "iters": args.iters,
+                "chunk": args.chunk,
+                "rows": rows,
+            }
+            # written after every size, so that the sizes done survive a stop
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_json(args.out / "bench_scale.json", result)
+            (args.out / "bench_scale.md").write_text(markdown(result))
     return result
 
 
