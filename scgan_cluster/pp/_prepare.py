@@ -148,13 +148,23 @@ def log2_scale(x, scale: float):
     """``log2(1 + x) / scale`` as float32; a sparse matrix stays sparse (zeros map to zeros)."""
     if is_dask(x):
         return map_rows(x, lambda chunk: log2_scale(chunk, scale), x.shape[1])
+
+    def values(v: np.ndarray) -> np.ndarray:  # float64 one slice at a time, float32 out
+        out = np.empty(v.shape, dtype=np.float32)
+        flat_in, flat_out = v.reshape(-1), out.reshape(-1)
+        step = CHUNK * 256
+        for a in range(0, flat_in.size, step):
+            block = flat_in[a : a + step].astype(np.float64)
+            flat_out[a : a + step] = np.log2(1.0 + block) / scale
+        return out
+
     if sparse.issparse(x):
         if x.format not in ("csr", "csc"):
             x = x.tocsr()
         y = x.astype(np.float32)
-        y.data = (np.log2(1.0 + x.data.astype(np.float64)) / scale).astype(np.float32)
+        y.data = values(x.data)
         return y
-    return (np.log2(1.0 + np.asarray(x, dtype=np.float64)) / scale).astype(np.float32)
+    return values(np.ascontiguousarray(x))
 
 
 def library_size(x, what: str = "adata.X") -> np.ndarray:
@@ -182,12 +192,18 @@ def _log_normalise(x, totals: np.ndarray, target_sum: float):
             x, lambda chunk, t: _log_normalise(chunk, t, target_sum), x.shape[1], totals
         )
     factor = target_sum / totals
-    if sparse.issparse(x):
-        y = sparse.csr_matrix(x, dtype=np.float64)
-        y = sparse.csr_matrix(sparse.diags(factor) @ y)
-        y.data = np.log1p(y.data)
-        return y.astype(np.float32)
-    return np.log1p(np.asarray(x, dtype=np.float64) * factor[:, None]).astype(np.float32)
+    if sparse.issparse(x):  # float64 one chunk of cells at a time
+        parts = []
+        for a, b in row_slices(x.shape[0], CHUNK):
+            y = sparse.csr_matrix(x[a:b], dtype=np.float64)
+            y = sparse.csr_matrix(sparse.diags(factor[a:b]) @ y)
+            y.data = np.log1p(y.data)
+            parts.append(y.astype(np.float32))
+        return sparse.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+    out = np.empty(x.shape, dtype=np.float32)
+    for a, b in row_slices(x.shape[0], CHUNK):
+        out[a:b] = np.log1p(np.asarray(x[a:b], dtype=np.float64) * factor[a:b, None])
+    return out
 
 
 def _highly_variable(logx, n_top: int) -> np.ndarray:
