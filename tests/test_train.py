@@ -153,6 +153,21 @@ def test_encode_streams_in_chunks():
     torch.testing.assert_close(logits, logits_all.detach())
 
 
+def test_encode_with_several_encoders_reads_each_chunk_once():
+    g, e, c, prior, src = _setup(n=100)
+    _, e2, _, _, _ = _setup(n=100, seed=1)
+    reads = []
+    take = src.take
+    src.take = lambda idx: reads.append(len(idx)) or take(idx)
+    (zn1, lg1), (zn2, lg2) = train.encode([e, e2], src, chunk_size=30)
+    assert reads == [30, 30, 30, 10]
+    for (zn, lg), enc in (((zn1, lg1), e), ((zn2, lg2), e2)):
+        zn_all, lg_all = enc(src.data)
+        torch.testing.assert_close(zn, zn_all.detach())
+        torch.testing.assert_close(lg, lg_all.detach())
+    assert not torch.allclose(zn1, zn2)
+
+
 # ---------------------------------------------------------------- fast path vs the naive loop
 # Compared in float64: Adam's first steps are about lr * sign(gradient), so in float32 a gradient
 # that is zero up to rounding (e.g. a cancelling bias term) can flip sign between two correct
