@@ -87,19 +87,28 @@ def _values(x) -> np.ndarray:
     return x.data if sparse.issparse(x) else np.asarray(x)
 
 
-def _value_stats(x) -> dict[str, float]:
+def _value_stats(x, integers: bool = True) -> dict[str, float]:
     """Stored values of a matrix: how many, how many not finite, the smallest, how many not integer.
 
-    A dask matrix is read once, a chunk of cells at a time.
+    A dask matrix is read once, a chunk of cells at a time; an in-memory one is scanned in
+    slices, so that the temporaries stay small. ``integers=False`` skips the integer count.
     """
 
     def stats(chunk, start: int = 0) -> tuple[int, int, float, int]:
-        v = _values(chunk)
-        if not np.issubdtype(v.dtype, np.floating):
-            return v.size, 0, float(v.min()) if v.size else np.inf, 0
-        finite = v[np.isfinite(v)]
-        lowest = float(finite.min()) if finite.size else np.inf
-        return v.size, v.size - finite.size, lowest, int((finite != np.round(finite)).sum())
+        v = np.asarray(_values(chunk)).reshape(-1)
+        size, not_finite, lowest, not_integer = v.size, 0, np.inf, 0
+        step = 1 << 20
+        for a in range(0, v.size, step):
+            part = v[a : a + step]
+            if np.issubdtype(part.dtype, np.floating):
+                ok = np.isfinite(part)
+                not_finite += int(part.size - ok.sum())
+                part = part[ok] if not_finite else part
+                if integers:
+                    not_integer += int((part != np.round(part)).sum())
+            if part.size:
+                lowest = min(lowest, float(part.min()))
+        return size, not_finite, lowest, not_integer
 
     parts = chunk_results(x, stats) if is_dask(x) else [stats(x)]
     return {
@@ -128,7 +137,7 @@ def check_finite(x, what: str) -> None:
     """Numeric dtype and no NaN / inf (looks only at stored values of a sparse matrix)."""
     dtype = _check_dtype(x, what)
     if np.issubdtype(dtype, np.floating):
-        _raise_not_finite(_value_stats(x), what)
+        _raise_not_finite(_value_stats(x, integers=False), what)
 
 
 def check_counts(
