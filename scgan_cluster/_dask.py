@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["is_dask", "check_dask_matrix", "chunk_results", "map_rows", "row_slices"]
+__all__ = ["ChunkReader", "is_dask", "check_dask_matrix", "chunk_results", "map_rows", "row_slices"]
 
 
 def is_dask(x: Any) -> bool:
@@ -88,3 +88,38 @@ def row_slices(n: int, chunk: int):
     """``(start, stop)`` of consecutive row ranges of at most ``chunk`` rows."""
     for start in range(0, n, chunk):
         yield start, min(start + chunk, n)
+
+
+class ChunkReader:
+    """Consecutive rows of a dask matrix, each of its chunks computed once for a sequential read.
+
+    :meth:`rows` computes the chunks a range of rows overlaps and keeps the last one, so that
+    reading the matrix front to back in ranges of any size (e.g. 8,192 or 4,096 rows against
+    chunks of 10,000) computes every chunk exactly once.
+    """
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+        self.bounds = np.concatenate([[0], np.cumsum(x.chunks[0])]).astype(int)
+        self._index: int | None = None
+        self._block: Any = None
+
+    def _chunk(self, i: int) -> Any:
+        if self._index != i:
+            self._block, self._index = self.x.blocks[i].compute(), i
+        return self._block
+
+    def rows(self, start: int, stop: int) -> Any:
+        """Rows ``start:stop`` (numpy or scipy sparse, as the chunks are)."""
+        bounds = self.bounds
+        first = int(np.searchsorted(bounds, start, side="right")) - 1
+        last = int(np.searchsorted(bounds, stop - 1, side="right")) - 1
+        parts = []
+        for i in range(first, last + 1):
+            lo, hi = max(start, bounds[i]) - bounds[i], min(stop, bounds[i + 1]) - bounds[i]
+            parts.append(self._chunk(i)[lo:hi])
+        if len(parts) == 1:
+            return parts[0]
+        if sparse.issparse(parts[0]):
+            return sparse.vstack(parts, format="csr")
+        return np.concatenate([np.asarray(p) for p in parts])

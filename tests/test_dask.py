@@ -168,3 +168,17 @@ def test_read_dask_keeps_the_matrix_on_disk_and_fits_like_in_memory(tmp_path):
     AnnData(obs=a.obs).write_h5ad(empty)
     with pytest.raises(ValueError, match="no counts to"):
         scg.read_dask(empty)
+
+
+@pytest.mark.parametrize("to_sparse", [True, False])
+def test_chunk_reader_computes_each_chunk_once_for_a_front_to_back_read(to_sparse):
+    from scgan_cluster._dask import ChunkReader
+
+    x = np.arange(200, dtype=np.float32).reshape(50, 4)
+    lazy = da.from_array(sparse.csr_matrix(x) if to_sparse else x, chunks=(12, -1), asarray=False)
+    computed_chunks = []
+    lazy = lazy.map_blocks(lambda b: computed_chunks.append(b.shape[0]) or b, meta=lazy._meta)
+    reader = ChunkReader(lazy)
+    got = [dense(reader.rows(a, min(a + 7, 50))) for a in range(0, 50, 7)]
+    np.testing.assert_array_equal(np.concatenate(got), x)
+    assert computed_chunks == [12, 12, 12, 12, 2]

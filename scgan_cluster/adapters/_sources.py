@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from scgan_cluster._dask import is_dask
+from scgan_cluster._dask import ChunkReader, is_dask
 
 __all__ = ["DaskSource", "DenseSource", "SparseSource", "as_source"]
 
@@ -72,11 +72,12 @@ class DaskSource:
         self.sample_shape = None if sample_shape is None else tuple(int(s) for s in sample_shape)
         self._rows: np.ndarray | None = None  # the prefetched rows (ascending) ...
         self._values: torch.Tensor | None = None  # ... and their values, on the device
+        self._reader = ChunkReader(x)  # ranges read front to back compute each chunk once
 
     def _read(self, rows: np.ndarray) -> torch.Tensor:
         """Rows (ascending, unique) as a float32 tensor on the device."""
-        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a range: one slice
-            block = self.data[int(rows[0]) : int(rows[-1]) + 1].compute()
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a range (e.g. encoding)
+            block = self._reader.rows(int(rows[0]), int(rows[-1]) + 1)
         else:
             block = self.data[rows].compute()
         block = block.toarray() if sparse.issparse(block) else np.asarray(block)
