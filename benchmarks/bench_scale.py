@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                 )
                 if proc.returncode != 0:
                     print(proc.stderr[-3000:])
-                    runs.append({"recipe": recipe, "failed": proc.stderr.strip().splitlines()[-1]})
+                    last = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+                    runs.append({"recipe": recipe, "failed": last[0]})
                     continue
                 run = json.loads(proc.stdout.strip().splitlines()[-1])
                 print(run, flush=True)
