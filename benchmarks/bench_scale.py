@@ -19,7 +19,9 @@ grows with n.
     python benchmarks/bench_scale.py --sizes 10000 100000 1000000 --iters 200
 
 writes ``benchmarks/results/bench_scale.json`` and ``bench_scale.md``. The simulated files go to
-``--workdir`` (a temporary folder by default, removed at the end).
+``--workdir`` (a temporary folder by default, removed at the end); with ``--keep-files`` they
+stay there and a later run with the same sizes, genes and seed reads them instead of simulating
+again.
 """
 
 from __future__ import annotations
@@ -45,11 +47,51 @@ DISPERSION = 2.0
 RECIPES = ("lognorm", "paper")
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
+        if line.startswith(field):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return _status_mb("VmHWM")
+
+
+class RssTrace:
+    """Resident memory of this process sampled every ``every`` seconds in a thread."""
+
+    def __init__(self, every: float = 0.2):
+        import threading
+
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), _status_mb("VmRSS")))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def phase_peaks(self, start: float, phases: dict[str, float]) -> dict[str, float]:
+        """Peak sampled RSS (MB) within each phase, the phases laid end to end from ``start``.
+
+        ``None`` for a phase too short to hold a sample.
+        """
+        peaks, t0 = {}, start
+        for name, seconds in phases.items():
+            inside = [mb for t, mb in self.samples if t0 <= t < t0 + seconds]
+            peaks[name] = max(inside) if inside else None
+            t0 += seconds
+        return peaks
 
 
 def negative_binomial_csr(
@@ -137,9 +179,10 @@ def one_run(path: Path, recipe: str, iters: int, chunk: int, seed: int) -> dict:
     adata = scg.read_dask(path, chunk_size=chunk)
     open_s = time.perf_counter() - start
     model = scg.ClusterGAN(N_GROUPS, flavor=recipe, max_iter=iters, random_state=seed)
-    start = time.perf_counter()
-    model.fit(adata)
-    fit_s = time.perf_counter() - start
+    with RssTrace() as trace:
+        start = time.perf_counter()
+        model.fit(adata)
+        fit_s = time.perf_counter() - start
     truth = adata.obs["group"].cat.codes.to_numpy()
     m = cluster_metrics(truth, model.labels_)
     return {
@@ -150,6 +193,8 @@ def one_run(path: Path, recipe: str, iters: int, chunk: int, seed: int) -> dict:
         "ari": round(float(m["ari"]), 4),
         "nmi": round(float(m["nmi"]), 4),
         "peak_rss_mb": _peak_rss_mb(),
+        # phases laid end to end from the fit's start (their sum is a little under fit_seconds)
+        "phase_peak_rss_mb": trace.phase_peaks(start, model.fit_seconds_),
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -165,6 +210,8 @@ def markdown(result: dict) -> str:
         f"{result['machine']['cpu']}, {result['machine']['torch_threads']} torch threads, "
         f"torch {result['machine']['torch']}. Command: `{result['command']}`.",
         "",
+        "Phases: wall seconds (and, where sampled, the peak RSS in GB within the phase).",
+        "",
         "| cells | non-zero | CSR in memory (GB) | recipe | fit (s) | phases (s) | peak RSS (GB) "
         "| ARI | NMI |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -178,7 +225,11 @@ def markdown(result: dict) -> str:
                     "| | | | |"
                 )
                 continue
-            phases = "; ".join(f"{k} {v:.0f}" for k, v in run["phase_seconds"].items())
+            peaks = run.get("phase_peak_rss_mb", {})
+            phases = "; ".join(
+                f"{k} {v:.0f}" + (f" ({peaks[k] / 1024:.1f})" if peaks.get(k) else "")
+                for k, v in run["phase_seconds"].items()
+            )
             lines.append(
                 f"| {data['n_cells']:,} | {data['nonzero_fraction']:.1%} "
                 f"| {data['csr_bytes'] / 1e9:.2f} | {run['recipe']} | {run['fit_seconds']:.0f} "
@@ -197,6 +248,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--genes", type=int, default=N_GENES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where the files are written")
+    parser.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the simulated files in --workdir and reuse them on a later run",
+    )
     parser.add_argument("--one", nargs=2, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -205,17 +261,27 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(json.dumps(one_run(Path(path), recipe, args.iters, args.chunk, args.seed)))
         return None
     given = list(argv if argv is not None else sys.argv[1:])
+    if args.keep_files and args.workdir is None:
+        parser.error("--keep-files needs --workdir.")
     for flag in ("--workdir", "--out"):  # local paths stay out of the result files
         while flag in given:
             del given[given.index(flag) : given.index(flag) + 2]
+    given = [g for g in given if g != "--keep-files"]
     command = "python benchmarks/bench_scale.py " + " ".join(given)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for n in args.sizes:
-            path = Path(work) / f"cells_{n}.h5ad"
-            start = time.perf_counter()
-            data = simulate(path, n, args.genes, seed=args.seed)
-            data["simulate_seconds"] = round(time.perf_counter() - start, 1)
+            folder = args.workdir if args.keep_files else Path(work)
+            path = folder / f"cells_{n}_genes_{args.genes}_seed_{args.seed}.h5ad"
+            described = path.with_suffix(".json")
+            if args.keep_files and path.exists() and described.exists():
+                data = json.loads(described.read_text())  # simulated by an earlier run
+            else:
+                start = time.perf_counter()
+                data = simulate(path, n, args.genes, seed=args.seed)
+                data["simulate_seconds"] = round(time.perf_counter() - start, 1)
+                if args.keep_files:
+                    described.write_text(json.dumps(data))
             print(data, flush=True)
             runs = []
             for recipe in args.recipes.split(","):
@@ -236,7 +302,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                 print(run, flush=True)
                 runs.append(run)
             rows.append({"data": data, "runs": runs})
-            path.unlink()
+            if not args.keep_files:
+                path.unlink()
             result = {
                 "script": "benchmarks/bench_scale.py",
                 "command": command,

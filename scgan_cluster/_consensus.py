@@ -20,14 +20,19 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
+ROWS = 1 << 16
+"""Cells per block where a pass over the cells is done block by block (bounded memory)."""
+
 __all__ = [
     "agreement",
     "agreement_weights",
     "align_labels",
     "coassociation_embedding",
+    "coassociation_share",
     "consensus",
     "linkage_assign",
     "linkage_consensus",
+    "row_blocks",
     "vote",
 ]
 
@@ -232,18 +237,25 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1]
 
 
+def row_blocks(n: int, rows: int | None = None) -> list[slice]:
+    """Slices of at most ``rows`` (default :data:`ROWS`) consecutive rows covering ``range(n)``."""
+    rows = ROWS if rows is None else int(rows)
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+
 def _coassociation_tree(
     runs: np.ndarray,
     n_clusters: int,
     weights: np.ndarray | str | None,
     max_cells: int,
     random_state: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """The average-linkage tree of the runs' weighted co-association.
 
-    Returns the co-association embedding of every cell, the cells that build the tree (all,
-    or a seeded subset of ``max_cells``), the tree of their distance (one minus
-    co-association) and the runs' agreement scores.
+    Returns the validated runs, the cells that build the tree (all, or a seeded subset of
+    ``max_cells``), their co-association embedding, the tree of their distance (one minus
+    co-association), the resolved weights and the runs' agreement scores. Only the tree's cells
+    are embedded, so memory does not grow with the other cells.
     """
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
@@ -251,18 +263,17 @@ def _coassociation_tree(
     if int(max_cells) < 2:
         raise ValueError(f"max_cells must be at least 2, got {max_cells!r}.")
     runs, weights, scores = _checked(runs, n_clusters, weights)
-    x = coassociation_embedding(runs, n_clusters, weights)
-    n = len(x)
+    n = len(runs)
     tree_cells = np.arange(n)
     if n > max_cells:
         tree_cells = np.sort(
             np.random.default_rng(random_state).choice(n, max_cells, replace=False)
         )
-    sub = x[tree_cells]
+    sub = coassociation_embedding(runs[tree_cells], n_clusters, weights)
     dist = np.clip(1.0 - sub @ sub.T, 0.0, None)
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), method="average")
-    return x, tree_cells, tree, scores
+    return runs, tree_cells, sub, tree, weights, scores
 
 
 def linkage_consensus(
@@ -308,11 +319,10 @@ def linkage_consensus(
     scores
         ``(R,)`` the agreement of each run with the others.
     """
-    x, tree_cells, tree, scores = _coassociation_tree(
+    runs, tree_cells, sub, tree, weights, scores = _coassociation_tree(
         runs, n_clusters, weights, max_cells, random_state
     )
-    n = len(x)
-    sub = x[tree_cells]
+    n = len(runs)
     groups = _cut(tree, len(sub), n_clusters)
     # ids by decreasing size (ties: the lower first-cell index first); the K largest are kept
     sizes = np.bincount(groups)
@@ -322,11 +332,37 @@ def linkage_consensus(
     rank[order] = np.arange(len(order))
     groups = rank[groups]
     profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(len(order))])
-    share = x @ profiles.T
+    share = coassociation_share(runs, profiles, n_clusters, weights)
     labels = share.argmax(axis=1)  # cells outside the tree, as new cells
     labels[tree_cells] = groups
     confidence = share[np.arange(n), labels]
     return labels.astype(np.int64), confidence, profiles, scores
+
+
+def coassociation_share(
+    runs: np.ndarray, profiles: np.ndarray, n_clusters: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """``(n_cells, K)`` each cell's co-association with each profile of :func:`linkage_consensus`.
+
+    ``coassociation_embedding(runs) @ profiles.T``, computed :data:`ROWS` cells at a time so
+    that the ``(n_cells, R * K)`` embedding is never held whole.
+
+    Parameters
+    ----------
+    runs
+        ``(n_cells, R)`` labels of the same R runs (same order) the profiles came from.
+    profiles
+        ``(K, R * K)`` from :func:`linkage_consensus`.
+    n_clusters
+        K of the runs.
+    weights
+        The run weights the profiles were built with.
+    """
+    runs = np.asarray(runs, dtype=np.int64)
+    share = np.empty((len(runs), len(profiles)))
+    for rows in row_blocks(len(runs)):
+        share[rows] = coassociation_embedding(runs[rows], n_clusters, weights) @ profiles.T
+    return share
 
 
 def linkage_assign(
@@ -348,5 +384,4 @@ def linkage_assign(
     weights
         The run weights the profiles were built with.
     """
-    x = coassociation_embedding(runs, n_clusters, weights)
-    return (x @ profiles.T).argmax(axis=1).astype(np.int64)
+    return coassociation_share(runs, profiles, n_clusters, weights).argmax(axis=1).astype(np.int64)

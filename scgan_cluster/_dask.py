@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["ChunkReader", "is_dask", "check_dask_matrix", "chunk_results", "map_rows", "row_slices"]
+__all__ = [
+    "ChunkReader",
+    "check_dask_matrix",
+    "check_numeric",
+    "chunk_bounds",
+    "chunk_results",
+    "is_dask",
+    "map_rows",
+    "row_slices",
+]
 
 
 def is_dask(x: Any) -> bool:
@@ -23,16 +32,23 @@ def is_dask(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks")
 
 
+def check_numeric(dtype: Any, what: str, hint: str = "") -> np.dtype:
+    """``dtype`` as a numpy dtype if it holds numbers (or booleans); a TypeError otherwise."""
+    dtype = np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise TypeError(f"{what} has dtype {dtype}; expected numbers.{hint}")
+    return dtype
+
+
 def check_dask_matrix(x: Any, what: str) -> None:
     """A 2-D dask array of numbers, chunked along the cells only; a clear error otherwise."""
     if x.ndim != 2:
         raise ValueError(f"{what} must be 2-D, got a dask array of shape {x.shape}.")
-    dtype = np.dtype(x.dtype)
-    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-        raise TypeError(
-            f"{what} is a dask array of dtype {dtype}; expected numbers (counts). Convert it "
-            "with x.astype('float32'), or read the counts layer instead."
-        )
+    check_numeric(
+        x.dtype,
+        f"{what} (a dask array)",
+        " Convert it with x.astype('float32'), or read the counts layer instead.",
+    )
     if any(np.isnan(c) for dim in x.chunks for c in dim):
         raise ValueError(
             f"{what} is a dask array with unknown chunk sizes; call x.compute_chunk_sizes() first."
@@ -45,12 +61,17 @@ def check_dask_matrix(x: Any, what: str) -> None:
         )
 
 
+def chunk_bounds(x: Any) -> np.ndarray:
+    """First row of each chunk of cells, then the number of rows: ``(n_chunks + 1,)`` ints."""
+    return np.concatenate([[0], np.cumsum(x.chunks[0])]).astype(int)
+
+
 def chunk_results(x: Any, fn: Callable[[Any, int], Any]) -> list[Any]:
     """``fn(chunk, first_row)`` of every chunk of cells, computed by dask, in chunk order."""
     import dask
 
     blocks = x.to_delayed().ravel()
-    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
+    starts = chunk_bounds(x)[:-1]
     tasks = [dask.delayed(fn)(b, int(s)) for b, s in zip(blocks, starts, strict=True)]
     return list(dask.compute(*tasks))
 
@@ -100,7 +121,7 @@ class ChunkReader:
 
     def __init__(self, x: Any) -> None:
         self.x = x
-        self.bounds = np.concatenate([[0], np.cumsum(x.chunks[0])]).astype(int)
+        self.bounds = chunk_bounds(x)
         self._index: int | None = None
         self._block: Any = None
 

@@ -9,7 +9,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
-from scgan_cluster._dask import check_dask_matrix, chunk_results, is_dask
+from scgan_cluster._dask import check_dask_matrix, check_numeric, chunk_results, is_dask
 
 __all__ = [
     "check_adata",
@@ -120,10 +120,7 @@ def _value_stats(x, integers: bool = True) -> dict[str, float]:
 
 
 def _check_dtype(x, what: str) -> np.dtype:
-    dtype = np.dtype(x.dtype) if is_dask(x) else _values(x).dtype
-    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-        raise TypeError(f"{what} has dtype {dtype}; expected numbers.")
-    return dtype
+    return check_numeric(x.dtype if is_dask(x) else _values(x).dtype, what)
 
 
 def _raise_not_finite(stats: dict[str, float], what: str) -> None:

@@ -340,7 +340,23 @@ def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_fr
         assert -1.0 <= run["ari"] <= 1.0
         assert run["peak_rss_mb"] > 0
         assert any(k.endswith("training") for k in run["phase_seconds"])
+        # a peak per phase, sampled, within the process's peak
+        assert list(run["phase_peak_rss_mb"]) == list(run["phase_seconds"])
+        sampled = [mb for mb in run["phase_peak_rss_mb"].values() if mb is not None]
+        assert sampled
+        assert max(sampled) <= run["peak_rss_mb"]
     assert not list(tmp_path.rglob("*.h5ad"))  # the simulated file is removed
     assert str(tmp_path) not in json.dumps(result)
     table = (tmp_path / "bench_scale.md").read_text()
     assert table.count("| 400 |") == 2
+    # --keep-files: the file stays and a second run reads it instead of simulating again
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    argv = [*argv, "--recipes", "paper", "--out", str(tmp_path), "--workdir", str(kept)]
+    first = bench_scale.main([*argv, "--keep-files"])
+    (path,) = kept.glob("*.h5ad")
+    stamp = path.stat().st_mtime_ns
+    second = bench_scale.main([*argv, "--keep-files"])
+    assert path.stat().st_mtime_ns == stamp
+    assert second["rows"][0]["data"] == first["rows"][0]["data"]
+    assert "--keep-files" not in second["command"]

@@ -47,9 +47,11 @@ def test_fit_holds_one_coherent_clustering(fitted):
     for r, rep in enumerate(model.replicas):
         np.testing.assert_array_equal(model.labels_runs_[:, r], rep.predict(a))
     assert model.train_seconds_ == pytest.approx(sum(m.train_seconds_ for m in model.members_))
-    # wall seconds per phase: each ensemble's preprocessing, training and assignment, then pooling
+    # wall seconds per phase: the shared preprocessing, each ensemble's own preparation,
+    # training and assignment, then pooling
     phases = ("preprocessing", "training", "assignment")
     assert list(model.fit_seconds_) == [
+        "preprocessing",
         *(f"{name}: {p}" for name in ("genes", "pcs") for p in phases),
         "pooling",
     ]
@@ -256,3 +258,25 @@ def test_an_interrupted_fit_resumes_from_its_checkpoints(fitted, tmp_path, monke
             assert torch.equal(t1, t2)
     with pytest.raises(TypeError, match="checkpoint_dir must be a path"):
         scg.ClusterGAN(3, n_runs=2, **FAST).fit(a, checkpoint_dir=3)
+
+
+def test_the_ensembles_share_one_preprocessing(monkeypatch):
+    """The cells are read and transformed once per fit, not once per ensemble."""
+    import scgan_cluster.adapters._inputs as inputs
+
+    calls = []
+    original = inputs.fit_transform
+
+    def counted(*args, **kwargs):
+        calls.append(args[1:])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "fit_transform", counted)
+    a = make_counts()
+    model = scg.ClusterGAN(3, n_runs=2, **FAST).fit(a)
+    assert len(calls) == 1
+    genes, pcs = model.members_
+    np.testing.assert_array_equal(genes.var_names, pcs.var_names)
+    assert genes.transform == pcs.transform
+    assert pcs.projection is not None
+    assert genes.projection is None

@@ -240,6 +240,39 @@ def test_snapshot_in_the_callback_is_the_model_so_far_and_leaves_training_alone(
         model.snapshot()
 
 
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_a_resumed_fit_counts_the_training_seconds_before_its_checkpoint(n_runs, tmp_path):
+    a = make_counts()
+    settings = {"n_latent": 4, "max_iter": 80, "batch_size": 32, "n_runs": n_runs}
+    path = tmp_path / "run.pt"
+
+    def stop(model, it):
+        if it == 70:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # after the checkpoint at 64 (whole blocks of 32)
+        scg.model.GANEnsemble(3, **settings).fit(
+            a, n_top_genes=20, callback=stop, checkpoint=path, checkpoint_every=32
+        )
+    saved = torch.load(path, weights_only=True)
+    saved["seconds"] = 1000.0  # as if the first part had trained for 1,000 s
+    torch.save(saved, path)
+    snaps = []
+    model = scg.model.GANEnsemble(3, **settings).fit(
+        a,
+        n_top_genes=20,
+        callback=lambda m, it: snaps.append(m.snapshot().train_seconds_),
+        checkpoint=path,
+    )
+    # the snapshots' clock, the model's training seconds and the training phase go on from
+    # the checkpoint's; the assignment is what this call spent after training
+    assert snaps
+    assert all(1000 < s < 1000 + 60 for s in snaps)
+    assert 1000 < model.train_seconds_ < 1000 + 60
+    assert model.fit_seconds_["training"] == model.train_seconds_
+    assert model.fit_seconds_["assignment"] < 60
+
+
 def test_failed_refit_keeps_the_trained_model():
     a = make_counts()
     model = scg.model.GANEnsemble(3, n_latent=4, max_iter=20, batch_size=32).fit(a, n_top_genes=20)

@@ -94,3 +94,34 @@ def test_consensus_embedding_weights_and_dimensions():
     assert ConsensusEmbedding.fit([a, b], np.ones(2), 30).transform([a, b]).shape == (40, 8)
     with pytest.raises(ValueError, match="Expected 2 latents"):
         ConsensusEmbedding.fit([a, b], np.ones(2), 3).transform([a])
+
+
+def test_pooling_in_blocks_of_cells_equals_one_block(monkeypatch):
+    """Atlas scale: pooling and the consensus embedding pass over the cells in blocks; any
+    block size gives what one block gives (the old whole-matrix computation)."""
+    import scgan_cluster._consensus as consensus_module
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 500)
+    runs = np.stack(
+        [np.where(rng.random(500) < 0.9, truth, rng.integers(0, 3, 500)) for _ in range(4)], 1
+    )
+    latents = [(rng.normal(size=(500, 4)), rng.random((500, 3))) for _ in range(4)]
+    scores, weights = replica_weights(runs)
+
+    def pooled():
+        pool = Pool.fit(runs, 3, weights, max_cells=100, random_state=0)
+        emb = ConsensusEmbedding.fit(latents, weights, 5)
+        return pool.profiles, pool.proba(runs), emb.components, emb.transform(latents)
+
+    whole = pooled()
+    monkeypatch.setattr(consensus_module, "ROWS", 37)
+    assert consensus_module.row_blocks(500)[1] == slice(37, 74)
+    blocks = pooled()
+    for a, b in zip(whole, blocks, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-6)
+    # a replica's latent as parts (zn, softmax zc) is the parts joined column-wise
+    joined = [np.hstack(parts) for parts in latents]
+    np.testing.assert_allclose(
+        ConsensusEmbedding.fit(joined, weights, 5).transform(joined), blocks[3], atol=1e-6
+    )

@@ -211,7 +211,7 @@ def prepare_fit(
     ----------
     data
         AnnData, numpy array, scipy sparse matrix or torch tensor (cells x features), or a 4-D
-        image batch.
+        image batch; a :class:`Prepared` is returned as it is.
     layer
         For AnnData: read this layer instead of ``X``.
     preprocess
@@ -228,6 +228,8 @@ def prepare_fit(
         ``(C, H, W)``; the number of columns must match. Data that carry their own image shape
         keep it.
     """
+    if isinstance(data, Prepared):  # prepared once for several networks
+        return data
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
     if isinstance(data, AnnData):

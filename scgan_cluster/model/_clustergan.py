@@ -20,7 +20,7 @@ from scgan_cluster._validation import (
     check_positive_int,
     resolve_device,
 )
-from scgan_cluster.adapters import image_shape_of, is_prepared
+from scgan_cluster.adapters import image_shape_of, is_prepared, prepare_fit
 from scgan_cluster.adapters._inputs import UNS_KEY, _prepared_columns
 from scgan_cluster.recipes import Recipe, resolve
 
@@ -195,8 +195,9 @@ class ClusterGAN:
         ``self``, with ``labels_``, ``proba_``, ``confidence_``, ``latent_``, ``labels_runs_``
         (every replica's labels), ``agreement_`` / ``weights_`` (each replica's agreement with
         the others and its weight in the pool), ``members_`` (the trained ensembles),
-        ``train_seconds_`` and ``fit_seconds_`` (wall seconds per phase: each ensemble's
-        preprocessing, training and assignment, then the pooling) set. A failed fit leaves the
+        ``train_seconds_`` and ``fit_seconds_`` (wall seconds per phase: the preprocessing,
+        done once for all ensembles of vectors, then each ensemble's own preparation (its
+        principal components), training and assignment, then the pooling) set. A failed fit leaves the
         model as it was.
         """
         if not isinstance(preprocess, (bool, np.bool_)):
@@ -271,6 +272,19 @@ class ClusterGAN:
             n_top_genes = min(n_top_genes, n_vars)
         n_features = n_vars if (not preprocess or self._prepared(data, layer)) else n_top_genes
         start = time.perf_counter()
+        train_data, train_layer = data, layer
+        shared = not self._is_images(data)
+        if shared:
+            # the ensembles share one preprocessing: the cells are read and transformed once
+            train_data = prepare_fit(
+                data,
+                layer=layer,
+                preprocess=preprocess,
+                n_top_genes=n_top_genes,
+                flavor=recipe.preprocessing,
+            )
+            train_layer = None
+        prepare_seconds = time.perf_counter() - start
         members = []
         for ensemble in recipe.ensembles:
             settings = recipe.ensemble_settings(ensemble, self.n_clusters)
@@ -281,8 +295,8 @@ class ClusterGAN:
             )
             logger.info("training the %r ensemble", ensemble.name)
             member.fit(
-                data,
-                layer=layer,
+                train_data,
+                layer=train_layer,
                 preprocess=preprocess,
                 n_top_genes=n_top_genes,
                 flavor=recipe.preprocessing,
@@ -306,7 +320,7 @@ class ClusterGAN:
         }
         pool_start = time.perf_counter()
         reps = self.replicas
-        latents = [np.hstack([rep.latent_, rep.proba_]) for rep in reps]
+        latents = [(rep.latent_, rep.proba_) for rep in reps]
         self.labels_runs_ = np.stack([rep.labels_ for rep in reps], axis=1)
         if len(reps) == 1:
             self.agreement_, self.weights_ = np.ones(1), np.ones(1)
@@ -330,6 +344,8 @@ class ClusterGAN:
             for ensemble, member in zip(recipe.ensembles, members, strict=True)
             for phase, seconds in member.fit_seconds_.items()
         } | {"pooling": time.perf_counter() - pool_start}
+        if shared:
+            self.fit_seconds_ = {"preprocessing": prepare_seconds} | self.fit_seconds_
         logger.info("trained %d networks in %.1fs", len(reps), time.perf_counter() - start)
 
     @staticmethod
@@ -337,9 +353,12 @@ class ClusterGAN:
         return isinstance(data, AnnData) and is_prepared(data, layer)
 
     def _outputs(
-        self, runs: np.ndarray, latents: list[np.ndarray]
+        self, runs: np.ndarray, latents: list[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Labels, soft assignment and latent of cells from their replicas' labels and latents."""
+        """Labels, soft assignment and latent of cells from their replicas' labels and latents.
+
+        ``latents``: each replica's ``(zn, softmax zc)``.
+        """
         if self.pool_ is not None:
             return (
                 self.pool_.predict(runs),
@@ -347,9 +366,9 @@ class ClusterGAN:
                 self.embedding_.transform(latents),
             )
         (net,) = self.replicas
-        full = latents[0]
-        zn = full[:, : net.n_latent].astype(np.float32)
-        return runs[:, 0].astype(np.int64), _network_proba(net, full), zn
+        zn, proba = latents[0]
+        full = np.hstack([zn, proba])
+        return runs[:, 0].astype(np.int64), _network_proba(net, full), zn.astype(np.float32)
 
     def _leading(self) -> GANEnsemble:
         """The replica with the largest pool weight (the first on a tie)."""
@@ -377,7 +396,7 @@ class ClusterGAN:
         runs, latents = [], []
         for member in self.members_:
             for zn, proba, rep in member._replica_latents(data, layer=layer):
-                latents.append(np.hstack([zn, proba]))
+                latents.append((zn, proba))
                 runs.append(rep._label_latent(zn, proba))
         runs = np.stack(runs, axis=1)
         labels, proba, latent = self._outputs(runs, latents)

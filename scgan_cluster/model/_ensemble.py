@@ -21,7 +21,7 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from scgan_cluster._consensus import consensus, vote
+from scgan_cluster._consensus import consensus, row_blocks, vote
 from scgan_cluster._docs import doc_params
 from scgan_cluster._leiden import leiden_latent_k
 from scgan_cluster._settings import logger
@@ -66,6 +66,15 @@ def _seed(random_state: int | None) -> int:
     ):
         raise TypeError(f"random_state must be a non-negative int or None, got {random_state!r}.")
     return int(random_state)
+
+
+def _run_seconds(history: dict[str, list[float]], wall: float) -> float:
+    """Training seconds of a run: this call's, or the loop's clock at its last record if larger.
+
+    ``wall``: this call's training seconds. A run resumed from a checkpoint counts the seconds before it.
+    """
+    recorded = history.get("seconds") or []
+    return max(float(recorded[-1]), wall) if recorded else wall
 
 
 def _encode_all(models: list[GANEnsemble], x) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -513,8 +522,8 @@ class GANEnsemble:
             self.projection = self._fit_projection(prepared)
             prepare_seconds = time.perf_counter() - fit_start
             if self.n_runs > 1:
-                self._fit_ensemble(prepared, callback, checkpoint, checkpoint_every)
-                self._set_fit_seconds(prepare_seconds, fit_start)
+                wall = self._fit_ensemble(prepared, callback, checkpoint, checkpoint_every)
+                self._set_fit_seconds(prepare_seconds, fit_start, wall)
                 return self
             x = self._network_input(prepared)
             self._build(x.shape[1], prepared.image_shape)
@@ -545,16 +554,17 @@ class GANEnsemble:
                 self.train_config,
                 noise_generator=noise_gen,
                 index_generator=index_gen,
-                callback=None if callback is None else (lambda it, record: callback(self, it)),
+                callback=self._recorded(callback),
                 precision=self.precision,
                 compile=self.compile,
                 checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every,
             )
-            self.train_seconds_ = time.perf_counter() - start
+            wall = time.perf_counter() - start
+            self.train_seconds_ = _run_seconds(self.history_, wall)
             del self._live
             self._assign(x)
-            self._set_fit_seconds(prepare_seconds, fit_start)
+            self._set_fit_seconds(prepare_seconds, fit_start, wall)
         except BaseException:
             vars(self).clear()
             vars(self).update(previous)
@@ -576,7 +586,8 @@ class GANEnsemble:
             raise RuntimeError(
                 "snapshot() is for the callback of a running fit; after fit, use the model itself."
             )
-        x, seconds = live["x"], time.perf_counter() - live["start"]
+        # the loop's clock at its last record counts the seconds before a resumed checkpoint
+        x, seconds = live["x"], live.get("seconds", time.perf_counter() - live["start"])
         params = {**self.params, "betas": tuple(self.params["betas"])}
         snap = GANEnsemble(**params, device=self.device)
         snap.image_shape, snap.projection = self.image_shape, self.projection
@@ -595,13 +606,28 @@ class GANEnsemble:
         )
         return snap
 
-    def _set_fit_seconds(self, prepare_seconds: float, fit_start: float) -> None:
-        """Set ``fit_seconds_``: wall seconds of preparing the input, training and labelling."""
+    def _recorded(self, callback: Callable | None) -> Callable | None:
+        """The loop's callback: keeps the training clock of each record, then calls ``callback``."""
+        if callback is None:
+            return None
+
+        def on_record(it: int, record: dict) -> None:
+            seconds = record["seconds"]
+            self._live["seconds"] = float(seconds[0] if isinstance(seconds, list) else seconds)
+            callback(self, it)
+
+        return on_record
+
+    def _set_fit_seconds(self, prepare_seconds: float, fit_start: float, wall: float) -> None:
+        """Set ``fit_seconds_``: seconds of preparing the input, training and labelling.
+
+        ``wall``: this call's training seconds (the assignment is the rest of the call).
+        """
         total = time.perf_counter() - fit_start
         self.fit_seconds_ = {
             "preprocessing": prepare_seconds,
             "training": float(self.train_seconds_),
-            "assignment": max(total - prepare_seconds - float(self.train_seconds_), 0.0),
+            "assignment": max(total - prepare_seconds - wall, 0.0),
         }
 
     def _fit_projection(self, prepared: Prepared) -> PCAProjection | None:
@@ -643,12 +669,19 @@ class GANEnsemble:
         self.center_spread_ = self._spread(zn, proba)
 
     def _spread(self, zn: np.ndarray, proba: np.ndarray) -> float | None:
-        """Mean squared distance per dimension of the training cells to their centre."""
+        """Mean squared distance per dimension of the training cells to their centre.
+
+        Summed over blocks of cells, so that no float64 copy of the whole latent is made.
+        """
         if self.cluster_centers_ is None:
             return None
-        space = np.hstack([zn, proba]) if self.assign == "kmeans" else zn
-        diff = space.astype(np.float64) - self.cluster_centers_[self.labels_].astype(np.float64)
-        return float((diff**2).sum(axis=1).mean() / space.shape[1])
+        centres = self.cluster_centers_.astype(np.float64)
+        total = 0.0
+        for rows in row_blocks(len(zn)):
+            space = np.hstack([zn[rows], proba[rows]]) if self.assign == "kmeans" else zn[rows]
+            diff = space.astype(np.float64) - centres[self.labels_[rows]]
+            total += float((diff**2).sum())
+        return total / max(len(zn), 1) / centres.shape[1]
 
     def _fit_ensemble(
         self,
@@ -656,7 +689,8 @@ class GANEnsemble:
         callback: Callable | None,
         checkpoint: str | Path | None,
         checkpoint_every: int | None,
-    ) -> None:
+    ) -> float:
+        """Train the replicas together and pool them; returns this call's training seconds."""
         x = self._network_input(prepared)
         n_features = x.shape[1]
         replicas = [self._replica(r) for r in range(self.n_runs)]
@@ -694,17 +728,19 @@ class GANEnsemble:
             self.train_config,
             noise_generator=noise_gens,
             index_generator=index_gens,
-            callback=None if callback is None else (lambda it, record: callback(self, it)),
+            callback=self._recorded(callback),
             precision=self.precision,
             compile=self.compile,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
         )
-        seconds = time.perf_counter() - start
+        wall = time.perf_counter() - start
+        seconds = _run_seconds(histories[0], wall)
         del self._live
         self._adopt_replicas(
             replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, seconds, x
         )
+        return wall
 
     def _adopt_replicas(
         self,

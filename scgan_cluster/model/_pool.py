@@ -17,9 +17,10 @@ import numpy as np
 from scgan_cluster._consensus import (
     agreement,
     agreement_weights,
-    coassociation_embedding,
+    coassociation_share,
     consensus,
     linkage_consensus,
+    row_blocks,
     vote,
 )
 
@@ -116,7 +117,7 @@ class Pool:
             else self.profiles.shape[1] // len(self.weights)
         )
         if self.method == "linkage":
-            return coassociation_embedding(runs, k_runs, self.weights) @ self.profiles.T
+            return coassociation_share(runs, self.profiles, k_runs, self.weights)
         return vote(runs, self.maps, self.n_clusters, self.weights) / self.weights.sum()
 
     def proba(self, runs: np.ndarray) -> np.ndarray:
@@ -144,6 +145,22 @@ class Pool:
         return self.shares(runs).argmax(axis=1).astype(np.int64)
 
 
+Latent = np.ndarray | tuple[np.ndarray, ...]
+"""One replica's latent: an ``(n_cells, d)`` array, or arrays of the same cells joined column-wise."""
+
+
+def _rows(latent: Latent, rows: slice) -> np.ndarray:
+    """float64 copy of some rows of a replica's latent (its parts joined)."""
+    if isinstance(latent, tuple):
+        return np.hstack([part[rows] for part in latent]).astype(np.float64)
+    return np.asarray(latent[rows], dtype=np.float64)
+
+
+def _n_rows(latents: list[Latent]) -> int:
+    first = latents[0][0] if isinstance(latents[0], tuple) else latents[0]
+    return len(first)
+
+
 @dataclass(frozen=True)
 class ConsensusEmbedding:
     """One latent for R replicas: their latents standardised, weighted, joined and projected.
@@ -154,6 +171,10 @@ class ConsensusEmbedding:
     distance of two cells in the joined latent is the weighted mean of their standardised
     squared distances in the replicas. The joined latent is projected on its leading principal
     axes (``n_components``), fitted on the training cells.
+
+    Fitting and projecting pass over the cells in blocks (means, then variances and the
+    covariance accumulated block by block in float64), so that memory holds the replicas' own
+    latents and the float32 result, never the joined latent of every cell.
     """
 
     means: tuple[np.ndarray, ...]
@@ -164,55 +185,67 @@ class ConsensusEmbedding:
 
     @classmethod
     def fit(
-        cls, latents: list[np.ndarray], weights: np.ndarray, n_components: int
+        cls, latents: list[Latent], weights: np.ndarray, n_components: int
     ) -> ConsensusEmbedding:
         """Fit on the training cells' latents.
 
         Parameters
         ----------
         latents
-            One ``(n_cells, d_r)`` array per replica.
+            One ``(n_cells, d_r)`` array per replica, or a tuple of arrays of the same cells
+            that make it when joined column-wise (e.g. ``(zn, softmax zc)``).
         weights
             ``(R,)`` replica weights (not all zero).
         n_components
             Dimensions kept (at most the joined width and the cells).
         """
         weights = np.asarray(weights, dtype=np.float64)
-        means = tuple(lat.astype(np.float64).mean(axis=0) for lat in latents)
-        scales = np.array(
-            [
-                max(float(np.sqrt(lat.astype(np.float64).var(axis=0).sum())), 1e-12)
-                for lat in latents
-            ]
-        )
+        n = _n_rows(latents)
+        blocks = row_blocks(n)
+        sums = [sum(_rows(lat, rows).sum(axis=0) for rows in blocks) for lat in latents]
+        means = tuple(total / max(n, 1) for total in sums)
+        squares = [
+            sum(((_rows(lat, rows) - mean) ** 2).sum(axis=0) for rows in blocks)
+            for lat, mean in zip(latents, means, strict=True)
+        ]
+        scales = np.array([max(float(np.sqrt((sq / max(n, 1)).sum())), 1e-12) for sq in squares])
         emb = cls(means, scales, weights, np.zeros((0, 0)))
-        joined = emb._join(latents)
-        cov = joined.T @ joined / max(len(joined) - 1, 1)
+        width = sum(len(mean) for mean in means)
+        cov = np.zeros((width, width))
+        for rows in blocks:
+            joined = emb._join(latents, rows)
+            cov += joined.T @ joined
+        cov /= max(n - 1, 1)
         values, vectors = np.linalg.eigh(cov)
-        order = np.argsort(values)[::-1][: min(int(n_components), *joined.shape)]
+        order = np.argsort(values)[::-1][: min(int(n_components), n, width)]
         components = vectors[:, order].T
         # sign convention: each axis' largest loading is positive
         flip = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
         components *= np.where(flip == 0, 1.0, flip)[:, None]
         return cls(means, scales, weights, components)
 
-    def _join(self, latents: list[np.ndarray]) -> np.ndarray:
-        if len(latents) != len(self.means):
-            raise ValueError(f"Expected {len(self.means)} latents, got {len(latents)}.")
+    def _join(self, latents: list[Latent], rows: slice) -> np.ndarray:
+        """The standardised, weighted replicas side by side for some rows (float64)."""
         share = np.sqrt(self.weights / self.weights.sum())
         return np.hstack(
             [
-                (lat.astype(np.float64) - mean) * (w / scale)
+                (_rows(lat, rows) - mean) * (w / scale)
                 for lat, mean, scale, w in zip(latents, self.means, self.scales, share, strict=True)
             ]
         )
 
-    def transform(self, latents: list[np.ndarray]) -> np.ndarray:
+    def transform(self, latents: list[Latent]) -> np.ndarray:
         """``(n_cells, n_components)`` float32 embedding of cells from their replica latents.
 
         Parameters
         ----------
         latents
-            One ``(n_cells, d_r)`` array per replica, as in :meth:`fit`.
+            One latent per replica, as in :meth:`fit`.
         """
-        return (self._join(latents) @ self.components.T).astype(np.float32)
+        if len(latents) != len(self.means):
+            raise ValueError(f"Expected {len(self.means)} latents, got {len(latents)}.")
+        n = _n_rows(latents)
+        out = np.empty((n, len(self.components)), dtype=np.float32)
+        for rows in row_blocks(n):
+            out[rows] = self._join(latents, rows) @ self.components.T
+        return out

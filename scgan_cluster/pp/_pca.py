@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from scgan_cluster._dask import ChunkReader, is_dask
+from scgan_cluster._dask import ChunkReader, is_dask, row_slices
 
 __all__ = ["PCAProjection", "CLIP", "CHUNK"]
 
@@ -28,8 +28,7 @@ CHUNK = 8192
 def _chunks(x, chunk: int = CHUNK):
     # a dask matrix is read through dask (locally or on a cluster), each of its chunks once
     reader = ChunkReader(x) if is_dask(x) else None
-    for start in range(0, x.shape[0], chunk):
-        stop = min(start + chunk, x.shape[0])
+    for start, stop in row_slices(x.shape[0], chunk):
         block = x[start:stop] if reader is None else reader.rows(start, stop)
         block = block.toarray() if sparse.issparse(block) else np.asarray(block)
         yield block.astype(np.float64, copy=False)
