@@ -170,6 +170,34 @@ def test_read_dask_keeps_the_matrix_on_disk_and_fits_like_in_memory(tmp_path):
         scg.read_dask(empty)
 
 
+def test_worker_processes_read_the_h5ad_and_give_the_in_memory_model(tmp_path):
+    """A cluster whose workers are other processes: every task is pickled to them and reads
+    the file itself, as on a multi-machine cluster."""
+    a = make_counts()
+    a.X = sparse.csr_matrix(a.X)
+    path = tmp_path / "cells.h5ad"
+    a.write_h5ad(path)
+    settings = {"flavor": "paper", "random_state": 0, "n_top_genes": 30, **FAST}
+    ref = scg.ClusterGAN(3, **settings).fit(a)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
+        lazy = scg.read_dask(path, chunk_size=100)
+        model = scg.ClusterGAN(3, **settings).fit(lazy)
+        np.testing.assert_array_equal(model.var_names_, ref.var_names_)
+        np.testing.assert_array_equal(model.labels_, ref.labels_)
+        np.testing.assert_allclose(model.latent_, ref.latent_, atol=1e-5)
+        np.testing.assert_array_equal(model.predict(lazy), ref.labels_)
+        # the worker processes ran the tasks (their state logs the tasks' transitions)
+        ran = client.run(lambda dask_worker: dask_worker.state.transition_counter)
+        assert len(ran) == 2
+        assert sum(ran.values()) > 0
+    assert "clustergan" not in lazy.obs
+
+
 @pytest.mark.parametrize("to_sparse", [True, False])
 def test_chunk_reader_computes_each_chunk_once_for_a_front_to_back_read(to_sparse):
     import dask
