@@ -207,7 +207,7 @@ def markdown(result: dict) -> str:
         f"through dask in chunks of {result['chunk']:,} cells; every ensemble trained "
         f"{result['iters']} generator iterations (reduced from the recipes' budgets: training "
         "costs the same at every n). Peak RSS is the whole process's. Machine: "
-        f"{result['machine']['cpu']}, {result['machine']['torch_threads']} torch threads, "
+        f"{result['machine']['cpu']} ({result['machine']['cpu_count']} cores), torch threads: {result['machine']['torch_threads']}, "
         f"torch {result['machine']['torch']}. Command: `{result['command']}`.",
         "",
         "Phases: wall seconds (and, where sampled, the peak RSS in GB within the phase).",

@@ -370,18 +370,8 @@ def linkage_assign(
 ) -> np.ndarray:
     """Labels of cells from their runs' labels, for the clusters of :func:`linkage_consensus`.
 
-    Each cell joins the cluster whose profile it is co-assigned with most, as that function
-    places the cells outside its tree.
-
-    Parameters
-    ----------
-    runs
-        ``(n_cells, R)`` labels of the same R runs (same order) the profiles came from.
-    profiles
-        ``(K, R * K)`` from :func:`linkage_consensus`.
-    n_clusters
-        K.
-    weights
-        The run weights the profiles were built with.
+    Each cell joins the cluster whose profile it is co-assigned with most (the argmax of
+    :func:`coassociation_share`, whose parameters these are), as that function places the
+    cells outside its tree.
     """
     return coassociation_share(runs, profiles, n_clusters, weights).argmax(axis=1).astype(np.int64)
