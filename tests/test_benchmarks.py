@@ -344,7 +344,8 @@ def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_fr
         assert list(run["phase_peak_rss_mb"]) == list(run["phase_seconds"])
         sampled = [mb for mb in run["phase_peak_rss_mb"].values() if mb is not None]
         assert sampled
-        assert max(sampled) <= run["peak_rss_mb"]
+        # (the kernel's high-water mark lags its resident count a little)
+        assert max(sampled) <= run["peak_rss_mb"] * 1.05 + 5
     assert not list(tmp_path.rglob("*.h5ad"))  # the simulated file is removed
     assert str(tmp_path) not in json.dumps(result)
     table = (tmp_path / "bench_scale.md").read_text()
