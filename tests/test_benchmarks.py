@@ -361,3 +361,23 @@ def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_fr
     assert path.stat().st_mtime_ns == stamp
     assert second["rows"][0]["data"] == first["rows"][0]["data"]
     assert "--keep-files" not in second["command"]
+
+
+def test_paper_readout_scores_three_readouts_per_replica(tmp_path):
+    import paper_readout
+
+    result = paper_readout.main(
+        ["--dataset", "synthetic", "--max-iter", "4", "--runs", "2", "--out", str(tmp_path)]
+    )
+    rows = result["replicas"]
+    assert [r["replica"] for r in rows] == [0, 1]
+    n_test = sum(rows[0]["zc_occupancy"])
+    assert n_test > 0
+    for row in rows:
+        assert len(row["zc_occupancy"]) == 4
+        assert sum(row["zc_occupancy"]) == n_test
+        for key in ("kmeans_zn_zc", "argmax_zc", "kmeans_zn"):
+            assert 0.25 <= row[key]["purity"] <= 1.0  # at least the largest of 4 even clusters
+            assert -1.0 <= row[key]["ari"] <= 1.0
+    assert (tmp_path / "paper_readout_synthetic.json").exists()
+    assert "--checkpoint-dir" not in result["command"]
