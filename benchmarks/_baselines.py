@@ -268,6 +268,15 @@ def _batched(fn, x: np.ndarray, device: str, chunk: int = 2048) -> np.ndarray:
     return np.concatenate(out)
 
 
+def clustergan_checkpoint(
+    folder: str | Path, dataset: str, n_train: int, max_iter: int, n_rep: int, seed: int
+) -> Path:
+    """The checkpoint file of a ClusterGAN benchmark fit: an ensemble of ``n_rep`` replicas, or
+    (``n_rep`` 0) the single run of ``seed``."""
+    run = f"ens{n_rep}" if n_rep else f"seed{seed}"
+    return Path(folder) / f"clustergan_{dataset}_n{n_train}_{max_iter}it_{run}.pt"
+
+
 def fit_clustergan(
     data: BenchData,
     x_train: np.ndarray,
@@ -445,11 +454,12 @@ def make_methods(budget: Budget) -> dict[str, Any]:
 
     def clustergan(data: BenchData, split, k, seed) -> MethodResult:
         n_rep, n = budget.ensemble_runs, len(split["train"])
-        name = f"clustergan_{data.name}_n{n}_{budget.max_iter}it_" + (
-            f"ens{n_rep}" if n_rep else f"seed{seed}"
-        )
         checkpoint = (
-            None if budget.checkpoint_dir is None else Path(budget.checkpoint_dir) / f"{name}.pt"
+            None
+            if budget.checkpoint_dir is None
+            else clustergan_checkpoint(
+                budget.checkpoint_dir, data.name, n, budget.max_iter, n_rep, seed
+            )
         )
 
         def fit(seed: int, **options) -> GANEnsemble:

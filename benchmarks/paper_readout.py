@@ -23,7 +23,7 @@ from pathlib import Path
 
 import _data
 import numpy as np
-from _baselines import fit_clustergan
+from _baselines import clustergan_checkpoint, fit_clustergan
 from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, score, write_json
 from sklearn.cluster import KMeans
 
@@ -36,7 +36,7 @@ def readout(dataset: str, max_iter: int, runs: int, data_dir: Path, checkpoint_d
     checkpoint = (
         None
         if checkpoint_dir is None
-        else Path(checkpoint_dir) / f"clustergan_{data.name}_n{n}_{max_iter}it_ens{runs}.pt"
+        else clustergan_checkpoint(checkpoint_dir, data.name, n, max_iter, runs, 0)
     )
     model = fit_clustergan(
         data, data.x[split["train"]], max_iter=max_iter, seed=0, n_runs=runs, checkpoint=checkpoint

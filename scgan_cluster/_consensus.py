@@ -20,6 +20,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
+from scgan_cluster._dask import row_slices
+
 ROWS = 1 << 16
 """Cells per block where a pass over the cells is done block by block (bounded memory)."""
 
@@ -239,8 +241,7 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
 
 def row_blocks(n: int, rows: int | None = None) -> list[slice]:
     """Slices of at most ``rows`` (default :data:`ROWS`) consecutive rows covering ``range(n)``."""
-    rows = ROWS if rows is None else int(rows)
-    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+    return [slice(a, b) for a, b in row_slices(n, ROWS if rows is None else int(rows))]
 
 
 def _coassociation_tree(

@@ -102,8 +102,10 @@ def _value_stats(x, integers: bool = True) -> dict[str, float]:
             part = v[a : a + step]
             if np.issubdtype(part.dtype, np.floating):
                 ok = np.isfinite(part)
-                not_finite += int(part.size - ok.sum())
-                part = part[ok] if not_finite else part
+                n_ok = int(ok.sum())
+                if n_ok < part.size:  # this slice's non-finite values are left out
+                    not_finite += part.size - n_ok
+                    part = part[ok]
                 if integers:
                     not_integer += int((part != np.round(part)).sum())
             if part.size:
