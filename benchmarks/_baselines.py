@@ -29,7 +29,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,10 @@ class Budget:
     # > 0: score ClusterGAN's runs on validation and test every ``curve_every`` generator
     # iterations (a convergence curve, in each run's "curve"); 0: only at the end
     curve_every: int = 0
+    # network options of the GAN methods (ClusterGAN, InfoGAN, the GAN of "GAN with bp" / "Disc.
+    # phi") that replace the dataset's (the paper's), for example {"critic_batch_norm": False};
+    # ClusterGAN's checkpoints then carry them in their names
+    architecture_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -269,12 +273,48 @@ def _batched(fn, x: np.ndarray, device: str, chunk: int = 2048) -> np.ndarray:
 
 
 def clustergan_checkpoint(
-    folder: str | Path, dataset: str, n_train: int, max_iter: int, n_rep: int, seed: int
+    folder: str | Path,
+    dataset: str,
+    n_train: int,
+    max_iter: int,
+    n_rep: int,
+    seed: int,
+    options: dict[str, Any] | None = None,
 ) -> Path:
     """The checkpoint file of a ClusterGAN benchmark fit: an ensemble of ``n_rep`` replicas, or
-    (``n_rep`` 0) the single run of ``seed``."""
+    (``n_rep`` 0) the single run of ``seed``; ``options`` (architecture options that differ from
+    the dataset's, see :func:`architecture_options`) name networks of their own."""
     run = f"ens{n_rep}" if n_rep else f"seed{seed}"
-    return Path(folder) / f"clustergan_{dataset}_n{n_train}_{max_iter}it_{run}.pt"
+    extra = options_suffix(options)
+    return Path(folder) / f"clustergan_{dataset}_n{n_train}_{max_iter}it_{run}{extra}.pt"
+
+
+def with_options(data: BenchData, options: dict[str, Any] | None) -> BenchData:
+    """``data`` whose GAN networks take ``options`` in place of the dataset's (the paper's)."""
+    if not options:
+        return data
+    return replace(data, architecture_options={**data.architecture_options, **options})
+
+
+def options_suffix(options: dict[str, Any] | None) -> str:
+    """``"_critic_batch_norm-False"`` for ``{"critic_batch_norm": False}``: names files of
+    networks built with options of their own ("" for none)."""
+    return "".join(f"_{k}-{v}" for k, v in sorted((options or {}).items()))
+
+
+def architecture_options(pairs: list[str]) -> dict[str, Any]:
+    """``["critic_batch_norm=false", ...]`` (a script's ``--architecture-option``) as a dict;
+    each value is read as JSON (``false``, ``2``, ``[64, 64]``), else kept as a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"an architecture option is KEY=VALUE, got {pair!r}.")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
 
 
 def fit_clustergan(
@@ -458,7 +498,13 @@ def make_methods(budget: Budget) -> dict[str, Any]:
             None
             if budget.checkpoint_dir is None
             else clustergan_checkpoint(
-                budget.checkpoint_dir, data.name, n, budget.max_iter, n_rep, seed
+                budget.checkpoint_dir,
+                data.name,
+                n,
+                budget.max_iter,
+                n_rep,
+                seed,
+                budget.architecture_options,
             )
         )
 
@@ -466,7 +512,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
             seeds = list(range(n_rep)) if n_rep else [seed]
             curve = Curve(data, split, seeds, budget.curve_every, checkpoint)
             model = fit_clustergan(
-                data,
+                with_options(data, budget.architecture_options),
                 data.x[split["train"]],
                 max_iter=budget.max_iter,
                 seed=seed,
@@ -502,7 +548,12 @@ def make_methods(budget: Budget) -> dict[str, Any]:
 
     def infogan(data: BenchData, split, k, seed) -> MethodResult:
         run = train_gan(
-            data, data.x[split["train"]], "infogan", max_iter=budget.max_iter, seed=seed, device=dev
+            with_options(data, budget.architecture_options),
+            data.x[split["train"]],
+            "infogan",
+            max_iter=budget.max_iter,
+            seed=seed,
+            device=dev,
         )
         run.critic.eval()
         run.encoder.eval()
@@ -520,7 +571,12 @@ def make_methods(budget: Budget) -> dict[str, Any]:
         key = (data.name, len(split["train"]), seed)
         if key not in gan_cache:
             gan_cache[key] = train_gan(
-                data, data.x[split["train"]], "gan", max_iter=budget.max_iter, seed=seed, device=dev
+                with_options(data, budget.architecture_options),
+                data.x[split["train"]],
+                "gan",
+                max_iter=budget.max_iter,
+                seed=seed,
+                device=dev,
             )
         return gan_cache[key]
 

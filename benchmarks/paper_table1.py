@@ -47,6 +47,7 @@ from _baselines import (
     METHOD_KIND,
     BenchData,
     Budget,
+    architecture_options,
     fit_clustergan,
     make_methods,
     train_gan,
@@ -56,6 +57,7 @@ from _data import DATASETS, load
 from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, run_method, write_json
 
 import scgan_cluster as scg
+from scgan_cluster.nn import ARCHITECTURES
 from scgan_cluster.train import backprop_decode
 
 # The paper's Table 1 (ACC = purity in the paper, NMI, ARI), best validation purity of 5 runs.
@@ -397,6 +399,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="write results/paper_table1_<dataset>_<tag>.json, a section of its own beside the "
         "dataset's other runs (e.g. a longer budget for some methods)",
     )
+    parser.add_argument(
+        "--architecture-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a network option of the GAN methods (ClusterGAN, InfoGAN, the GAN of 'GAN with "
+        "bp' / 'Disc. phi') that replaces the dataset's (the paper's), e.g. "
+        "critic_batch_norm=false; repeatable; pair it with --tag",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -452,6 +463,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 f"callback interval), got {args.curve_every}"
             )
         budget.curve_every = args.curve_every
+        try:
+            budget.architecture_options = architecture_options(args.architecture_option)
+        except ValueError as e:
+            parser.error(str(e))
+        allowed = ARCHITECTURES[data.architecture].network_defaults
+        if set(budget.architecture_options) - set(allowed):
+            parser.error(
+                f"{data.architecture!r} networks take the options {sorted(allowed)}, got "
+                f"{sorted(budget.architecture_options)}"
+            )
         if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
             parser.error(f"--tag takes letters, digits, '_', '.' and '-', got {args.tag!r}")
         full = args.paper and budget.max_iter == PAPER_BUDGET.max_iter and runs == PAPER_RUNS
@@ -462,6 +483,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{budget.bp_steps} Adam steps on "
             + ("all" if budget.bp_max_points is None else f"at most {budget.bp_max_points}")
             + f" val / test points, VAE {budget.vae_iter} steps of batch {budget.vae_batch}"
+            + "".join(
+                f"; the GAN methods' networks with {k}={v}"
+                for k, v in sorted(budget.architecture_options.items())
+            )
         )
         split = paper_split(len(data.x), seed=0)
         print(f"{name}: {len(data.x)} points, K={data.n_clusters}; {label}")

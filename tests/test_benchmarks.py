@@ -184,6 +184,38 @@ def test_harness_trains_clustergan_runs_as_one_ensemble(tmp_path):
     ]
 
 
+def test_harness_architecture_option_replaces_the_papers_network_option(tmp_path):
+    import paper_table1
+    from _baselines import architecture_options
+
+    assert architecture_options(["critic_batch_norm=false", "hidden=[8, 8]", "output=linear"]) == {
+        "critic_batch_norm": False,
+        "hidden": [8, 8],
+        "output": "linear",
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        architecture_options(["critic_batch_norm"])
+    argv = ["--datasets", "synthetic", "--subsample", "300", "--runs", "2", "--max-iter", "4"]
+    argv += ["--methods", "ClusterGAN", "--ensemble", "--out", str(tmp_path), "--tag", "nobn"]
+    argv += ["--data-dir", str(tmp_path), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    (result,) = paper_table1.main([*argv, "--architecture-option", "critic_batch_norm=false"])
+    assert result["budget"]["architecture_options"] == {"critic_batch_norm": False}
+    assert result["budget_label"].endswith(
+        "; the GAN methods' networks with critic_batch_norm=False"
+    )
+    n_train = len(paper_split(300, seed=0)["train"])
+    # networks of their own: a checkpoint of their own, never the paper's networks' one
+    (ckpt,) = (tmp_path / "ckpt").iterdir()
+    assert ckpt.name == f"clustergan_synthetic_n{n_train}_4it_ens2_critic_batch_norm-False.pt"
+    generator, encoder, critic = torch.load(ckpt, weights_only=False)["networks"]
+    assert any(k.endswith("running_mean") for k in generator)  # BN stays in G and E
+    assert any(k.endswith("running_mean") for k in encoder)
+    assert not any("bn" in k or "running" in k for k in critic)
+    assert "critic_batch_norm=False" in (tmp_path / "paper_table1.md").read_text()
+    with pytest.raises(SystemExit):
+        paper_table1.main([*argv, "--architecture-option", "critic_bn=false"])
+
+
 def test_harness_curve_scores_every_run_along_training_and_survives_a_rerun(tmp_path):
     import paper_table1
 
@@ -373,7 +405,9 @@ def test_paper_readout_scores_three_readouts_per_replica(tmp_path):
     assert [r["replica"] for r in rows] == [0, 1]
     n_test = sum(rows[0]["zc_occupancy"])
     assert n_test > 0
+    assert result["test_nearest_distance"] > 0
     for row in rows:
+        assert row["generated_nearest_distance"] > 0
         assert len(row["zc_occupancy"]) == 4
         assert sum(row["zc_occupancy"]) == n_test
         for key in ("kmeans_zn_zc", "argmax_zc", "kmeans_zn"):
@@ -381,3 +415,9 @@ def test_paper_readout_scores_three_readouts_per_replica(tmp_path):
             assert -1.0 <= row[key]["ari"] <= 1.0
     assert (tmp_path / "paper_readout_synthetic.json").exists()
     assert "--checkpoint-dir" not in result["command"]
+    argv = ["--dataset", "synthetic", "--max-iter", "4", "--runs", "2", "--out", str(tmp_path)]
+    nobn = paper_readout.main([*argv, "--architecture-option", "critic_batch_norm=false"])
+    assert nobn["architecture_options"] == {"critic_batch_norm": False}
+    assert nobn["command"].endswith("--architecture-option critic_batch_norm=false")
+    assert (tmp_path / "paper_readout_synthetic_critic_batch_norm-False.json").exists()
+    assert nobn["replicas"] != rows  # other networks, other readouts

@@ -515,6 +515,30 @@ def test_ensemble_save_load_roundtrip(ensemble, tmp_path):
         assert r1.random_state == r2.random_state
 
 
+def test_critic_without_batch_norm_trains_saves_and_loads_back(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (60, 16)).astype(np.float32)
+    opts = {"critic_batch_norm": False}
+    model = scg.model.GANEnsemble(
+        3,
+        architecture="pendigits",
+        architecture_options=opts,
+        n_runs=2,
+        max_iter=3,
+        batch_size=8,
+        random_state=0,
+    ).fit(x, preprocess=False)
+    for rep in model.replicas:
+        assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in rep.critic.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm1d) for m in rep.generator.modules())
+    model.save(tmp_path / "m")
+    loaded = scg.model.GANEnsemble.load(tmp_path / "m")
+    assert loaded.architecture_options["critic_batch_norm"] is False
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for rep in loaded.replicas:
+        assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in rep.critic.modules())
+
+
 @pytest.mark.parametrize(("value", "exc"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_n_runs_validation(value, exc):
     with pytest.raises(exc, match="n_runs"):

@@ -195,6 +195,38 @@ def test_pendigits_mlp_has_batch_norm_and_sigmoid():
     assert [type(m).__name__ for m in g2.trunk][:3] == ["Linear", "LeakyReLU", "BatchNorm1d"]
 
 
+@pytest.mark.parametrize("name", ["synthetic", "pendigits"])
+def test_critic_batch_norm_option_takes_bn_out_of_the_critic_only(name):
+    _, _, d_paper = snn.build_networks(name, 16, 5, 4)
+    g, e, d = snn.build_networks(name, 16, 5, 4, critic_batch_norm=False)
+    n_bn = [
+        sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+        for net in (g, e, d, d_paper)
+    ]
+    assert n_bn == [2, 2, 0, 2]
+    assert [type(m).__name__ for m in d.trunk] == ["Linear", "LeakyReLU"] * 2
+    # "mlp": the critic follows batch_norm unless told otherwise
+    _, _, d_mlp = snn.build_networks("mlp", 16, 5, 4, batch_norm=True)
+    _, _, d_mlp_off = snn.build_networks("mlp", 16, 5, 4, batch_norm=True, critic_batch_norm=False)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in d_mlp.modules()) == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in d_mlp_off.modules())
+
+
+def test_batch_norm_critic_cannot_see_a_shift_of_the_whole_batch():
+    # why critic_batch_norm=False exists: normalising each batch right after the first linear
+    # layer removes any vector added to every sample, so a generator off the data by a constant
+    # shift looks like the data to this critic
+    torch.manual_seed(0)
+    x = torch.rand(64, 16)
+    shift = torch.full((16,), 0.3)
+    for batch_norm, blind in ((True, True), (False, False)):
+        _, _, d = snn.build_networks("synthetic", 16, 5, 4, critic_batch_norm=batch_norm)
+        d.train()
+        with torch.no_grad():
+            same = torch.allclose(d(x), d(x + shift), atol=1e-4)
+        assert same is blind
+
+
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_two_training_steps_on_tiny_random_data(name):
     from scgan_cluster.train import TrainConfig, train_clustergan

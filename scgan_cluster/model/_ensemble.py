@@ -109,8 +109,10 @@ class GANEnsemble:
     {doc_model_params}
     architecture_options
         Network options of the architecture entry, overriding its defaults (for ``"mlp"``:
-        ``hidden``, ``leak``, ``batch_norm``, ``batch_norm_first``, ``output``; see
-        ``scgan_cluster.nn.ARCHITECTURES[name].network_defaults``).
+        ``hidden``, ``leak``, ``batch_norm``, ``batch_norm_first``, ``critic_batch_norm``,
+        ``output``; see ``scgan_cluster.nn.ARCHITECTURES[name].network_defaults``). For example
+        ``{"critic_batch_norm": False}`` takes batch norm out of the critic of the paper's
+        synthetic / Pendigits networks (decision 0045).
     random_state
         Seed of initialisation, noise, minibatch order and KMeans; ``None`` draws one (then
         recorded in :attr:`params`). No global random state is touched.
