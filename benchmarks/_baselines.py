@@ -546,15 +546,19 @@ def make_methods(budget: Budget) -> dict[str, Any]:
             },
         )
 
-    def infogan(data: BenchData, split, k, seed) -> MethodResult:
-        run = train_gan(
+    def _train_gan(data: BenchData, split, kind: str, seed: int) -> TrainedGAN:
+        """A baseline GAN ("infogan" or "gan") of the budget's networks on the training split."""
+        return train_gan(
             with_options(data, budget.architecture_options),
             data.x[split["train"]],
-            "infogan",
+            kind,
             max_iter=budget.max_iter,
             seed=seed,
             device=dev,
         )
+
+    def infogan(data: BenchData, split, k, seed) -> MethodResult:
+        run = _train_gan(data, split, "infogan", seed)
         run.critic.eval()
         run.encoder.eval()
 
@@ -570,14 +574,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
     def _gan(data: BenchData, split, seed) -> TrainedGAN:
         key = (data.name, len(split["train"]), seed)
         if key not in gan_cache:
-            gan_cache[key] = train_gan(
-                with_options(data, budget.architecture_options),
-                data.x[split["train"]],
-                "gan",
-                max_iter=budget.max_iter,
-                seed=seed,
-                device=dev,
-            )
+            gan_cache[key] = _train_gan(data, split, "gan", seed)
         return gan_cache[key]
 
     def gan_bp(data: BenchData, split, k, seed) -> MethodResult:
