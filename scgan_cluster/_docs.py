@@ -58,6 +58,9 @@ n_critic
     Critic updates per generator/encoder update (``None``: the paper's 5).
 lr
     Adam learning rate of all three networks (``None``: the paper's 1e-4).
+lr_final
+    ``None`` (default, the paper): the learning rate stays ``lr``. A number: it falls linearly
+    from ``lr`` at the first generator iteration to ``lr_final`` at the last.
 betas
     Adam betas (``None``: the paper's ``(0.5, 0.9)``).
 batch_size

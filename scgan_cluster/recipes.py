@@ -159,6 +159,9 @@ class Recipe:
         other cells join the cluster they are co-assigned with most).
     architecture, architecture_options, n_latent, sigma, beta_n, beta_c, gp_weight, n_critic, lr, betas, batch_size
         The networks and the optimiser (``None``: the architecture's paper value).
+    lr_final
+        ``None``: every ensemble trains at its constant learning rate (the paper). A number:
+        each ensemble's rate falls linearly from its ``lr`` to ``lr_final`` over its run.
     precision, compile
         ``"fp32"`` or ``"bf16"`` matrix products in training; ``torch.compile`` the steps.
     """
@@ -186,6 +189,7 @@ class Recipe:
     gp_weight: float | None = None
     n_critic: int | None = None
     lr: float | None = None
+    lr_final: float | None = None
     betas: tuple[float, float] | None = None
     batch_size: int | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -239,7 +243,7 @@ class Recipe:
         for name in ("n_latent", "n_critic", "batch_size"):
             if getattr(self, name) is not None:
                 _check_int(getattr(self, name), name, minimum=1)
-        for name in ("sigma", "lr"):
+        for name in ("sigma", "lr", "lr_final"):
             if getattr(self, name) is not None:
                 _check_number(getattr(self, name), name, positive=True)
         for name in ("beta_n", "beta_c", "gp_weight"):
@@ -293,6 +297,7 @@ class Recipe:
             "gp_weight": self.gp_weight,
             "n_critic": self.n_critic if ensemble.n_critic is None else ensemble.n_critic,
             "lr": self.lr if ensemble.lr is None else ensemble.lr,
+            "lr_final": self.lr_final,
             "betas": self.betas,
             "batch_size": self.batch_size,
             "max_iter": self.budget(n_clusters, ensemble),

@@ -29,6 +29,21 @@ def test_dense_and_sparse_sources_give_the_same_rows():
     assert isinstance(s, scg.train.BatchSource)
 
 
+def test_a_sparse_matrix_is_held_dense_on_an_accelerator_where_it_fits(monkeypatch):
+    from scgan_cluster.adapters import _sources
+
+    x = sparse.random(6, 4, density=0.5, format="csr", random_state=0)
+    meta = torch.device("meta")  # any device other than the CPU, without one
+    on_device = as_source(x, meta)
+    assert isinstance(on_device, DenseSource)
+    assert on_device.gathers_on_device
+    assert on_device.data.device == meta
+    assert on_device.data.shape == (6, 4)
+    assert isinstance(as_source(x, torch.device("cpu")), SparseSource)  # the host keeps CSR
+    monkeypatch.setattr(_sources, "DENSE_ON_ACCELERATOR_BYTES", 6 * 4 * 4 - 1)
+    assert isinstance(as_source(x, meta), SparseSource)  # too large to densify
+
+
 @pytest.mark.parametrize("kind", ["numpy", "sparse", "torch", "anndata"])
 def test_prepare_fit_on_each_input_kind(kind):
     a = make_counts()

@@ -90,3 +90,24 @@ def test_an_interrupted_fit_on_cuda_resumes_to_the_same_model(tmp_path):
         resumed.encoder.state_dict().values(), whole.encoder.state_dict().values(), strict=True
     ):
         assert torch.equal(t1, t2)
+
+
+def test_sparse_counts_train_on_the_device_with_indices_there(monkeypatch):
+    from scipy import sparse
+
+    from scgan_cluster.adapters import DenseSource
+
+    seen = []
+    take = DenseSource.take
+
+    def spy(self, idx):
+        seen.append(idx.device.type)
+        return take(self, idx)
+
+    monkeypatch.setattr(DenseSource, "take", spy)
+    a = make_counts()
+    a.X = sparse.csr_matrix(a.X)
+    scg.model.GANEnsemble(3, max_iter=40, batch_size=32, device="cuda").fit(a, n_top_genes=30)
+    # every training iteration gathered its batch from a dense copy there, with indices there
+    # (encoding the cells afterwards walks them in CPU-made ranges)
+    assert seen.count("cuda") >= 40

@@ -745,6 +745,32 @@ def test_beta_r_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").params["beta_r"] == 0.0
 
 
+def test_lr_final_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
+    assert scg.model.GANEnsemble(3).params["lr_final"] is None
+    with pytest.raises(ValueError, match="lr_final must be a finite number > 0"):
+        scg.model.GANEnsemble(3, lr_final=-1.0)
+    a = make_counts()
+    fits = {
+        lr_final: scg.model.GANEnsemble(3, n_latent=5, n_runs=2, lr_final=lr_final, **FAST).fit(
+            a, n_top_genes=30
+        )
+        for lr_final in (None, 1e-5)
+    }
+    model = fits[1e-5]
+    assert model.params["lr_final"] == 1e-5
+    assert not np.allclose(model.latent_, fits[None].latent_)
+    model.save(tmp_path / "m")
+    loaded = scg.model.GANEnsemble.load(tmp_path / "m", device="cpu")
+    assert loaded.params == model.params
+    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
+    # a model saved before the option existed loads with the paper's constant rate
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["lr_final"]
+    config_path.write_text(json.dumps(config))
+    assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").params["lr_final"] is None
+
+
 def test_n_pcs_networks_see_principal_components(tmp_path):
     a = make_counts()
     model = scg.model.GANEnsemble(3, n_latent=5, n_pcs=4, lr=2e-3, max_iter=400, batch_size=32)

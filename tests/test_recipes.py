@@ -74,6 +74,17 @@ def test_a_passed_max_iter_lr_or_n_critic_applies_to_every_ensemble():
         Ensemble("x", n_critic=0)
 
 
+def test_a_final_learning_rate_applies_to_every_ensemble_from_its_own_rate():
+    recipe = resolve("lognorm", lr_final=5e-5)
+    rates = [
+        (s["lr"], s["lr_final"]) for s in (recipe.ensemble_settings(e, 8) for e in recipe.ensembles)
+    ]
+    assert rates == [(None, 5e-5), (2e-3, 5e-5)]  # the genes start at the paper's rate
+    assert RECIPES["lognorm"].ensemble_settings(ENSEMBLES["genes"], 8)["lr_final"] is None
+    with pytest.raises(ValueError, match="lr_final must be a finite number > 0"):
+        resolve("lognorm", lr_final=0.0)
+
+
 def test_resolve_overrides_and_errors():
     assert resolve("lognorm") == RECIPES["lognorm"]
     assert resolve("lognorm", lr=None) == RECIPES["lognorm"]  # None: not passed

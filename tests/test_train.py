@@ -1345,3 +1345,36 @@ def test_compiled_step_cache_keeps_no_network_alive():
     assert all(r() is None for r in refs)
     # a network of the same structure gets the same compiled functions
     assert compiled_steps(ManualSteps(*_chain_nets(1, seed=12))) is first
+
+
+def test_lr_final_schedule():
+    cfg = train.TrainConfig(max_iter=5, lr=1e-3, lr_final=1e-4)
+    rates = [cfg.lr_at(i) for i in range(5)]
+    np.testing.assert_allclose(rates, [1e-3, 7.75e-4, 5.5e-4, 3.25e-4, 1e-4], rtol=1e-12)
+    assert cfg.to_dict()["lr_final"] == 1e-4
+    constant = train.TrainConfig(max_iter=5, lr=1e-3)
+    assert [constant.lr_at(i) for i in range(5)] == [1e-3] * 5
+    assert train.TrainConfig(max_iter=1, lr=1e-3, lr_final=1e-4).lr_at(0) == 1e-3
+
+
+@pytest.mark.parametrize("value", [0.0, -1e-4, float("nan"), float("inf"), "1e-4", True])
+def test_lr_final_validation(value):
+    with pytest.raises(ValueError, match="lr_final"):
+        train.TrainConfig(lr_final=value)
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_falling_learning_rate_hand_written_equals_autograd(n_runs, float64):
+    """Both step kinds follow the schedule; a schedule from lr to lr is the constant rate."""
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(99))
+    kw = {"max_iter": 6, "batch_size": 16, "lr": 1e-2, "beta_r": 1.0, "log_every": 1}
+    falling = train.TrainConfig(**kw, lr_final=1e-4)
+    runs = [_train_chain(n_runs, falling, x, gradients=g) for g in ("manual", "autograd")]
+    _assert_same_training(runs, rtol=1e-7, atol=1e-9)
+    constant = _train_chain(n_runs, train.TrainConfig(**kw), x)
+    flat = _train_chain(n_runs, train.TrainConfig(**kw, lr_final=1e-2), x)
+    _assert_same_training([constant, flat], rtol=0, atol=0)
+    # the falling rate moves the weights less than the constant one from the same start
+    start = _chain_nets(n_runs)[1].out.weight.detach()
+    moved = [float((r[0][1].out.weight.detach() - start).norm()) for r in (runs[0], constant)]
+    assert moved[0] < moved[1], moved

@@ -10,14 +10,22 @@ from scipy import sparse
 
 from scgan_cluster._dask import ChunkReader, is_dask
 
-__all__ = ["DaskSource", "DenseSource", "SparseSource", "as_source"]
+__all__ = ["DENSE_ON_ACCELERATOR_BYTES", "DaskSource", "DenseSource", "SparseSource", "as_source"]
+
+DENSE_ON_ACCELERATOR_BYTES = 2**30
+"""A sparse matrix whose dense float32 copy takes at most this many bytes is held dense on a
+GPU (or another accelerator), so that batches are gathered there without the host."""
 
 
 class DenseSource:
     """A dense matrix held once as a float32 tensor on the device; batches are gathered there.
 
     With ``sample_shape`` (e.g. ``(C, H, W)``) the rows are held, and returned, with that shape.
+    The training loop moves each block's row indices to the device once
+    (``gathers_on_device``), so that no batch passes through the host.
     """
+
+    gathers_on_device = True
 
     def __init__(
         self,
@@ -113,7 +121,9 @@ def as_source(
     x
         numpy array, torch tensor, scipy sparse matrix or dask array (cells x features).
     device
-        Where batches are delivered (a dense matrix is moved there once).
+        Where batches are delivered (a dense matrix is moved there once; on a device other
+        than the CPU, so is a sparse matrix whose dense copy fits in
+        :data:`DENSE_ON_ACCELERATOR_BYTES`).
     sample_shape
         Shape of one row as the networks take it, e.g. ``(C, H, W)`` for flattened images
         (``None``: rows stay vectors).
@@ -121,5 +131,8 @@ def as_source(
     if is_dask(x):
         return DaskSource(x, device, sample_shape)
     if sparse.issparse(x):
-        return SparseSource(x, device, sample_shape)
+        dense_bytes = 4 * int(x.shape[0]) * int(np.prod(x.shape[1:]))
+        if torch.device(device).type == "cpu" or dense_bytes > DENSE_ON_ACCELERATOR_BYTES:
+            return SparseSource(x, device, sample_shape)
+        x = x.toarray()
     return DenseSource(x, device, sample_shape)

@@ -194,6 +194,7 @@ class GANEnsemble:
         gp_weight: float | None = None,
         n_critic: int | None = None,
         lr: float | None = None,
+        lr_final: float | None = None,
         betas: tuple[float, float] | None = None,
         batch_size: int | None = None,
         max_iter: int = PAPER_MAX_ITER,
@@ -251,6 +252,7 @@ class GANEnsemble:
         self._max_iter = max_iter
         self._beta_r = beta_r
         self._prior_floor = prior_floor
+        self._lr_final = lr_final
         self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
@@ -325,6 +327,7 @@ class GANEnsemble:
             beta_c=hp["beta_c"],
             beta_r=self._beta_r,
             prior_floor=self._prior_floor,
+            lr_final=self._lr_final,
             prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
         )
         self.n_latent = int(hp["n_latent"])

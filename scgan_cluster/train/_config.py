@@ -46,6 +46,11 @@ class TrainConfig:
     real batch is the last critic batch of the same generator iteration (no extra draw, so the
     random streams are those of ``beta_r = 0``). The paper's encoder only ever sees generated
     samples; this term trains it on real ones too. Not in the paper.
+
+    ``lr_final`` (``None``: the paper's constant ``lr``) makes the learning rate of every
+    optimiser fall linearly over the run, from ``lr`` at the first generator iteration to
+    ``lr_final`` at the last (:meth:`lr_at`; the critic steps of an iteration use its rate).
+    Not in the paper.
     """
 
     max_iter: int = 8000
@@ -60,6 +65,7 @@ class TrainConfig:
     prior_update_every: int = 0
     beta_r: float = 0.0
     prior_floor: float = PRIOR_FLOOR
+    lr_final: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_iter", "batch_size", "n_critic"):
@@ -70,6 +76,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         if self.lr == 0:
             raise ValueError("lr must be > 0.")
+        if self.lr_final is not None:
+            value = self.lr_final
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"lr_final must be a finite number > 0 or None, got {value!r}.")
+            self.lr_final = float(value)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}.")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
@@ -89,6 +105,19 @@ class TrainConfig:
             raise ValueError(
                 f"prior_update_every must be an integer >= 0, got {self.prior_update_every!r}."
             )
+
+    def lr_at(self, iteration: int) -> float:
+        """Learning rate of generator iteration ``iteration`` (0 = the first).
+
+        Parameters
+        ----------
+        iteration
+            0-based index of the generator iteration, below ``max_iter``.
+        """
+        if self.lr_final is None:
+            return float(self.lr)
+        fraction = iteration / max(1, self.max_iter - 1)
+        return float(self.lr + (self.lr_final - self.lr) * fraction)
 
     def to_dict(self) -> dict:
         """JSON-friendly dict of the settings."""

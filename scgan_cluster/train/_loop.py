@@ -51,7 +51,12 @@ HISTORY_KEYS = (
 
 @runtime_checkable
 class BatchSource(Protocol):
-    """What the loop needs of the data: its size and a way to fetch rows as a float tensor."""
+    """What the loop needs of the data: its size and a way to fetch rows as a float tensor.
+
+    A source may also define ``prefetch(idx)`` (called with each block's row indices before
+    its iterations) and ``gathers_on_device = True`` (the loop then hands ``take`` indices
+    already on ``device``, moved there once per block).
+    """
 
     n_obs: int
     device: torch.device
@@ -498,7 +503,13 @@ def train_clustergan(
                 idx_b, z_b, zn_b, k_b, eps_b = draws[0]
             if hasattr(source, "prefetch"):  # a source that reads rows from elsewhere (dask)
                 source.prefetch(idx_b)
+            if getattr(source, "gathers_on_device", False) and idx_b.device != device:
+                # one copy per block, so the iterations' gathers never wait on the host
+                pinned = idx_b.pin_memory() if device.type == "cuda" else idx_b
+                idx_b = pinned.to(device, non_blocking=True)
             for t in range(n_block):
+                if cfg.lr_final is not None:
+                    step.set_lr(cfg.lr_at(it))
                 it += 1
                 # one gather of all n_critic real batches of this iteration
                 real_all = source.take(idx_b[t].reshape(-1))

@@ -169,6 +169,10 @@ class TrainStep(ABC):
         """
 
     @abstractmethod
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every optimiser (the loop's ``config.lr_final`` schedule)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Hand the networks back for use outside training (the loop calls this when it ends)."""
 
@@ -317,6 +321,12 @@ class AutogradStep(TrainStep):
             zc_loss.detach(),
             None if recon is None else recon.detach(),
         )
+
+    def set_lr(self, lr: float) -> None:
+        """See :meth:`TrainStep.set_lr`."""
+        for opt in (self.opt_d, self.opt_ge):
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def close(self) -> None:
         """Let the critic's parameters require gradients again (the G / E step switches them off)."""
@@ -557,6 +567,10 @@ class FlatStep(TrainStep):
         self.flat_ge.step(grad)
         self._ge_cast_current = False
         return adv, zn_loss, zc_loss, recon[0] if recon else None
+
+    def set_lr(self, lr: float) -> None:
+        """See :meth:`TrainStep.set_lr`."""
+        self.flat_d.lr = self.flat_ge.lr = float(lr)
 
     def close(self) -> None:
         """Give every parameter its own storage again (with its current values)."""
