@@ -329,6 +329,34 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
     # "lognorm_fast" with each ensemble's learning rate falling linearly from 2e-3 to the
     # paper's 1e-4 over its 1,000 iterations (decision 0046)
     "fast_decay": replace(RECIPES["lognorm_fast"], lr_final=1e-4),
+    # "lognorm_fast" with the genes ensemble at lr 5e-4 (the components keep 2e-3; 0046)
+    "fast_genes_lr5e4": replace(
+        RECIPES["lognorm_fast"],
+        lr=None,
+        ensembles=(
+            Ensemble("genes", lr=5e-4),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
+    # probes of the genes ensemble alone (decision 0046): "lognorm_fast"'s genes, the same
+    # cost with 5 critic steps, and its budget at lower learning rates
+    "genes_fast_c2": replace(
+        _DEFAULT, ensembles=(Ensemble("genes", lr=2e-3, max_iter=1000, n_critic=2),)
+    ),
+    "genes_fast_c5": replace(
+        _DEFAULT, ensembles=(Ensemble("genes", lr=2e-3, max_iter=500, n_critic=5),)
+    ),
+    "genes_lr5e4_c2": replace(
+        _DEFAULT, ensembles=(Ensemble("genes", lr=5e-4, max_iter=1000, n_critic=2),)
+    ),
+    "genes_lr1e4_1000": replace(_DEFAULT, ensembles=(Ensemble("genes", max_iter=1000),)),
+    # "lognorm_fast"'s genes with the learned prior re-estimated every 125 iterations: the 6
+    # re-estimates a run of 4,000 gets at the default's 500
+    "genes_fast_c2_p125": replace(
+        _DEFAULT,
+        prior_update_every=125,
+        ensembles=(Ensemble("genes", lr=2e-3, max_iter=1000, n_critic=2),),
+    ),
     "fast_c1": replace(
         _DEFAULT,
         ensembles=(

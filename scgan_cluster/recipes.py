@@ -139,6 +139,9 @@ class Recipe:
         re-estimated from the encoder along training, floored at ``prior_floor / K``).
     prior_floor
         Floor of a learned prior's proportions, times ``1 / K``.
+    prior_update_every
+        Generator iterations between two re-estimates of a learned prior (from a quarter of
+        each ensemble's run on).
     beta_r
         Weight of a reconstruction term ``||x - G(E(x))||^2`` on real cells (0: the paper).
     ensembles
@@ -174,6 +177,7 @@ class Recipe:
     n_runs: int = 1
     prior: Literal["uniform", "learned"] = "uniform"
     prior_floor: float = 0.1
+    prior_update_every: int = 500
     beta_r: float = 0.0
     ensembles: tuple[Ensemble, ...] = (ENSEMBLES["genes"],)
     pool: Literal["linkage", "vote"] = "linkage"
@@ -204,6 +208,7 @@ class Recipe:
         for name in ("n_top_genes", "max_iter", "n_runs", "n_embedding"):
             _check_int(getattr(self, name), name, minimum=1)
         _check_int(self.max_iter_per_cluster, "max_iter_per_cluster", minimum=0)
+        _check_int(self.prior_update_every, "prior_update_every", minimum=1)
         _check_int(self.pool_max_cells, "pool_max_cells", minimum=2)
         _check_number(self.beta_r, "beta_r")
         floor = self.prior_floor
@@ -305,6 +310,7 @@ class Recipe:
             "n_runs": self.n_runs,
             "prior": self.prior,
             "prior_floor": float(self.prior_floor),
+            "prior_update_every": int(self.prior_update_every),
             "precision": self.precision,
             "compile": self.compile,
             "n_pcs": ensemble.n_pcs,

@@ -771,6 +771,46 @@ def test_lr_final_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").params["lr_final"] is None
 
 
+def test_prior_update_every_is_checked_used_saved_and_loaded(tmp_path, monkeypatch):
+    from scgan_cluster.train import _loop
+
+    assert scg.model.GANEnsemble(3).params["prior_update_every"] == 500
+    with pytest.raises(ValueError, match="prior_update_every"):
+        scg.model.GANEnsemble(3, prior_update_every=0)
+    calls = []
+    update = _loop.update_prior_weights
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(_loop, "update_prior_weights", counted)
+    a = make_counts()
+    kw = {"n_latent": 5, "prior": "learned", "max_iter": 100, "batch_size": 32}
+    fits, counts = {}, {}
+    for every in (500, 32):
+        calls.clear()
+        fits[every] = scg.model.GANEnsemble(3, prior_update_every=every, **kw).fit(
+            a, n_top_genes=30
+        )
+        counts[every] = len(calls)
+    model = fits[32]
+    assert model.train_config.prior_update_every == 32
+    # re-estimates from iteration 25 on, checked between blocks of 32 draws: at iteration 32
+    # only with the default, at 32, 64 and 96 here
+    assert counts == {500: 1, 32: 3}
+    assert not torch.allclose(model.prior.weights, fits[500].prior.weights)
+    model.save(tmp_path / "m")
+    loaded = scg.model.GANEnsemble.load(tmp_path / "m", device="cpu")
+    assert loaded.params == model.params
+    torch.testing.assert_close(loaded.prior.weights, model.prior.weights.cpu())
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["prior_update_every"]
+    config_path.write_text(json.dumps(config))
+    assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").prior_update_every == 500
+
+
 def test_n_pcs_networks_see_principal_components(tmp_path):
     a = make_counts()
     model = scg.model.GANEnsemble(3, n_latent=5, n_pcs=4, lr=2e-3, max_iter=400, batch_size=32)

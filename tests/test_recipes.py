@@ -85,6 +85,14 @@ def test_a_final_learning_rate_applies_to_every_ensemble_from_its_own_rate():
         resolve("lognorm", lr_final=0.0)
 
 
+def test_prior_update_every_reaches_every_ensemble():
+    assert RECIPES["lognorm"].ensemble_settings(ENSEMBLES["pcs"], 8)["prior_update_every"] == 500
+    recipe = resolve("lognorm", prior_update_every=125)
+    assert {recipe.ensemble_settings(e, 8)["prior_update_every"] for e in recipe.ensembles} == {125}
+    with pytest.raises(ValueError, match="prior_update_every must be an integer >= 1"):
+        resolve("lognorm", prior_update_every=0)
+
+
 def test_resolve_overrides_and_errors():
     assert resolve("lognorm") == RECIPES["lognorm"]
     assert resolve("lognorm", lr=None) == RECIPES["lognorm"]  # None: not passed

@@ -127,7 +127,7 @@ class GANEnsemble:
     prior
         ``"uniform"`` (the paper): zc is uniform over the K modes. ``"learned"``: the mode
         proportions are re-estimated from the encoder's soft assignments of the real samples
-        every 500 generator iterations from a quarter of the run on (momentum 0.5, no mode
+        every ``prior_update_every`` (500) generator iterations from a quarter of the run on (momentum 0.5, no mode
         below a tenth of 1/K; see :class:`scgan_cluster.train.TrainConfig`), for data whose
         clusters differ in size. On the staged count data the re-estimate is self-reinforcing:
         by the end of training a few modes hold almost all the weight (1-3 of 8 modes occupied
@@ -140,6 +140,11 @@ class GANEnsemble:
         ``prior_floor / K`` before renormalising (default 0.1), so that no mode is switched
         off; a higher floor keeps more weight on rarely used modes. Ignored with the uniform
         prior.
+    prior_update_every
+        With ``prior="learned"``: generator iterations between two re-estimates (default
+        500; checked between the loop's blocks of 32 iterations). The re-estimates start a
+        quarter into the run, so a shorter run gets fewer of them unless this shrinks with it
+        (a run of 4,000 iterations gets 6 at the default, one of 1,000 gets 2).
     combine
         With ``n_runs > 1``: ``"consensus"`` labels each cell by the majority of the replicas
         after matching their cluster ids (with a per-cell confidence, and new cells by the same
@@ -204,6 +209,7 @@ class GANEnsemble:
         n_runs: int = 1,
         prior: Literal["uniform", "learned"] = "uniform",
         prior_floor: float = PRIOR_FLOOR,
+        prior_update_every: int = PRIOR_UPDATE_EVERY,
         combine: Literal["consensus", "select"] = "consensus",
         precision: Literal["fp32", "bf16"] = "fp32",
         compile: bool = False,
@@ -253,6 +259,7 @@ class GANEnsemble:
         self._beta_r = beta_r
         self._prior_floor = prior_floor
         self._lr_final = lr_final
+        self.prior_update_every = check_positive_int(prior_update_every, "prior_update_every")
         self.n_clusters = int(n_clusters)
         self.assign = assign
         self.random_state = _seed(random_state)
@@ -328,7 +335,7 @@ class GANEnsemble:
             beta_r=self._beta_r,
             prior_floor=self._prior_floor,
             lr_final=self._lr_final,
-            prior_update_every=PRIOR_UPDATE_EVERY if self.prior_mode == "learned" else 0,
+            prior_update_every=self.prior_update_every if self.prior_mode == "learned" else 0,
         )
         self.n_latent = int(hp["n_latent"])
         self.sigma = float(sigma)
@@ -356,6 +363,7 @@ class GANEnsemble:
             "random_state": self.random_state,
             "n_runs": self.n_runs,
             "prior": self.prior_mode,
+            "prior_update_every": self.prior_update_every,
             "combine": self.combine,
             "precision": self.precision,
             "compile": self.compile,
