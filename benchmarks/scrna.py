@@ -332,7 +332,6 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
     # "lognorm_fast" with the genes ensemble at lr 5e-4 (the components keep 2e-3; 0046)
     "fast_genes_lr5e4": replace(
         RECIPES["lognorm_fast"],
-        lr=None,
         ensembles=(
             Ensemble("genes", lr=5e-4),
             Ensemble("pcs", n_pcs=50, lr=2e-3),
