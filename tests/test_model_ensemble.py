@@ -718,6 +718,20 @@ def test_leiden_assign_in_an_ensemble_enters_the_consensus():
     np.testing.assert_array_equal(model.labels_, consensus(model.labels_runs_, 3)[0])
 
 
+def _reloads_and_reads_an_old_save_as(model, data, path, key, default):
+    """``model`` saves and loads back; a save without ``params[key]`` loads with ``default``."""
+    model.save(path)
+    loaded = scg.model.GANEnsemble.load(path, device="cpu")
+    assert loaded.params == model.params
+    np.testing.assert_array_equal(loaded.predict(data), model.predict(data))
+    config_path = path / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"][key]  # a model saved before the option existed
+    config_path.write_text(json.dumps(config))
+    assert scg.model.GANEnsemble.load(path, device="cpu").params[key] == default
+    return loaded
+
+
 def test_beta_r_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     assert scg.model.GANEnsemble(3).params["beta_r"] == 0.0
     with pytest.raises(ValueError, match="beta_r must be a finite number >= 0"):
@@ -733,16 +747,8 @@ def test_beta_r_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     assert model.params["beta_r"] == 1.0
     assert model.train_config.beta_r == 1.0
     assert not np.allclose(model.latent_, fits[0.0].latent_)
-    model.save(tmp_path / "m")
-    loaded = scg.model.GANEnsemble.load(tmp_path / "m", device="cpu")
-    assert loaded.params == model.params
-    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
-    # a model saved before the option existed loads with the paper's objective
-    config_path = tmp_path / "m" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["params"]["beta_r"]
-    config_path.write_text(json.dumps(config))
-    assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").params["beta_r"] == 0.0
+    # an old save loads with the paper's objective
+    _reloads_and_reads_an_old_save_as(model, a, tmp_path / "m", "beta_r", 0.0)
 
 
 def test_lr_final_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
@@ -759,16 +765,8 @@ def test_lr_final_is_checked_recorded_saved_and_changes_the_fit(tmp_path):
     model = fits[1e-5]
     assert model.params["lr_final"] == 1e-5
     assert not np.allclose(model.latent_, fits[None].latent_)
-    model.save(tmp_path / "m")
-    loaded = scg.model.GANEnsemble.load(tmp_path / "m", device="cpu")
-    assert loaded.params == model.params
-    np.testing.assert_array_equal(loaded.predict(a), model.predict(a))
-    # a model saved before the option existed loads with the paper's constant rate
-    config_path = tmp_path / "m" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["params"]["lr_final"]
-    config_path.write_text(json.dumps(config))
-    assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").params["lr_final"] is None
+    # an old save loads with the paper's constant rate
+    _reloads_and_reads_an_old_save_as(model, a, tmp_path / "m", "lr_final", None)
 
 
 def test_prior_update_every_is_checked_used_saved_and_loaded(tmp_path, monkeypatch):
@@ -800,15 +798,8 @@ def test_prior_update_every_is_checked_used_saved_and_loaded(tmp_path, monkeypat
     # only with the default, at 32, 64 and 96 here
     assert counts == {500: 1, 32: 3}
     assert not torch.allclose(model.prior.weights, fits[500].prior.weights)
-    model.save(tmp_path / "m")
-    loaded = scg.model.GANEnsemble.load(tmp_path / "m", device="cpu")
-    assert loaded.params == model.params
+    loaded = _reloads_and_reads_an_old_save_as(model, a, tmp_path / "m", "prior_update_every", 500)
     torch.testing.assert_close(loaded.prior.weights, model.prior.weights.cpu())
-    config_path = tmp_path / "m" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["params"]["prior_update_every"]
-    config_path.write_text(json.dumps(config))
-    assert scg.model.GANEnsemble.load(tmp_path / "m", device="cpu").prior_update_every == 500
 
 
 def test_n_pcs_networks_see_principal_components(tmp_path):
