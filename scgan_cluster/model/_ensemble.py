@@ -126,15 +126,14 @@ class GANEnsemble:
         :attr:`replicas`.
     prior
         ``"uniform"`` (the paper): zc is uniform over the K modes. ``"learned"``: the mode
-        proportions are re-estimated from the encoder's soft assignments of the real samples
-        every ``prior_update_every`` (500) generator iterations from a quarter of the run on (momentum 0.5, no mode
-        below a tenth of 1/K; see :class:`scgan_cluster.train.TrainConfig`), for data whose
-        clusters differ in size. On the staged count data the re-estimate is self-reinforcing:
-        by the end of training a few modes hold almost all the weight (1-3 of 8 modes occupied
-        on the sorted PBMC data, ``benchmarks/scrna_summary.py``), the others sit at the floor,
-        and the clusters come from KMeans on the whole latent (zn, softmax zc), the default
-        ``assign``. With ``assign="argmax"`` a learned prior therefore gives fewer than K
-        clusters.
+        proportions are re-estimated from the encoder's soft assignments of the real samples every
+        ``prior_update_every`` (500) generator iterations from a quarter of the run on (momentum
+        0.5, no mode below a tenth of 1/K; see :class:`scgan_cluster.train.TrainConfig`), for data
+        whose clusters differ in size. On the staged count data the re-estimate is self-reinforcing:
+        by the end of training a few modes hold almost all the weight (1-3 of 8 modes occupied on
+        the sorted PBMC data, ``benchmarks/scrna_summary.py``), the others sit at the floor, and the
+        clusters come from KMeans on the whole latent (zn, softmax zc), the default ``assign``. With
+        ``assign="argmax"`` a learned prior therefore gives fewer than K clusters.
     prior_floor
         With ``prior="learned"``: each re-estimate floors every mode's proportion at
         ``prior_floor / K`` before renormalising (default 0.1), so that no mode is switched
