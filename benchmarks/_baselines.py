@@ -44,17 +44,26 @@ from torch import nn
 
 from scgan_cluster.adapters import DenseSource
 from scgan_cluster.model import GANEnsemble
-from scgan_cluster.nn import MixedPrior, build_networks, init_normal_
+from scgan_cluster.nn import (
+    EnsembleBatchNorm1d,
+    EnsembleLinear,
+    MixedPrior,
+    build_networks,
+    init_normal_,
+    stack_ensemble,
+)
 from scgan_cluster.train import TrainConfig, backprop_decode, train_clustergan
 
 __all__ = [
     "BenchData",
     "Budget",
     "InfoGANQ",
+    "InfoGANQEnsemble",
     "NullEncoder",
     "METHOD_KIND",
     "make_methods",
     "train_gan",
+    "train_gans",
     "train_vae",
 ]
 
@@ -108,8 +117,9 @@ class Budget:
     # a folder for ClusterGAN's training checkpoints (one file per dataset, split size, seed and
     # budget); a stopped run of the script continues from them
     checkpoint_dir: str | None = None
-    # > 0: ClusterGAN's runs (seeds 0 .. ensemble_runs - 1) train together as one vectorized
-    # ensemble (GANEnsemble(n_runs=...)); replica r follows seed r's random stream
+    # > 0: the runs (seeds 0 .. ensemble_runs - 1) of each GAN method (ClusterGAN, InfoGAN, the
+    # GAN of "GAN with bp" / "Disc. phi") train together as one vectorized ensemble
+    # (GANEnsemble(n_runs=...), train_gans); replica r follows seed r's random stream
     ensemble_runs: int = 0
     # > 0: score ClusterGAN's runs on validation and test every ``curve_every`` generator
     # iterations (a convergence curve, in each run's "curve"); 0: only at the end
@@ -141,15 +151,20 @@ METHOD_KIND = {
 
 # ----------------------------------------------------------------------------- GAN baselines
 class NullEncoder(nn.Module):
-    """An "encoder" with no parameters, for a plain GAN trained by the ClusterGAN loop with beta = 0."""
+    """An "encoder" with no parameters, for a plain GAN trained by the ClusterGAN loop with beta = 0.
 
-    def __init__(self, n_latent: int, n_clusters: int) -> None:
+    With ``n_runs``, the encoder of an ensemble: inputs and outputs have a leading replica axis.
+    """
+
+    def __init__(self, n_latent: int, n_clusters: int, n_runs: int | None = None) -> None:
         super().__init__()
         self.n_latent, self.n_clusters = n_latent, n_clusters
+        if n_runs is not None:
+            self.n_runs = n_runs
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = x.shape[0]
-        return x.new_zeros(n, self.n_latent), x.new_zeros(n, self.n_clusters)
+        lead = x.shape[:2] if hasattr(self, "n_runs") else x.shape[:1]
+        return x.new_zeros(*lead, self.n_latent), x.new_zeros(*lead, self.n_clusters)
 
 
 class InfoGANQ(nn.Module):
@@ -176,6 +191,44 @@ class InfoGANQ(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self._critic[0].features(x).flatten(1)
         return h.new_zeros(h.shape[0], self.n_latent), self.head(h)
+
+
+class InfoGANQEnsemble(nn.Module):
+    """R :class:`InfoGANQ` heads in one pass, on the features of a stacked critic
+    (:func:`scgan_cluster.nn.stack_ensemble`): ``(R, batch, ...) -> (zeros, zc_logits)``.
+
+    As in :class:`InfoGANQ`, the critic is held by reference: only the heads are parameters.
+    """
+
+    def __init__(self, heads: list[InfoGANQ], critic: nn.Module) -> None:
+        super().__init__()
+        self._critic = [critic]
+        self.n_runs, self.n_latent = len(heads), heads[0].n_latent
+        first, bn, act, last = zip(*(q.head for q in heads), strict=True)
+        self.head = nn.Sequential(
+            EnsembleLinear(first),
+            EnsembleBatchNorm1d(bn),
+            nn.LeakyReLU(act[0].negative_slope),
+            EnsembleLinear(last),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._critic[0].features(x).flatten(2)
+        return h.new_zeros(*h.shape[:2], self.n_latent), self.head(h)
+
+    def unstack(self, critics: list[nn.Module]) -> list[InfoGANQ]:
+        """The R heads as plain :class:`InfoGANQ` on the replicas' critics (copies)."""
+        first, _, act, last = self.head
+        width, k = first.weight.shape[1], last.weight.shape[2]
+        out = []
+        for r, critic in enumerate(critics):
+            q = InfoGANQ(critic, width, self.n_latent, k, act.negative_slope)
+            q = q.to(first.weight.device)
+            for stacked, plain in zip(self.head, q.head, strict=True):
+                if hasattr(stacked, "unstack"):
+                    stacked.unstack(r, plain)
+            out.append(q.train(self.training))
+        return out
 
 
 @dataclass
@@ -207,6 +260,93 @@ def _build(
     return nets
 
 
+def _gan_networks(
+    data: BenchData, x_train: np.ndarray, kind: str, seed: int
+) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """G, the "encoder" (:class:`NullEncoder` or InfoGAN's :class:`InfoGANQ`) and D of one run."""
+    gen, _, crit = _build(data, data.n_latent, data.n_clusters, seed)
+    if kind == "gan":
+        return gen, NullEncoder(data.n_latent, data.n_clusters), crit
+    crit.eval()
+    with torch.no_grad():
+        probe = torch.from_numpy(np.ascontiguousarray(x_train[:2], dtype=np.float32))
+        width = int(crit.features(probe).flatten(1).shape[1])
+    with torch.random.fork_rng(devices=[]):
+        enc = InfoGANQ(crit, width, data.n_latent, data.n_clusters)
+    init_normal_(enc, 0.02, generator=torch.Generator().manual_seed(seed + 3))
+    return gen, enc, crit
+
+
+def train_gans(
+    data: BenchData,
+    x_train: np.ndarray,
+    kind: str,
+    *,
+    max_iter: int,
+    seeds: list[int],
+    device: str = "cpu",
+) -> list[TrainedGAN]:
+    """Train a plain GAN (``kind="gan"``) or InfoGAN (``kind="infogan"``) per seed with the package's loop.
+
+    Both use the dataset's ClusterGAN architecture for G and D, and the paper's optimiser
+    settings (Adam 1e-4, betas (0.5, 0.9), 5 critic steps, gradient penalty 10). The plain GAN
+    samples the ClusterGAN prior (zn ~ N(0, 0.1^2), zc one-hot uniform), as Algorithm 1 needs;
+    InfoGAN samples InfoGAN's unit-variance noise zn ~ N(0, 1) with a uniform categorical code.
+
+    Two or more seeds train together as one vectorized ensemble (the loop's ``n_runs``
+    networks); run r starts from and draws what the separate run of ``seeds[r]`` does, and its
+    ``seconds`` are the ensemble's over R.
+    """
+    if kind not in ("gan", "infogan"):
+        raise ValueError(f"kind must be 'gan' or 'infogan', got {kind!r}.")
+    if not seeds:
+        raise ValueError("train_gans needs at least one seed.")
+    dev, n_rep = torch.device(device), len(seeds)
+    nets = [_gan_networks(data, x_train, kind, s) for s in seeds]
+    if n_rep == 1:
+        gen, enc, crit = nets[0]
+    else:
+        gen, crit = stack_ensemble([n[0] for n in nets]), stack_ensemble([n[2] for n in nets])
+        if kind == "gan":
+            enc = NullEncoder(data.n_latent, data.n_clusters, n_runs=n_rep)
+        else:
+            enc = InfoGANQEnsemble([n[1] for n in nets], crit)
+    prior = MixedPrior(data.n_latent, data.n_clusters, sigma=0.1 if kind == "gan" else 1.0)
+    gen, enc, crit, prior = gen.to(dev), enc.to(dev), crit.to(dev), prior.to(dev)
+    config = TrainConfig(
+        max_iter=max_iter,
+        batch_size=data.batch_size,
+        beta_n=0.0,
+        beta_c=0.0 if kind == "gan" else 1.0,
+    )
+    noise = [torch.Generator(device=dev).manual_seed(s + 1) for s in seeds]
+    index = [torch.Generator().manual_seed(s + 2) for s in seeds]
+    start = time.perf_counter()
+    history = train_clustergan(
+        gen,
+        enc,
+        crit,
+        prior,
+        DenseSource(x_train, dev),
+        config,
+        noise_generator=noise if n_rep > 1 else noise[0],
+        index_generator=index if n_rep > 1 else index[0],
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    if n_rep == 1:
+        return [TrainedGAN(gen, enc, crit, prior, history, seconds, max_iter)]
+    gens, crits = gen.unstack(), crit.unstack()
+    if kind == "gan":
+        encs: list[nn.Module] = [NullEncoder(data.n_latent, data.n_clusters) for _ in seeds]
+    else:
+        encs = enc.unstack(crits)
+    return [
+        TrainedGAN(g, e, c, prior, hist, seconds / n_rep, max_iter)
+        for g, e, c, hist in zip(gens, encs, crits, history, strict=True)
+    ]
+
+
 def train_gan(
     data: BenchData,
     x_train: np.ndarray,
@@ -216,50 +356,8 @@ def train_gan(
     seed: int,
     device: str = "cpu",
 ) -> TrainedGAN:
-    """Train a plain GAN (``kind="gan"``) or InfoGAN (``kind="infogan"``) with the package's loop.
-
-    Both use the dataset's ClusterGAN architecture for G and D, and the paper's optimiser
-    settings (Adam 1e-4, betas (0.5, 0.9), 5 critic steps, gradient penalty 10). The plain GAN
-    samples the ClusterGAN prior (zn ~ N(0, 0.1^2), zc one-hot uniform), as Algorithm 1 needs;
-    InfoGAN samples InfoGAN's unit-variance noise zn ~ N(0, 1) with a uniform categorical code.
-    """
-    if kind not in ("gan", "infogan"):
-        raise ValueError(f"kind must be 'gan' or 'infogan', got {kind!r}.")
-    dev = torch.device(device)
-    k = data.n_clusters
-    gen, _, crit = _build(data, data.n_latent, k, seed)
-    if kind == "gan":
-        enc: nn.Module = NullEncoder(data.n_latent, k)
-        prior = MixedPrior(data.n_latent, k, sigma=0.1)
-        beta_n, beta_c = 0.0, 0.0
-    else:
-        crit.eval()
-        with torch.no_grad():
-            probe = torch.from_numpy(np.ascontiguousarray(x_train[:2], dtype=np.float32))
-            width = int(crit.features(probe).flatten(1).shape[1])
-        with torch.random.fork_rng(devices=[]):
-            enc = InfoGANQ(crit, width, data.n_latent, k)
-        init_normal_(enc, 0.02, generator=torch.Generator().manual_seed(seed + 3))
-        prior = MixedPrior(data.n_latent, k, sigma=1.0)
-        beta_n, beta_c = 0.0, 1.0
-    gen, enc, crit, prior = gen.to(dev), enc.to(dev), crit.to(dev), prior.to(dev)
-    config = TrainConfig(
-        max_iter=max_iter, batch_size=data.batch_size, beta_n=beta_n, beta_c=beta_c
-    )
-    source = DenseSource(x_train, dev)
-    start = time.perf_counter()
-    history = train_clustergan(
-        gen,
-        enc,
-        crit,
-        prior,
-        source,
-        config,
-        noise_generator=torch.Generator(device=dev).manual_seed(seed + 1),
-        index_generator=torch.Generator().manual_seed(seed + 2),
-        progress=False,
-    )
-    return TrainedGAN(gen, enc, crit, prior, history, time.perf_counter() - start, max_iter)
+    """One run of :func:`train_gans`."""
+    return train_gans(data, x_train, kind, max_iter=max_iter, seeds=[seed], device=device)[0]
 
 
 @torch.no_grad()
@@ -487,7 +585,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
     the paper; its training time is counted once, in "GAN with bp".
     """
     dev = budget.device
-    gan_cache: dict[tuple[str, int, int], TrainedGAN] = {}
+    gan_cache: dict[tuple[str, int, str, int], TrainedGAN] = {}
 
     ensembles: dict[tuple[str, int], GANEnsemble] = {}
     curves: dict[int, list[dict[str, Any]]] = {}
@@ -546,19 +644,37 @@ def make_methods(budget: Budget) -> dict[str, Any]:
             },
         )
 
-    def _train_gan(data: BenchData, split, kind: str, seed: int) -> TrainedGAN:
-        """A baseline GAN ("infogan" or "gan") of the budget's networks on the training split."""
-        return train_gan(
-            with_options(data, budget.architecture_options),
-            data.x[split["train"]],
-            kind,
-            max_iter=budget.max_iter,
-            seed=seed,
-            device=dev,
-        )
+    def _gan(data: BenchData, split, kind: str, seed: int) -> TrainedGAN:
+        """The baseline GAN ("infogan" or "gan") of ``seed`` on the training split, trained on
+        the first call: alone, or with the ensemble's other runs (seeds 0 .. R - 1)."""
+        n_rep, n = budget.ensemble_runs, len(split["train"])
+        if n_rep and not 0 <= seed < n_rep:
+            raise ValueError(f"seed {seed} is not a replica of an ensemble of {n_rep} runs")
+        if (data.name, n, kind, seed) not in gan_cache:
+            seeds = list(range(n_rep)) if n_rep else [seed]
+            runs = train_gans(
+                with_options(data, budget.architecture_options),
+                data.x[split["train"]],
+                kind,
+                max_iter=budget.max_iter,
+                seeds=seeds,
+                device=dev,
+            )
+            gan_cache.update(
+                {(data.name, n, kind, s): run for s, run in zip(seeds, runs, strict=True)}
+            )
+        return gan_cache[data.name, n, kind, seed]
+
+    def _trained(run: TrainedGAN, seed: int) -> dict[str, Any]:
+        n_rep = budget.ensemble_runs
+        return {
+            "iterations": run.max_iter,
+            "train_seconds": round(run.seconds, 2),
+            **({"trained_as": f"replica {seed} of an ensemble of {n_rep}"} if n_rep else {}),
+        }
 
     def infogan(data: BenchData, split, k, seed) -> MethodResult:
-        run = _train_gan(data, split, "infogan", seed)
+        run = _gan(data, split, "infogan", seed)
         run.critic.eval()
         run.encoder.eval()
 
@@ -568,18 +684,12 @@ def make_methods(budget: Budget) -> dict[str, Any]:
         return MethodResult(
             _batched(q, data.x[split["val"]], dev),
             _batched(q, data.x[split["test"]], dev),
-            {"iterations": budget.max_iter, "train_seconds": round(run.seconds, 2)},
+            _trained(run, seed),
         )
 
-    def _gan(data: BenchData, split, seed) -> TrainedGAN:
-        key = (data.name, len(split["train"]), seed)
-        if key not in gan_cache:
-            gan_cache[key] = _train_gan(data, split, "gan", seed)
-        return gan_cache[key]
-
     def gan_bp(data: BenchData, split, k, seed) -> MethodResult:
-        run = _gan(data, split, seed)
-        out, info = [], {"iterations": budget.max_iter, "train_seconds": round(run.seconds, 2)}
+        run = _gan(data, split, "gan", seed)
+        out, info = [], _trained(run, seed)
         start = time.perf_counter()
         noise = torch.Generator(device=dev).manual_seed(seed + 7)
         for part in ("val", "test"):
@@ -604,7 +714,7 @@ def make_methods(budget: Budget) -> dict[str, Any]:
         return MethodResult(val, test, info, val_index=val_pos, test_index=test_pos)
 
     def gan_disc_phi(data: BenchData, split, k, seed) -> MethodResult:
-        run = _gan(data, split, seed)
+        run = _gan(data, split, "gan", seed)
         run.critic.eval()
 
         def phi(xb):

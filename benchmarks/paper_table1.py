@@ -21,8 +21,9 @@ Writes ``results/paper_table1_<dataset>.json`` and (from every such file present
 ``--curve-every N`` scores ClusterGAN's runs on validation and test every N generator iterations
 and adds a convergence table to the report.
 
-``--ensemble`` trains ClusterGAN's R runs together as one vectorized ensemble (MLP or grouped
-convolutions; replica r follows the random stream of the separate run with seed r), and
+``--ensemble`` trains the R runs of each GAN method (ClusterGAN, InfoGAN, the GAN of "GAN with
+bp" / "Disc. phi") together as one vectorized ensemble (MLP or grouped convolutions; replica r
+follows the random stream of the separate run with seed r), and
 ``--checkpoint-dir DIR`` keeps each ClusterGAN training's state there, so that rerunning the
 same command after a stop continues where it stopped:
 
@@ -383,8 +384,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--ensemble",
         action="store_true",
-        help="train ClusterGAN's runs together as one vectorized ensemble (replica r follows "
-        "seed r's random stream; each run's train_seconds is the ensemble's over R)",
+        help="train the runs of each GAN method (ClusterGAN, InfoGAN, the GAN of the bp / "
+        "Disc. phi rows) together as one vectorized ensemble (replica r follows seed r's "
+        "random stream; each run's train_seconds is the ensemble's over R)",
     )
     parser.add_argument(
         "--curve-every",

@@ -356,6 +356,15 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
         prior_update_every=125,
         ensembles=(Ensemble("genes", lr=2e-3, max_iter=1000, n_critic=2),),
     ),
+    # probes of the components ensemble alone: "lognorm_fast"'s (1,000 iterations, 2 critic
+    # steps), twice its iterations, and the default's (2,000 iterations, 5 critic steps)
+    "pcs_fast_c2": replace(
+        _DEFAULT, ensembles=(Ensemble("pcs", n_pcs=50, lr=2e-3, max_iter=1000, n_critic=2),)
+    ),
+    "pcs_2000_c2": replace(
+        _DEFAULT, ensembles=(Ensemble("pcs", n_pcs=50, lr=2e-3, max_iter=2000, n_critic=2),)
+    ),
+    "pcs_default": replace(_DEFAULT, ensembles=(_PCS,)),
     "fast_c1": replace(
         _DEFAULT,
         ensembles=(

@@ -65,6 +65,48 @@ def test_every_method_labels_the_held_out_points(tiny, name):
         assert labels.max() < 3
 
 
+@pytest.mark.parametrize("kind", ["gan", "infogan"])
+def test_gan_baselines_trained_as_one_ensemble_equal_separate_runs(tiny, kind):
+    from _baselines import train_gan, train_gans, with_options
+
+    # without batch norm in G and D: in float32, a batch norm turns the rounding differences of
+    # the batched and the single kernels into Adam steps (see tests/test_train.py)
+    data, split = tiny
+    data = with_options(data, {"batch_norm": False})
+    x = data.x[split["train"]]
+    together = train_gans(data, x, kind, max_iter=2, seeds=[0, 1])
+    for seed, run in enumerate(together):
+        alone = train_gan(data, x, kind, max_iter=2, seed=seed)
+        for name in ("generator", "critic", "encoder"):
+            a, b = getattr(run, name).state_dict(), getattr(alone, name).state_dict()
+            assert a.keys() == b.keys()
+            if kind == "infogan" and name == "encoder":
+                assert len(a) == 9  # InfoGAN's Q head: two linear layers (4) and a batch norm (5)
+                # the bias right before the head's batch norm changes nothing and its gradient
+                # is zero up to rounding, which Adam turns into steps of any sign
+                del a["head.0.bias"]
+            for key in a:
+                torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        assert run.history["critic_loss"] == pytest.approx(alone.history["critic_loss"], 1e-4)
+        assert run.seconds == pytest.approx(together[0].seconds)
+
+
+@pytest.mark.parametrize("name", ["InfoGAN", "GAN with bp", "GAN with Disc. phi"])
+def test_gan_baselines_of_an_ensemble_budget_label_every_run(tiny_images, name):
+    data, split = tiny_images
+    budget = Budget(**{**TINY.to_dict(), "max_iter": 2, "bp_steps": 2, "bp_max_points": 4})
+    budget.ensemble_runs = 2
+    methods = make_methods(budget)
+    results = [methods[name](data, split, 2, seed) for seed in (0, 1)]
+    for seed, result in enumerate(results):
+        n_test = len(split["test"]) if result.test_index is None else len(result.test_index)
+        assert np.asarray(result.test_labels).shape == (n_test,)
+        if name != "GAN with Disc. phi":  # shares the GAN of "GAN with bp"
+            assert result.info["trained_as"] == f"replica {seed} of an ensemble of 2"
+    with pytest.raises(ValueError, match="not a replica"):
+        methods[name](data, split, 2, 2)
+
+
 def test_methods_are_reproducible_and_see_no_labels(tiny):
     data, split = tiny
     methods = make_methods(TINY)

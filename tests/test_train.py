@@ -405,6 +405,10 @@ def test_ensemble_replicas_equal_separate_runs(batch_norm, float64):
             np.testing.assert_allclose(ens_hist[r][key], hists[r][key], rtol=1e-7, atol=1e-9)
     # the replicas really differ from one another
     assert not torch.allclose(stacked[0].out.weight[0], stacked[0].out.weight[1])
+    # phi(x), the "GAN with Disc. phi" features, per replica (eval mode: batch-norm statistics)
+    xs = x[:5].expand(n_runs, 5, d)
+    for r, critic in enumerate(stacked[2].eval().unstack()):
+        torch.testing.assert_close(stacked[2].features(xs)[r], critic.features(x[:5]))
 
 
 _SMALL_CONV = {
@@ -466,6 +470,8 @@ def test_conv_ensemble_replicas_equal_separate_runs(architecture, float64):
         torch.testing.assert_close(zn[r], e(images[r])[0])
         torch.testing.assert_close(logits[r], e(images[r])[1])
         torch.testing.assert_close(d_out[r], c(images[r]))
+        # phi(x), the "GAN with Disc. phi" features, per replica
+        torch.testing.assert_close(stacked[2].features(images)[r], c.features(images[r]))
     # the stacked critic's written-out input gradient (the explicit penalty) is autograd's
     from scgan_cluster.train._penalty import explicit_input_gradient, penalty_layers
 

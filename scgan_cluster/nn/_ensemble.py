@@ -350,6 +350,10 @@ class EnsembleCritic(_Ensemble):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(x)).squeeze(-1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Each replica's last hidden layer phi(x): ``(R, batch, width)``."""
+        return self.trunk(x)
+
     def penalty_layers(self) -> list[nn.Module] | None:
         """Layers for the loop's explicit gradient penalty (``None`` with batch-norm)."""
         layers = [*self.trunk, self.out]
@@ -387,6 +391,10 @@ class EnsembleConvCritic(EnsembleCritic):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(self.group(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Each replica's last hidden layer phi(x): ``(R, batch, width)``."""
+        return self.trunk(self.group(x))
 
     def penalty_layers(self) -> list[nn.Module] | None:
         """The layers whose composition is ``forward``, for the explicit gradient penalty.
