@@ -114,8 +114,8 @@ class Budget:
     agglo_max: int = 6000  # points clustered by agglomerative (all val + test, then train)
     spectral_max: int = 3000  # points clustered by spectral clustering
     device: str = "cpu"
-    # a folder for ClusterGAN's training checkpoints (one file per dataset, split size, seed and
-    # budget); a stopped run of the script continues from them
+    # a folder for the GAN methods' training checkpoints (one file per method, dataset, split
+    # size, seed or ensemble and budget); a stopped run of the script continues from them
     checkpoint_dir: str | None = None
     # > 0: the runs (seeds 0 .. ensemble_runs - 1) of each GAN method (ClusterGAN, InfoGAN, the
     # GAN of "GAN with bp" / "Disc. phi") train together as one vectorized ensemble
@@ -285,6 +285,7 @@ def train_gans(
     max_iter: int,
     seeds: list[int],
     device: str = "cpu",
+    checkpoint: Path | None = None,
 ) -> list[TrainedGAN]:
     """Train a plain GAN (``kind="gan"``) or InfoGAN (``kind="infogan"``) per seed with the package's loop.
 
@@ -295,7 +296,8 @@ def train_gans(
 
     Two or more seeds train together as one vectorized ensemble (the loop's ``n_runs``
     networks); run r starts from and draws what the separate run of ``seeds[r]`` does, and its
-    ``seconds`` are the ensemble's over R.
+    ``seconds`` are the ensemble's over R. ``checkpoint``: a file the training's state is kept
+    in; a rerun continues from it (the same weights as an unstopped run).
     """
     if kind not in ("gan", "infogan"):
         raise ValueError(f"kind must be 'gan' or 'infogan', got {kind!r}.")
@@ -332,6 +334,7 @@ def train_gans(
         noise_generator=noise if n_rep > 1 else noise[0],
         index_generator=index if n_rep > 1 else index[0],
         progress=False,
+        checkpoint=checkpoint,
     )
     seconds = time.perf_counter() - start
     if n_rep == 1:
@@ -378,13 +381,16 @@ def clustergan_checkpoint(
     n_rep: int,
     seed: int,
     options: dict[str, Any] | None = None,
+    *,
+    method: str = "clustergan",
 ) -> Path:
-    """The checkpoint file of a ClusterGAN benchmark fit: an ensemble of ``n_rep`` replicas, or
-    (``n_rep`` 0) the single run of ``seed``; ``options`` (architecture options that differ from
-    the dataset's, see :func:`architecture_options`) name networks of their own."""
+    """The checkpoint file of a benchmark GAN training (``method``: ClusterGAN, or a baseline's
+    ``"gan"`` / ``"infogan"``): an ensemble of ``n_rep`` replicas, or (``n_rep`` 0) the single
+    run of ``seed``; ``options`` (architecture options that differ from the dataset's, see
+    :func:`architecture_options`) name networks of their own."""
     run = f"ens{n_rep}" if n_rep else f"seed{seed}"
     extra = options_suffix(options)
-    return Path(folder) / f"clustergan_{dataset}_n{n_train}_{max_iter}it_{run}{extra}.pt"
+    return Path(folder) / f"{method}_{dataset}_n{n_train}_{max_iter}it_{run}{extra}.pt"
 
 
 def with_options(data: BenchData, options: dict[str, Any] | None) -> BenchData:
@@ -652,13 +658,19 @@ def make_methods(budget: Budget) -> dict[str, Any]:
             raise ValueError(f"seed {seed} is not a replica of an ensemble of {n_rep} runs")
         if (data.name, n, kind, seed) not in gan_cache:
             seeds = list(range(n_rep)) if n_rep else [seed]
+            folder, options = budget.checkpoint_dir, budget.architecture_options
             runs = train_gans(
-                with_options(data, budget.architecture_options),
+                with_options(data, options),
                 data.x[split["train"]],
                 kind,
                 max_iter=budget.max_iter,
                 seeds=seeds,
                 device=dev,
+                checkpoint=None
+                if folder is None
+                else clustergan_checkpoint(
+                    folder, data.name, n, budget.max_iter, n_rep, seed, options, method=kind
+                ),
             )
             gan_cache.update(
                 {(data.name, n, kind, s): run for s, run in zip(seeds, runs, strict=True)}

@@ -24,8 +24,8 @@ and adds a convergence table to the report.
 ``--ensemble`` trains the R runs of each GAN method (ClusterGAN, InfoGAN, the GAN of "GAN with
 bp" / "Disc. phi") together as one vectorized ensemble (MLP or grouped convolutions; replica r
 follows the random stream of the separate run with seed r), and
-``--checkpoint-dir DIR`` keeps each ClusterGAN training's state there, so that rerunning the
-same command after a stop continues where it stopped:
+``--checkpoint-dir DIR`` keeps each GAN training's state there (ClusterGAN's, InfoGAN's and
+the baseline GAN's), so that rerunning the same command after a stop continues where it stopped:
 
     python benchmarks/paper_table1.py --paper --datasets mnist --methods ClusterGAN \
         --ensemble --device cuda --checkpoint-dir checkpoints/
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--checkpoint-dir",
         default=None,
-        help="keep ClusterGAN's training state here; rerunning the same command after a stop "
+        help="keep the GAN methods' training state here; rerunning the same command after a stop "
         "continues each run from its last checkpoint (the same result as an unstopped run)",
     )
     parser.add_argument(

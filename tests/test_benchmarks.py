@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from _baselines import METHOD_KIND, BenchData, Budget, make_methods
+from _baselines import (
+    METHOD_KIND,
+    BenchData,
+    Budget,
+    make_methods,
+    train_gan,
+    train_gans,
+    with_options,
+)
 from _protocol import paper_split, run_method
 
 import scgan_cluster as scg
@@ -67,8 +75,6 @@ def test_every_method_labels_the_held_out_points(tiny, name):
 
 @pytest.mark.parametrize("kind", ["gan", "infogan"])
 def test_gan_baselines_trained_as_one_ensemble_equal_separate_runs(tiny, kind):
-    from _baselines import train_gan, train_gans, with_options
-
     # without batch norm in G and D: in float32, a batch norm turns the rounding differences of
     # the batched and the single kernels into Adam steps (see tests/test_train.py)
     data, split = tiny
@@ -105,6 +111,28 @@ def test_gan_baselines_of_an_ensemble_budget_label_every_run(tiny_images, name):
             assert result.info["trained_as"] == f"replica {seed} of an ensemble of 2"
     with pytest.raises(ValueError, match="not a replica"):
         methods[name](data, split, 2, 2)
+
+
+def test_gan_baselines_keep_checkpoints_that_a_rerun_continues_from(tiny, tmp_path):
+    data, split = tiny
+    budget = Budget(**{**TINY.to_dict(), "checkpoint_dir": str(tmp_path), "ensemble_runs": 2})
+    first = make_methods(budget)["InfoGAN"](data, split, 3, 1)
+    n = len(split["train"])
+    assert [p.name for p in tmp_path.iterdir()] == [f"infogan_tiny_n{n}_3it_ens2.pt"]
+    # a new process of the same command: the finished training is read back, not redone
+    again = make_methods(budget)["InfoGAN"](data, split, 3, 1)
+    np.testing.assert_array_equal(again.test_labels, first.test_labels)
+    np.testing.assert_array_equal(again.val_labels, first.val_labels)
+    ckpt = tmp_path / "gan.pt"
+    x = data.x[split["train"]]
+    trained = train_gans(data, x, "gan", max_iter=3, seeds=[0, 1], checkpoint=ckpt)
+    resumed = train_gans(data, x, "gan", max_iter=3, seeds=[0, 1], checkpoint=ckpt)
+    # the history's wall-clock seconds come from the checkpoint, not from a second training
+    assert resumed[1].history["seconds"] == trained[1].history["seconds"]
+    for a, b in zip(
+        resumed[1].generator.parameters(), trained[1].generator.parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_methods_are_reproducible_and_see_no_labels(tiny):
