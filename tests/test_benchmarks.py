@@ -203,10 +203,13 @@ def test_harness_end_to_end(tmp_path):
     ]
     results = paper_table1.main(argv)
     assert [r["dataset"] for r in results] == ["synthetic"]  # fashion is not staged: skipped
-    # one training checkpoint per ClusterGAN run, finished (a rerun would load, not train)
+    # one training checkpoint per run of each GAN method, finished (a rerun would load, not
+    # train); "GAN with bp" and "Disc. phi" share their GAN
     ckpts = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    n = len(paper_split(300, seed=0)["train"])
     assert ckpts == [
-        f"clustergan_synthetic_n{len(paper_split(300, seed=0)['train'])}_4it_seed{s}.pt"
+        f"{method}_synthetic_n{n}_4it_seed{s}.pt"
+        for method in ("clustergan", "gan", "infogan")
         for s in (0, 1)
     ]
     saved = json.loads((tmp_path / "paper_table1_synthetic.json").read_text())
