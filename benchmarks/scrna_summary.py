@@ -201,6 +201,11 @@ CANDIDATES = {
         '**`fast_genes_lr5e4`** (`"lognorm_fast"` with the genes ensemble at lr 5e-4; decision '
         "0046)",
     ),
+    "clustergan_fast_mixed_r3_linkage": (
+        "`fast_mixed_r3`",
+        '**`fast_mixed_r3`** (`"lognorm_fast"` with three ensembles of 3 replicas: the genes at lr '
+        "5e-4 and at 2e-3, the components; decision 0047)",
+    ),
 }
 # the default's ensembles with the genes at 4,000 iterations for every K
 AUTO_4000 = "clustergan_auto_4000_consensus"
