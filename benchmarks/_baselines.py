@@ -336,7 +336,9 @@ def train_gans(
         progress=False,
         checkpoint=checkpoint,
     )
-    seconds = time.perf_counter() - start
+    # a run resumed from its checkpoint counts the seconds before the stop (the loop's clock)
+    recorded = (history[0] if n_rep > 1 else history).get("seconds") or [0.0]
+    seconds = max(time.perf_counter() - start, float(recorded[-1]))
     if n_rep == 1:
         return [TrainedGAN(gen, enc, crit, prior, history, seconds, max_iter)]
     gens, crits = gen.unstack(), crit.unstack()
