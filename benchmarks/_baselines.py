@@ -51,8 +51,9 @@ from scgan_cluster.nn import (
     build_networks,
     init_normal_,
     stack_ensemble,
+    unstack_sequential,
 )
-from scgan_cluster.train import TrainConfig, backprop_decode, train_clustergan
+from scgan_cluster.train import TrainConfig, backprop_decode, run_seconds, train_clustergan
 
 __all__ = [
     "BenchData",
@@ -224,9 +225,7 @@ class InfoGANQEnsemble(nn.Module):
         for r, critic in enumerate(critics):
             q = InfoGANQ(critic, width, self.n_latent, k, act.negative_slope)
             q = q.to(first.weight.device)
-            for stacked, plain in zip(self.head, q.head, strict=True):
-                if hasattr(stacked, "unstack"):
-                    stacked.unstack(r, plain)
+            unstack_sequential(self.head, r, q.head)
             out.append(q.train(self.training))
         return out
 
@@ -337,8 +336,7 @@ def train_gans(
         checkpoint=checkpoint,
     )
     # a run resumed from its checkpoint counts the seconds before the stop (the loop's clock)
-    recorded = (history[0] if n_rep > 1 else history).get("seconds") or [0.0]
-    seconds = max(time.perf_counter() - start, float(recorded[-1]))
+    seconds = run_seconds(history[0] if n_rep > 1 else history, time.perf_counter() - start)
     if n_rep == 1:
         return [TrainedGAN(gen, enc, crit, prior, history, seconds, max_iter)]
     gens, crits = gen.unstack(), crit.unstack()

@@ -39,7 +39,7 @@ from scgan_cluster.nn import (
 from scgan_cluster.nn._registry import check_options
 from scgan_cluster.pp._pca import PCAProjection
 from scgan_cluster.recipes import PAPER_MAX_ITER
-from scgan_cluster.train import TrainConfig, encode, train_clustergan
+from scgan_cluster.train import TrainConfig, encode, run_seconds, train_clustergan
 from scgan_cluster.train._loop import PRIOR_FLOOR
 
 from ._io import load_model, write_model_dir
@@ -66,15 +66,6 @@ def _seed(random_state: int | None) -> int:
     ):
         raise TypeError(f"random_state must be a non-negative int or None, got {random_state!r}.")
     return int(random_state)
-
-
-def _run_seconds(history: dict[str, list[float]], wall: float) -> float:
-    """Training seconds of a run: this call's, or the loop's clock at its last record if larger.
-
-    ``wall``: this call's training seconds. A run resumed from a checkpoint counts the seconds before it.
-    """
-    recorded = history.get("seconds") or []
-    return max(float(recorded[-1]), wall) if recorded else wall
 
 
 def _encode_all(models: list[GANEnsemble], x) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -573,7 +564,7 @@ class GANEnsemble:
                 checkpoint_every=checkpoint_every,
             )
             wall = time.perf_counter() - start
-            self.train_seconds_ = _run_seconds(self.history_, wall)
+            self.train_seconds_ = run_seconds(self.history_, wall)
             del self._live
             self._assign(x)
             self._set_fit_seconds(prepare_seconds, fit_start, wall)
@@ -747,7 +738,7 @@ class GANEnsemble:
             checkpoint_every=checkpoint_every,
         )
         wall = time.perf_counter() - start
-        seconds = _run_seconds(histories[0], wall)
+        seconds = run_seconds(histories[0], wall)
         del self._live
         self._adopt_replicas(
             replicas, gen.unstack(), enc.unstack(), crit.unstack(), histories, seconds, x

@@ -14,6 +14,7 @@ from ._ensemble import (
     EnsembleGenerator,
     EnsembleLinear,
     stack_ensemble,
+    unstack_sequential,
 )
 from ._mlp import MLPCritic, MLPEncoder, MLPGenerator, init_normal_
 from ._prior import MixedPrior
@@ -53,4 +54,5 @@ __all__ = [
     "pick_architecture",
     "register_architecture",
     "stack_ensemble",
+    "unstack_sequential",
 ]

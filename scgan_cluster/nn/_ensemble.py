@@ -36,6 +36,7 @@ __all__ = [
     "EnsembleConvEncoder",
     "EnsembleConvCritic",
     "stack_ensemble",
+    "unstack_sequential",
     "ENSEMBLE_TYPES",
 ]
 
@@ -292,7 +293,21 @@ def _stack_sequential(seqs: Sequence[nn.Sequential]) -> nn.Sequential:
     return nn.Sequential(*[_stack_layer(group) for group in zip(*seqs, strict=True)])
 
 
-def _unstack_into(stacked: nn.Sequential, r: int, plain: nn.Sequential) -> None:
+def unstack_sequential(stacked: nn.Sequential, r: int, plain: nn.Sequential) -> None:
+    """Copy replica ``r`` of a stacked sequence of layers into the plain sequence ``plain``.
+
+    The two sequences pair up layer by layer (a stacked layer with the plain layer it stacks);
+    layers without parameters (activations) are skipped.
+
+    Parameters
+    ----------
+    stacked
+        Layers as :func:`stack_ensemble` builds them (each with an ``unstack(r, plain)``).
+    r
+        The replica.
+    plain
+        The plain layers to overwrite, in the same order.
+    """
     for s, p in zip(stacked, plain, strict=True):
         if hasattr(s, "unstack"):
             s.unstack(r, p)
@@ -314,7 +329,7 @@ class _Ensemble(nn.Module):
         replicas = []
         for r in range(self.n_runs):
             plain = copy.deepcopy(self._template[0]).to(device)
-            _unstack_into(self.trunk, r, plain.trunk)
+            unstack_sequential(self.trunk, r, plain.trunk)
             self.out.unstack(r, plain.out)
             plain.train(self.training)
             replicas.append(plain)

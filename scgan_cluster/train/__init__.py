@@ -8,6 +8,7 @@ from ._loop import (
     DrawStream,
     EpochSampler,
     encode,
+    run_seconds,
     train_clustergan,
 )
 from ._losses import (
@@ -39,5 +40,6 @@ __all__ = [
     "penalty_at",
     "penalty_layers",
     "reconstruction_loss",
+    "run_seconds",
     "train_clustergan",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "EpochSampler",
     "DrawStream",
     "has_batch_norm",
+    "run_seconds",
 ]
 
 HISTORY_KEYS = (
@@ -47,6 +48,21 @@ HISTORY_KEYS = (
     "zc_loss",
     "reconstruction_loss",
 )
+
+
+def run_seconds(history: dict[str, list[float]], wall: float) -> float:
+    """Training seconds of a run: ``wall`` or the loop's clock at its last record, the larger.
+
+    Parameters
+    ----------
+    history
+        The history :func:`train_clustergan` returned (one replica's).
+    wall
+        The seconds the call that trained took. A run resumed from a checkpoint has a history
+        whose clock counts the seconds before the stop, so it reports those as well.
+    """
+    recorded = history.get("seconds") or []
+    return max(float(recorded[-1]), wall) if recorded else wall
 
 
 @runtime_checkable
