@@ -238,7 +238,8 @@ def test_linkage_min_share_spends_no_cluster_on_outliers():
     assert adjusted_rand_score(truth, plain[:n]) < 0.6
     labels, confidence, profiles, _ = linkage_consensus(runs, 3, min_share=0.25)
     assert adjusted_rand_score(truth, labels[:n]) == 1.0
-    assert len(profiles) == 3 and np.bincount(labels).min() >= 40
+    assert len(profiles) == 3
+    assert np.bincount(labels).min() >= 40
     # the outliers join the cluster they share most runs with, as new cells would
     np.testing.assert_array_equal(labels[n:], linkage_assign(runs[n:], profiles, 3))
     share = coassociation_embedding(runs, 3) @ profiles.T
