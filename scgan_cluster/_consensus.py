@@ -360,11 +360,11 @@ def linkage_consensus(
     scores
         ``(R,)`` the agreement of each run with the others.
     """
+    if not 0.0 <= float(min_share) < 1.0:
+        raise ValueError(f"min_share must be in [0, 1), got {min_share!r}.")
     runs, tree_cells, sub, tree, weights, scores = _coassociation_tree(
         runs, n_clusters, weights, max_cells, random_state
     )
-    if not 0.0 <= float(min_share) < 1.0:
-        raise ValueError(f"min_share must be in [0, 1), got {min_share!r}.")
     n = len(runs)
     if min_share > 0:
         min_size = max(int(np.ceil(min_share * len(sub) / n_clusters)), 1)
