@@ -567,7 +567,6 @@ def clustergan_replicas(
                         method=method,
                         max_cells=recipe.pool_max_cells,
                         random_state=model.random_state,
-                        min_share=recipe.pool_min_share,
                     )
                     labels = {s: pool.predict(runs_of[s]) for s in SPLITS}
                 out.append(run(model.random_state, labels))

@@ -18,10 +18,6 @@ replicas, without training again:
   co-association, cut at K clusters; every cell joins the cluster it is co-assigned with most
   on average (:class:`scgan_cluster.model.Pool`, ``method="linkage"``: the default recipe's
   ``pool``).
-- ``linkage_min0.1``, ``linkage_min0.25``: the same, with groups of the tree smaller than that
-  share of the mean cluster size not counted as clusters (the tree cut deeper until K larger
-  groups exist; the small groups' cells join the cluster they are co-assigned with most; a
-  recipe's ``pool_min_share``).
 - ``latent_kmeans``: KMeans on the replicas' encoder latents (zn, softmax zc) side by side,
   each replica scaled by the square root of its weight; new cells go to the nearest centre
   (``latent_kmeans_kept``: the kept ensemble's replicas only).
@@ -132,12 +128,9 @@ def readout_kept(fit: Fit, k: int, seed: int, random_state: int) -> dict[str, np
     return out
 
 
-def readout_pool(
-    fit: Fit, k: int, method: str, random_state: int, min_share: float = 0.0
-) -> dict[str, np.ndarray]:
+def readout_pool(fit: Fit, k: int, method: str, random_state: int) -> dict[str, np.ndarray]:
     """Every replica pooled by :class:`scgan_cluster.model.Pool` (fitted on the training
-    cells' labels, each cell labelled by its largest share), as a recipe's ``pool`` (and
-    ``pool_min_share``)."""
+    cells' labels, each cell labelled by its largest share), as a recipe's ``pool``."""
     runs = fit["train"]["labels"].astype(np.int64)
     pool = Pool.fit(
         runs,
@@ -146,7 +139,6 @@ def readout_pool(
         method=method,
         max_cells=RECIPES["lognorm"].pool_max_cells,
         random_state=random_state,
-        min_share=min_share,
     )
     return {s: pool.predict(fit[s]["labels"].astype(np.int64)) for s in SPLITS}
 
@@ -187,14 +179,6 @@ READOUTS: dict[str, tuple[str, Callable]] = {
     "onehot_kmeans": ("both", readout_onehot_kmeans),
     "pooled_refined": ("both", readout_pooled_refined),
     "linkage": ("both", lambda f, k, seed, rs: readout_pool(f, k, "linkage", rs)),
-    # the linkage with clusters of at least a share of the mean cluster size (pool_min_share)
-    **{
-        f"linkage_min{share:g}": (
-            "both",
-            lambda f, k, seed, rs, share=share: readout_pool(f, k, "linkage", rs, share),
-        )
-        for share in (0.1, 0.25)
-    },
     "latent_kmeans": ("both", readout_latent_kmeans),
     "latent_kmeans_kept": ("kept", readout_latent_kmeans),
     "latent_leiden": ("both", readout_latent_leiden),

@@ -239,35 +239,6 @@ def _cut(tree: np.ndarray, n_leaves: int, n_clusters: int) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1]
 
 
-def _cut_min_size(tree: np.ndarray, n_leaves: int, n_clusters: int, min_size: int) -> np.ndarray:
-    """The first cut of the tree with ``n_clusters`` groups of at least ``min_size`` leaves.
-
-    The tree is cut ever deeper (one merge undone at a time, the highest first) until
-    ``n_clusters`` of its groups hold ``min_size`` leaves or more; those are the clusters, and
-    the leaves of the smaller groups get the label ``-1``. Undoing a merge splits one group in
-    two, so the number of large groups grows by at most one per step and the first cut that
-    has ``n_clusters`` of them has exactly that many. Where no cut has them, the plain cut at
-    ``n_clusters`` (every leaf labelled).
-    """
-    k = min(n_clusters, n_leaves)
-    sizes = np.concatenate([np.ones(n_leaves), tree[:, 3]])
-    big = int(sizes[2 * n_leaves - 2] >= min_size)  # large groups of the cut at one cluster
-    depth = 1
-    while depth < n_leaves and (depth < k or big < k):
-        a, b = (int(v) for v in tree[n_leaves - 1 - depth, :2])  # the merge undone
-        big += int(sizes[a] >= min_size) + int(sizes[b] >= min_size)
-        big -= int(sizes[n_leaves - 1 - depth + n_leaves] >= min_size)
-        depth += 1
-    if big < k:
-        return _cut(tree, n_leaves, k)
-    groups = _cut(tree, n_leaves, depth)
-    counts = np.bincount(groups)
-    rank = np.full(len(counts), -1, dtype=np.int64)
-    kept = np.flatnonzero(counts >= min_size)
-    rank[kept] = np.arange(len(kept))
-    return rank[groups]
-
-
 def row_blocks(n: int, rows: int | None = None) -> list[slice]:
     """Slices of at most ``rows`` (default :data:`ROWS`) consecutive rows covering ``range(n)``."""
     return [slice(a, b) for a, b in row_slices(n, ROWS if rows is None else int(rows))]
@@ -313,7 +284,6 @@ def linkage_consensus(
     weights: np.ndarray | str | None = None,
     max_cells: int = 5000,
     random_state: int = 0,
-    min_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Average-linkage clustering of R clusterings' (weighted) co-association, cut at K clusters.
 
@@ -324,13 +294,6 @@ def linkage_consensus(
     cell's confidence is its mean co-association with them (the weighted share of runs that put
     it with them, averaged over them), and every cell outside the tree, new cells included,
     joins the cluster it is co-assigned with most. Cluster 0 is the largest.
-
-    Average linkage separates a few outlying cells early (cells the runs place inconsistently),
-    so a cut at K can spend clusters on a handful of cells while populations stay merged. With
-    ``min_share > 0`` a group of the tree is a cluster only if it holds at least ``min_share``
-    times the mean cluster size (tree cells / K): the tree is cut deeper until K such groups
-    exist (:func:`_cut_min_size`), and the cells of the smaller groups join the cluster they are
-    co-assigned with most, as cells outside the tree do.
 
     Parameters
     ----------
@@ -344,9 +307,6 @@ def linkage_consensus(
         Most cells the tree is built on (memory and time grow with its square).
     random_state
         Seed of the subset (used only above ``max_cells``).
-    min_share
-        Smallest cluster, as a share of the mean cluster size, in ``[0, 1)`` (0: every group
-        of the cut at K is a cluster).
 
     Returns
     -------
@@ -360,30 +320,22 @@ def linkage_consensus(
     scores
         ``(R,)`` the agreement of each run with the others.
     """
-    if not 0.0 <= float(min_share) < 1.0:
-        raise ValueError(f"min_share must be in [0, 1), got {min_share!r}.")
     runs, tree_cells, sub, tree, weights, scores = _coassociation_tree(
         runs, n_clusters, weights, max_cells, random_state
     )
     n = len(runs)
-    if min_share > 0:
-        min_size = max(int(np.ceil(min_share * len(sub) / n_clusters)), 1)
-        groups = _cut_min_size(tree, len(sub), n_clusters, min_size)
-    else:
-        groups = _cut(tree, len(sub), n_clusters)
-    # ids by decreasing size (ties: the lower first-cell index first); cells of groups too
-    # small to be clusters (-1) are left out of the profiles
-    member = groups >= 0
-    sizes = np.bincount(groups[member])
-    first = np.unique(groups[member], return_index=True)[1]
+    groups = _cut(tree, len(sub), n_clusters)
+    # ids by decreasing size (ties: the lower first-cell index first); the K largest are kept
+    sizes = np.bincount(groups)
+    first = np.unique(groups, return_index=True)[1]
     order = np.lexsort((first, -sizes))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    groups[member] = rank[groups[member]]
+    groups = rank[groups]
     profiles = np.stack([sub[groups == c].mean(axis=0) for c in range(len(order))])
     share = coassociation_share(runs, profiles, n_clusters, weights)
-    labels = share.argmax(axis=1)  # cells outside the tree or in small groups, as new cells
-    labels[tree_cells[member]] = groups[member]
+    labels = share.argmax(axis=1)  # cells outside the tree, as new cells
+    labels[tree_cells] = groups
     confidence = share[np.arange(n), labels]
     return labels.astype(np.int64), confidence, profiles, scores
 

@@ -160,12 +160,6 @@ class Recipe:
     pool_max_cells
         ``"linkage"``: most cells the tree is built on (a seeded subset of larger data; the
         other cells join the cluster they are co-assigned with most).
-    pool_min_share
-        ``"linkage"``: smallest cluster as a share of the mean cluster size (cells / K), in
-        ``[0, 1)``. 0 (the default): every group of the tree cut at K is a cluster, however few
-        its cells. Above 0 the tree is cut deeper until K groups at least that large exist and
-        the cells of smaller groups join the cluster they are co-assigned with most
-        (:func:`scgan_cluster._consensus.linkage_consensus`).
     architecture, architecture_options, n_latent, sigma, beta_n, beta_c, gp_weight, n_critic, lr, betas, batch_size
         The networks and the optimiser (``None``: the architecture's paper value).
     lr_final
@@ -190,7 +184,6 @@ class Recipe:
     assign: Literal["kmeans", "argmax", "leiden"] = "kmeans"
     n_embedding: int = 30
     pool_max_cells: int = 5000
-    pool_min_share: float = 0.0
     architecture: str = "auto"
     architecture_options: Mapping[str, Any] = field(default_factory=dict)
     n_latent: int | None = None
@@ -217,12 +210,6 @@ class Recipe:
         _check_int(self.max_iter_per_cluster, "max_iter_per_cluster", minimum=0)
         _check_int(self.prior_update_every, "prior_update_every", minimum=1)
         _check_int(self.pool_max_cells, "pool_max_cells", minimum=2)
-        _check_number(self.pool_min_share, "pool_min_share")
-        if not 0.0 <= self.pool_min_share < 1.0:
-            raise ValueError(
-                f"pool_min_share must be in [0, 1) (a share of the mean cluster size), "
-                f"got {self.pool_min_share!r}."
-            )
         _check_number(self.beta_r, "beta_r")
         floor = self.prior_floor
         _check_number(floor, "prior_floor")

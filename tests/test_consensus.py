@@ -203,8 +203,6 @@ def test_linkage_subset_path_on_disagreeing_runs():
         ({"max_cells": 1}, "max_cells must be at least 2"),
         ({"weights": "equal"}, "weights must be an array"),
         ({"weights": np.array([1.0, -1.0, 1.0])}, "non-negative"),
-        ({"min_share": 1.0}, r"min_share must be in \[0, 1\)"),
-        ({"min_share": -0.5}, r"min_share must be in \[0, 1\)"),
     ],
 )
 def test_linkage_consensus_errors(kwargs, msg):
@@ -212,42 +210,3 @@ def test_linkage_consensus_errors(kwargs, msg):
         linkage_consensus(AMBIGUOUS, 2, **kwargs)
     with pytest.raises(ValueError, match="labels must lie in"):
         linkage_consensus(AMBIGUOUS + 1, 2)
-
-
-def _outlier_runs(seed=0, n=40, n_out=4, n_runs=10, n_merge=6):
-    """Three populations of ``n`` cells and ``n_out`` outliers: ``n_merge`` runs put the second
-    and third population together and give their spare label to the outliers, the others
-    separate the three and scatter the outliers at random."""
-    rng = np.random.default_rng(seed)
-    truth = np.repeat([0, 1, 2], n)
-    runs = np.empty((3 * n + n_out, n_runs), dtype=np.int64)
-    for r in range(n_runs):
-        merge = r < n_merge
-        lab = np.array([0, 1, 1] if merge else [0, 1, 2])[truth]
-        out = np.full(n_out, 2) if merge else rng.integers(0, 3, n_out)
-        runs[:, r] = rng.permutation(3)[np.r_[lab, out]]
-    return runs, truth
-
-
-def test_linkage_min_share_spends_no_cluster_on_outliers():
-    runs, truth = _outlier_runs()
-    n = len(truth)
-    plain, _, _, _ = linkage_consensus(runs, 3)
-    # the plain cut gives the 4 outliers a cluster and keeps populations 2 and 3 together
-    np.testing.assert_array_equal(np.bincount(plain), [80, 40, 4])
-    assert adjusted_rand_score(truth, plain[:n]) < 0.6
-    labels, confidence, profiles, _ = linkage_consensus(runs, 3, min_share=0.25)
-    assert adjusted_rand_score(truth, labels[:n]) == 1.0
-    assert len(profiles) == 3
-    assert np.bincount(labels).min() >= 40
-    # the outliers join the cluster they share most runs with, as new cells would
-    np.testing.assert_array_equal(labels[n:], linkage_assign(runs[n:], profiles, 3))
-    share = coassociation_embedding(runs, 3) @ profiles.T
-    np.testing.assert_allclose(confidence, share[np.arange(len(runs)), labels])
-
-
-def test_linkage_min_share_without_k_large_groups_is_the_plain_cut():
-    runs, _ = _outlier_runs()
-    plain, _, _, _ = linkage_consensus(runs, 3)
-    # no cut has 3 groups of 0.99 * 124 / 3 = 41 cells (a population has 40): the plain cut
-    np.testing.assert_array_equal(linkage_consensus(runs, 3, min_share=0.99)[0], plain)

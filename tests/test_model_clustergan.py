@@ -220,33 +220,6 @@ def test_vote_pool_and_argmax_assign():
     np.testing.assert_allclose(model.proba_, expected)
 
 
-def test_pool_min_share_reaches_the_linkage_and_is_saved(fitted, tmp_path, monkeypatch):
-    from scgan_cluster.model import _clustergan
-
-    model, a = fitted
-    seen = []
-    real = _clustergan.Pool.fit
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs.get("min_share"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_clustergan.Pool, "fit", spy)
-    share = scg.ClusterGAN(3, n_runs=2, pool_min_share=0.5, **FAST).fit(a)
-    assert seen == [0.5]
-    assert share.recipe_.pool_min_share == 0.5
-    # the same replicas as the fixture's (same seeds); the pool is the smallest-cluster rule's
-    np.testing.assert_array_equal(share.labels_runs_, model.labels_runs_)
-    expected = real(
-        share.labels_runs_, 3, share.weights_, random_state=share.random_state, min_share=0.5
-    )
-    np.testing.assert_array_equal(share.labels_, expected.predict(share.labels_runs_))
-    share.save(tmp_path / "m")
-    back = scg.ClusterGAN.load(tmp_path / "m")
-    assert back.recipe_.pool_min_share == 0.5
-    np.testing.assert_array_equal(back.predict(a), share.labels_)
-
-
 def test_an_interrupted_fit_resumes_from_its_checkpoints(fitted, tmp_path, monkeypatch):
     from scgan_cluster.model import _ensemble
 

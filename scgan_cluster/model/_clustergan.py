@@ -334,7 +334,6 @@ class ClusterGAN:
                 method=recipe.pool,
                 max_cells=recipe.pool_max_cells,
                 random_state=self.random_state,
-                min_share=recipe.pool_min_share,
             )
             self.embedding_ = ConsensusEmbedding.fit(latents, self.weights_, recipe.n_embedding)
         self.labels_, self.proba_, self.latent_ = self._outputs(self.labels_runs_, latents)

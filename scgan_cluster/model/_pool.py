@@ -73,7 +73,6 @@ class Pool:
         method: Literal["linkage", "vote"] = "linkage",
         max_cells: int = 5000,
         random_state: int = 0,
-        min_share: float = 0.0,
     ) -> Pool:
         """Pool the replicas' labels of the training cells.
 
@@ -91,21 +90,13 @@ class Pool:
             vote after matching ids (:func:`scgan_cluster._consensus.consensus`).
         max_cells, random_state
             ``"linkage"`` only.
-        min_share
-            ``"linkage"`` only: smallest cluster as a share of the mean cluster size (0: every
-            group of the cut at K; see :func:`scgan_cluster._consensus.linkage_consensus`).
         """
         if method not in POOL_METHODS:
             raise ValueError(f"method must be one of {POOL_METHODS}, got {method!r}.")
         weights = np.asarray(weights, dtype=np.float64)
         if method == "linkage":
             _, _, profiles, _ = linkage_consensus(
-                runs,
-                n_clusters,
-                weights=weights,
-                max_cells=max_cells,
-                random_state=random_state,
-                min_share=min_share,
+                runs, n_clusters, weights=weights, max_cells=max_cells, random_state=random_state
             )
             return cls(method, len(profiles), weights, profiles=profiles)
         _, _, maps, _ = consensus(runs, n_clusters, weights=weights)
