@@ -58,10 +58,15 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
+RSS_EVERY = 0.2
+"""Seconds between two samples of :class:`RssTrace` (a test of short fits samples faster)."""
+
+
 class RssTrace:
     """Resident memory of this process sampled every ``every`` seconds in a thread."""
 
-    def __init__(self, every: float = 0.2):
+    def __init__(self, every: float | None = None):
+        every = RSS_EVERY if every is None else every
         import threading
 
         self.every, self.samples = every, []

@@ -423,8 +423,13 @@ def test_bench_ensemble_row_known_answer():
     }
 
 
-def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_from_disk(tmp_path):
+def test_bench_scale_simulates_negative_binomial_counts_and_fits_both_recipes_from_disk(
+    tmp_path, monkeypatch
+):
     import bench_scale
+
+    # fits of 3 iterations last a fraction of a second: sample often enough to see their phases
+    monkeypatch.setattr(bench_scale, "RSS_EVERY", 0.01)
 
     rng = np.random.default_rng(0)
     mean = np.repeat([[0.05, 0.7, 5.0]], 40_000, axis=0)
