@@ -347,6 +347,23 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
             Ensemble("pcs", n_pcs=50, lr=2e-3),
         ),
     ),
+    # probes of 0049's early stop: "fast_genes_lr5e4" in bf16 products (its only change), and
+    # "fast_bf16" in float32 products (its genes' 2,000 iterations only)
+    "fast_genes_lr5e4_bf16": replace(
+        RECIPES["lognorm_fast"],
+        precision="bf16",
+        ensembles=(
+            Ensemble("genes", lr=5e-4),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
+    "fast_genes_lr5e4_2000": replace(
+        RECIPES["lognorm_fast"],
+        ensembles=(
+            Ensemble("genes", lr=5e-4, max_iter=2000),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
     # probes of the genes ensemble alone (decision 0046): "lognorm_fast"'s genes, the same
     # cost with 5 critic steps, and its budget at lower learning rates
     "genes_fast_c2": replace(
