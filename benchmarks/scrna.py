@@ -364,6 +364,32 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
             Ensemble("pcs", n_pcs=50, lr=2e-3),
         ),
     ),
+    # probes of the input genes (decision 0050): "fast_genes_lr5e4" on the 1,000 most variable
+    # genes, at its 1,000 genes iterations and at 2,000, and on the 3,000 most variable
+    "fast_hvg1000": replace(
+        RECIPES["lognorm_fast"],
+        n_top_genes=1000,
+        ensembles=(
+            Ensemble("genes", lr=5e-4),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
+    "fast_hvg1000_2000": replace(
+        RECIPES["lognorm_fast"],
+        n_top_genes=1000,
+        ensembles=(
+            Ensemble("genes", lr=5e-4, max_iter=2000),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
+    "fast_hvg3000": replace(
+        RECIPES["lognorm_fast"],
+        n_top_genes=3000,
+        ensembles=(
+            Ensemble("genes", lr=5e-4),
+            Ensemble("pcs", n_pcs=50, lr=2e-3),
+        ),
+    ),
     # probes of the genes ensemble alone (decision 0046): "lognorm_fast"'s genes, the same
     # cost with 5 critic steps, and its budget at lower learning rates
     "genes_fast_c2": replace(
