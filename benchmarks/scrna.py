@@ -390,6 +390,18 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
             Ensemble("pcs", n_pcs=50, lr=2e-3),
         ),
     ),
+    # the latent size (decision 0051): "fast_genes_lr5e4" with zn of 10 dimensions (a probe) and
+    # of 60 (a candidate; the default: 30)
+    "fast_zn10": replace(
+        RECIPES["lognorm_fast"],
+        n_latent=10,
+        ensembles=(Ensemble("genes", lr=5e-4), Ensemble("pcs", n_pcs=50, lr=2e-3)),
+    ),
+    "fast_zn60": replace(
+        RECIPES["lognorm_fast"],
+        n_latent=60,
+        ensembles=(Ensemble("genes", lr=5e-4), Ensemble("pcs", n_pcs=50, lr=2e-3)),
+    ),
     # probes of the genes ensemble alone (decision 0046): "lognorm_fast"'s genes, the same
     # cost with 5 critic steps, and its budget at lower learning rates
     "genes_fast_c2": replace(
