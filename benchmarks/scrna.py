@@ -390,8 +390,8 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
             Ensemble("pcs", n_pcs=50, lr=2e-3),
         ),
     ),
-    # the latent size (decision 0051): "fast_genes_lr5e4" with zn of 10 dimensions (a probe) and
-    # of 60 (a candidate; the default: 30)
+    # probes of the latent size (decision 0051): "fast_genes_lr5e4" with zn of 10 and of 60
+    # dimensions (the default: 30)
     "fast_zn10": replace(
         RECIPES["lognorm_fast"],
         n_latent=10,
