@@ -275,6 +275,16 @@ _LOGNORM = replace(_DEFAULT, prior="uniform", beta_r=0.0, n_top_genes=720, **_ON
 _LEARNED = replace(_LOGNORM, prior="learned")
 _RECON1 = replace(_LEARNED, beta_r=1.0)
 _GENES2000 = replace(_RECON1, n_top_genes=2000)
+# "lognorm_fast" with the genes ensemble at lr 5e-4 (the components keep 2e-3; 0046)
+_FAST_LR5E4 = replace(
+    RECIPES["lognorm_fast"],
+    ensembles=(Ensemble("genes", lr=5e-4), Ensemble("pcs", n_pcs=50, lr=2e-3)),
+)
+# its ensembles with the genes trained 2,000 iterations (0049, 0050)
+_GENES_2000_ITERATIONS = (
+    Ensemble("genes", lr=5e-4, max_iter=2000),
+    Ensemble("pcs", n_pcs=50, lr=2e-3),
+)
 CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
     "default": _DEFAULT,
     "paper": _PAPER,
@@ -329,79 +339,23 @@ CLUSTERGAN_VARIANTS: dict[str, Recipe] = {
     # "lognorm_fast" with each ensemble's learning rate falling linearly from 2e-3 to the
     # paper's 1e-4 over its 1,000 iterations (decision 0046)
     "fast_decay": replace(RECIPES["lognorm_fast"], lr_final=1e-4),
-    # "lognorm_fast" with the genes ensemble at lr 5e-4 (the components keep 2e-3; 0046)
-    "fast_genes_lr5e4": replace(
-        RECIPES["lognorm_fast"],
-        ensembles=(
-            Ensemble("genes", lr=5e-4),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
+    "fast_genes_lr5e4": _FAST_LR5E4,
     # "fast_genes_lr5e4" in bf16 products, the genes trained twice as long (2,000 iterations),
     # which bf16 pays for on a CPU with native bf16 (decision 0049)
-    "fast_bf16": replace(
-        RECIPES["lognorm_fast"],
-        precision="bf16",
-        ensembles=(
-            Ensemble("genes", lr=5e-4, max_iter=2000),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
+    "fast_bf16": replace(_FAST_LR5E4, precision="bf16", ensembles=_GENES_2000_ITERATIONS),
     # probes of 0049's early stop: "fast_genes_lr5e4" in bf16 products (its only change), and
     # "fast_bf16" in float32 products (its genes' 2,000 iterations only)
-    "fast_genes_lr5e4_bf16": replace(
-        RECIPES["lognorm_fast"],
-        precision="bf16",
-        ensembles=(
-            Ensemble("genes", lr=5e-4),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
-    "fast_genes_lr5e4_2000": replace(
-        RECIPES["lognorm_fast"],
-        ensembles=(
-            Ensemble("genes", lr=5e-4, max_iter=2000),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
+    "fast_genes_lr5e4_bf16": replace(_FAST_LR5E4, precision="bf16"),
+    "fast_genes_lr5e4_2000": replace(_FAST_LR5E4, ensembles=_GENES_2000_ITERATIONS),
     # probes of the input genes (decision 0050): "fast_genes_lr5e4" on the 1,000 most variable
     # genes, at its 1,000 genes iterations and at 2,000, and on the 3,000 most variable
-    "fast_hvg1000": replace(
-        RECIPES["lognorm_fast"],
-        n_top_genes=1000,
-        ensembles=(
-            Ensemble("genes", lr=5e-4),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
-    "fast_hvg1000_2000": replace(
-        RECIPES["lognorm_fast"],
-        n_top_genes=1000,
-        ensembles=(
-            Ensemble("genes", lr=5e-4, max_iter=2000),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
-    "fast_hvg3000": replace(
-        RECIPES["lognorm_fast"],
-        n_top_genes=3000,
-        ensembles=(
-            Ensemble("genes", lr=5e-4),
-            Ensemble("pcs", n_pcs=50, lr=2e-3),
-        ),
-    ),
+    "fast_hvg1000": replace(_FAST_LR5E4, n_top_genes=1000),
+    "fast_hvg1000_2000": replace(_FAST_LR5E4, n_top_genes=1000, ensembles=_GENES_2000_ITERATIONS),
+    "fast_hvg3000": replace(_FAST_LR5E4, n_top_genes=3000),
     # probes of the latent size (decision 0051): "fast_genes_lr5e4" with zn of 10 and of 60
     # dimensions (the default: 30)
-    "fast_zn10": replace(
-        RECIPES["lognorm_fast"],
-        n_latent=10,
-        ensembles=(Ensemble("genes", lr=5e-4), Ensemble("pcs", n_pcs=50, lr=2e-3)),
-    ),
-    "fast_zn60": replace(
-        RECIPES["lognorm_fast"],
-        n_latent=60,
-        ensembles=(Ensemble("genes", lr=5e-4), Ensemble("pcs", n_pcs=50, lr=2e-3)),
-    ),
+    "fast_zn10": replace(_FAST_LR5E4, n_latent=10),
+    "fast_zn60": replace(_FAST_LR5E4, n_latent=60),
     # probes of the genes ensemble alone (decision 0046): "lognorm_fast"'s genes, the same
     # cost with 5 critic steps, and its budget at lower learning rates
     "genes_fast_c2": replace(
