@@ -146,7 +146,7 @@ class GANEnsemble:
         others); faster where the hardware has bfloat16 products (CPUs with AMX or
         ``avx512_bf16``): for ``n_runs > 1`` and for the conv architectures. Results differ
         from float32 by rounding; with the reconstruction term (``beta_r > 0``) bf16 scored lower
-        on one count dataset of two (``docs/decisions``, 0049); see
+        on two of four count datasets (``docs/decisions``, 0049); see
         ``benchmarks/PERFORMANCE.md``.
     compile
         Run the hand-written training steps of the fully connected architectures (``"mlp"``
