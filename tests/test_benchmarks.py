@@ -499,3 +499,30 @@ def test_paper_readout_scores_three_readouts_per_replica(tmp_path):
     assert nobn["command"].endswith("--architecture-option critic_batch_norm=false")
     assert (tmp_path / "paper_readout_synthetic_critic_batch_norm-False.json").exists()
     assert nobn["replicas"] != rows  # other networks, other readouts
+
+
+def test_stopping_rules_read_only_the_records():
+    """Each label-free rule stops at the first reading that meets it, and at the cap otherwise."""
+    from stopping_curve import rule_stop
+
+    rng = np.random.default_rng(0)
+    its = list(range(100, 1100, 100))
+    drifting = [rng.integers(0, 4, size=(200, 3)) for _ in its]
+    settled = rng.integers(0, 4, size=(200, 3))
+    # labels drift until 600, then stay put: the first pair 200 apart that agree is (600, 800)
+    train = drifting[:5] + [settled] * 5
+    record = {
+        "iterations": its,
+        "train": train,
+        "agreement": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.655, 0.66, 0.66, 0.66],
+        "wasserstein": [5.0, 4.0, 3.0, 2.0, 1.5, 1.2, 1.0, 0.97, 0.96, 0.96],
+    }
+    assert rule_stop("stable", record, 2000) == 800
+    # agreement: +0.06 over 600 -> 800 is above 0.01, +0.005 over 700 -> 900 is not
+    assert rule_stop("agree", record, 2000) == 900
+    # Wasserstein: |0.96 - 1.0| = 0.04 <= 5% of 1.0 at 900 (700 -> 900)
+    assert rule_stop("wasserstein", record, 2000) == 900
+    flat = dict(record, agreement=[0.1 * i for i in range(10)])
+    assert rule_stop("agree", flat, 2000) == 2000
+    with pytest.raises(ValueError, match="unknown rule"):
+        rule_stop("patience", record, 2000)
