@@ -55,6 +55,11 @@ RULES = {
 }
 
 
+def self_agreement(now: np.ndarray, then: np.ndarray) -> float:
+    """Mean over replicas of the ARI between a replica's labels at two readings (``(n, R)`` each)."""
+    return float(np.mean([adjusted_rand_score(now[:, r], then[:, r]) for r in range(now.shape[1])]))
+
+
 def rule_stop(rule: str, record: dict[str, Any], cap: int) -> int:
     """The iteration at which ``rule`` stops one ensemble whose records are ``record``."""
     its = record["iterations"]
@@ -64,11 +69,7 @@ def rule_stop(rule: str, record: dict[str, Any], cap: int) -> int:
             continue
         j = at[it - RULE_LAG]
         if rule == "stable":
-            now, then = record["train"][i], record["train"][j]
-            value = np.mean(
-                [adjusted_rand_score(now[:, r], then[:, r]) for r in range(now.shape[1])]
-            )
-            if value >= 0.90:
+            if self_agreement(record["train"][i], record["train"][j]) >= 0.90:
                 return it
         elif rule == "agree":
             if record["agreement"][i] - record["agreement"][j] <= 0.01:
@@ -216,23 +217,10 @@ def main(argv: list[str] | None = None) -> None:
             e.name: {
                 "agreement": [round(a, 4) for a in rec["agreement"]],
                 "wasserstein": [round(w, 5) for w in rec["wasserstein"]],
-                "stability": [
-                    None
-                    if it - args.every not in rec["iterations"]
-                    else round(
-                        float(
-                            np.mean(
-                                [
-                                    adjusted_rand_score(
-                                        rec["train"][i][:, r], rec["train"][i - 1][:, r]
-                                    )
-                                    for r in range(rec["train"][i].shape[1])
-                                ]
-                            )
-                        ),
-                        4,
-                    )
-                    for i, it in enumerate(rec["iterations"])
+                "stability": [None]
+                + [
+                    round(self_agreement(now, then), 4)
+                    for now, then in zip(rec["train"][1:], rec["train"][:-1], strict=True)
                 ],
             }
             for e, rec in zip(recipe.ensembles, records, strict=True)
