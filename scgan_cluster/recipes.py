@@ -167,6 +167,15 @@ class Recipe:
         each ensemble's rate falls linearly from its ``lr`` to ``lr_final`` over its run.
     precision, compile
         ``"fp32"`` or ``"bf16"`` matrix products in training; ``torch.compile`` the steps.
+    cuda_graph
+        On a CUDA device: record one generator iteration as a CUDA graph and replay it (fully
+        connected networks without batch-norm, constant learning rate; see
+        :class:`~scgan_cluster.model.GANEnsemble`). The same numbers as without.
+    concurrent
+        Train the ensembles at the same time, each in its own thread (and, on a GPU, its own
+        CUDA stream), so that one ensemble's kernels fill the gaps of the other's on a GPU (a
+        CPU's cores one ensemble already keeps busy). The same results as one ensemble after
+        the other. Default ``False`` (decision 0053: not yet measured on a GPU).
     """
 
     name: str
@@ -198,6 +207,8 @@ class Recipe:
     batch_size: int | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    cuda_graph: bool = False
+    concurrent: bool = False
 
     def __post_init__(self) -> None:
         _check_choice(self.preprocessing, "preprocessing", _FLAVORS)
@@ -215,8 +226,9 @@ class Recipe:
         _check_number(floor, "prior_floor")
         if floor > 1:
             raise ValueError(f"prior_floor must lie in [0, 1], got {floor!r}.")
-        if not isinstance(self.compile, bool):
-            raise TypeError(f"compile must be True or False, got {self.compile!r}.")
+        for name in ("compile", "cuda_graph", "concurrent"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         if not isinstance(self.architecture, str):
             raise TypeError(f"architecture must be a str, got {self.architecture!r}.")
         if not isinstance(self.architecture_options, Mapping):
@@ -313,6 +325,7 @@ class Recipe:
             "prior_update_every": int(self.prior_update_every),
             "precision": self.precision,
             "compile": self.compile,
+            "cuda_graph": self.cuda_graph,
             "n_pcs": ensemble.n_pcs,
         }
 

@@ -526,3 +526,33 @@ def test_stopping_rules_read_only_the_records():
     assert rule_stop("agree", flat, 2000) == 2000
     with pytest.raises(ValueError, match="unknown rule"):
         rule_stop("patience", record, 2000)
+
+
+def test_bench_gpu_times_fits_and_profiles_on_the_cpu(tmp_path):
+    import anndata as ad
+    from _helpers import make_counts
+    from bench_gpu import fit_variant, profile_variant, write_table
+
+    a = make_counts()
+    a.obs["label"] = np.repeat(["x", "y", "z"], a.n_obs // 3)
+    row, labels = fit_variant(a, 3, {"concurrent": False}, "cpu", 0, 20)
+    assert isinstance(a, ad.AnnData)
+    assert labels.shape == (a.n_obs,)
+    assert row["iterations"] == {"genes": 20, "pcs": 20}
+    assert set(row["phases"]) >= {"genes: training", "pcs: training", "pooling"}
+    prof = profile_variant(a, 3, {"concurrent": False}, "cpu", 0, 10, top=3)
+    assert prof["device_busy_seconds"] == 0
+    assert len(prof["top_host"]) == 3
+    assert prof["top_host"][0]["self_cpu_ms"] >= prof["top_host"][2]["self_cpu_ms"]
+    row |= {"nmi": 0.5, "ari": 0.25, "labels_equal_eager": True}
+    result = {
+        "dataset": "toy",
+        "n_obs": a.n_obs,
+        "n_clusters": 3,
+        "variants": {"eager": row},
+        "profiles": {"eager": prof},
+        "machine": {"cuda": None, "cpu": "a CPU", "torch": "2", "cuda_version": None},
+    }
+    text = write_table(result, tmp_path / "t.md")
+    assert "| eager |" in text
+    assert "0.500 / 0.250 | True" in text

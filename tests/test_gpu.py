@@ -111,3 +111,85 @@ def test_sparse_counts_train_on_the_device_with_indices_there(monkeypatch):
     # every training iteration gathered its batch from a dense copy there, with indices there
     # (encoding the cells afterwards walks them in CPU-made ranges)
     assert seen.count("cuda") >= 40
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"n_runs": 1},
+        {"n_runs": 3, "beta_r": 1.0},
+        {"n_runs": 3, "precision": "bf16", "prior": "learned", "prior_update_every": 32},
+    ],
+)
+def test_a_captured_iteration_equals_the_eager_one(settings):
+    a = make_counts()
+    common = {"max_iter": 96, "batch_size": 32, "n_latent": 5, "device": "cuda", **settings}
+    eager = scg.model.GANEnsemble(3, **common).fit(a, n_top_genes=30)
+    graphed = scg.model.GANEnsemble(3, cuda_graph=True, **common).fit(a, n_top_genes=30)
+    for t1, t2 in zip(
+        graphed.generator.state_dict().values(),
+        eager.generator.state_dict().values(),
+        strict=True,
+    ):
+        torch.testing.assert_close(t1, t2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(graphed.labels_, eager.labels_)
+    for key in ("wasserstein", "zc_loss"):
+        np.testing.assert_allclose(graphed.history_[key], eager.history_[key], rtol=1e-4)
+
+
+def test_a_captured_fit_resumes_from_its_checkpoint(tmp_path):
+    a = make_counts()
+    settings = {"n_runs": 2, "max_iter": 96, "batch_size": 32, "device": "cuda", "cuda_graph": True}
+    whole = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=30)
+
+    def stop(model, it):
+        if it == 64:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        scg.model.GANEnsemble(3, **settings).fit(
+            a, n_top_genes=30, callback=stop, checkpoint=path, checkpoint_every=32
+        )
+    resumed = scg.model.GANEnsemble(3, **settings).fit(a, n_top_genes=30, checkpoint=path)
+    np.testing.assert_array_equal(resumed.labels_runs_, whole.labels_runs_)
+
+
+def test_the_loop_does_not_synchronise_per_iteration():
+    import warnings
+
+    a = make_counts()
+
+    def syncs(max_iter: int) -> int:
+        # 100 history records (the planned host reads) whatever max_iter
+        model = scg.model.GANEnsemble(
+            3, n_runs=2, max_iter=max_iter, batch_size=32, device="cuda", cuda_graph=True
+        )
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.fit(a, n_top_genes=30)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    # as many synchronisations for 200 as for 800 iterations: none per iteration or per block
+    assert syncs(200) == syncs(800)
+
+
+def test_concurrent_ensembles_on_cuda_give_the_sequential_fit():
+    a = make_counts()
+    kw = {"max_iter": 64, "batch_size": 32, "n_top_genes": 30, "device": "cuda"}
+    one_by_one = scg.ClusterGAN(3, concurrent=False, cuda_graph=True, **kw).fit(a)
+    together = scg.ClusterGAN(3, concurrent=True, cuda_graph=True, **kw).fit(a)
+    np.testing.assert_array_equal(together.labels_runs_, one_by_one.labels_runs_)
+    np.testing.assert_array_equal(together.labels_, one_by_one.labels_)
+
+
+def test_minibatch_indices_are_drawn_on_the_gpu():
+    from scgan_cluster.adapters import DenseSource
+    from scgan_cluster.model._ensemble import _index_generator
+
+    source = DenseSource(np.zeros((10, 3), dtype=np.float32), torch.device("cuda"))
+    assert _index_generator(source, 0).device.type == "cuda"

@@ -280,3 +280,54 @@ def test_the_ensembles_share_one_preprocessing(monkeypatch):
     assert genes.transform == pcs.transform
     assert pcs.projection is not None
     assert genes.projection is None
+
+
+def test_concurrent_ensembles_give_the_sequential_fit():
+    a = make_counts()
+    kw = {"max_iter": 40, "batch_size": 32, "n_top_genes": 30}
+    one_by_one = scg.ClusterGAN(3, concurrent=False, **kw).fit(a)
+    together = scg.ClusterGAN(3, concurrent=True, **kw).fit(a)
+    np.testing.assert_array_equal(together.labels_runs_, one_by_one.labels_runs_)
+    np.testing.assert_array_equal(together.labels_, one_by_one.labels_)
+    for r1, r2 in zip(together.replicas, one_by_one.replicas, strict=True):
+        for t1, t2 in zip(
+            r1.generator.state_dict().values(), r2.generator.state_dict().values(), strict=True
+        ):
+            assert torch.equal(t1, t2)
+
+
+def test_a_failing_concurrent_ensemble_stops_the_other_and_raises_its_error(monkeypatch):
+    fit = scg.model.GANEnsemble.fit
+    ended = {}
+
+    def fit_or_fail(self, *args, **kwargs):
+        if self.n_pcs is not None:
+            raise ValueError("the components ensemble failed")
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException as err:
+            ended["genes"] = err
+            raise
+
+    monkeypatch.setattr(scg.model.GANEnsemble, "fit", fit_or_fail)
+    a = make_counts()
+    before = a.copy()
+    # the genes ensemble would train for a long time: it must stop at a record instead
+    model = scg.ClusterGAN(3, concurrent=True, max_iter=3000, batch_size=32, n_top_genes=30)
+    with pytest.raises(ValueError, match="components ensemble failed"):
+        model.fit(a)
+    assert "another ensemble failed" in str(ended["genes"])
+    assert not model.is_trained
+    np.testing.assert_array_equal(a.X, before.X)
+
+
+def test_cuda_graph_needs_a_cuda_device():
+    a = make_counts()
+    model = scg.model.GANEnsemble(3, max_iter=20, batch_size=32, cuda_graph=True, device="cpu")
+    with pytest.raises(ValueError, match="cuda_graph=True needs a CUDA device"):
+        model.fit(a, n_top_genes=30)
+    assert not model.is_trained
+    with pytest.raises(TypeError, match="cuda_graph must be True or False"):
+        scg.model.GANEnsemble(3, cuda_graph="yes")
+    with pytest.raises(TypeError, match="concurrent must be True or False"):
+        scg.ClusterGAN(3, concurrent="yes")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numbers
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from scgan_cluster._validation import (
 )
 from scgan_cluster.adapters import image_shape_of, is_prepared, prepare_fit
 from scgan_cluster.adapters._inputs import UNS_KEY, _prepared_columns
-from scgan_cluster.recipes import Recipe, resolve
+from scgan_cluster.recipes import Ensemble, Recipe, resolve
 
 from ._ensemble import GANEnsemble, _seed
 from ._io import load_model, write_model_dir
@@ -285,8 +287,8 @@ class ClusterGAN:
             )
             train_layer = None
         prepare_seconds = time.perf_counter() - start
-        members = []
-        for ensemble in recipe.ensembles:
+
+        def train(ensemble: Ensemble, stop: threading.Event | None = None) -> GANEnsemble:
             settings = recipe.ensemble_settings(ensemble, self.n_clusters)
             if settings["n_pcs"] is not None:  # capped at what the data allow
                 settings["n_pcs"] = int(min(settings["n_pcs"], n_features, n_obs - 1))
@@ -304,8 +306,14 @@ class ClusterGAN:
                 if checkpoint_dir is None
                 else Path(checkpoint_dir) / f"{ensemble.name}.pt",
                 checkpoint_every=checkpoint_every,
+                callback=None if stop is None else _stop_when(stop),
             )
-            members.append(member)
+            return member
+
+        if recipe.concurrent and len(recipe.ensembles) > 1:
+            members = _in_threads(train, recipe.ensembles, self.device)
+        else:
+            members = [train(ensemble) for ensemble in recipe.ensembles]
         self.members_ = members
         self.recipe_ = recipe
         self.var_names_ = members[0].var_names
@@ -716,6 +724,50 @@ class ClusterGAN:
             else "not trained"
         )
         return f"ClusterGAN(n_clusters={self.n_clusters}, flavor={recipe.name!r}; {state})"
+
+
+class _Stopped(RuntimeError):
+    """A concurrent fit ended because another ensemble's fit failed."""
+
+
+def _stop_when(stop: threading.Event):
+    """A training callback that ends a fit once ``stop`` is set (another ensemble failed)."""
+
+    def check(model: GANEnsemble, iteration: int) -> None:
+        if stop.is_set():
+            raise _Stopped(f"stopped at iteration {iteration}: another ensemble failed")
+
+    return check
+
+
+def _in_threads(train, ensembles: tuple[Ensemble, ...], device: torch.device) -> list:
+    """``train(ensemble, stop)`` of every ensemble at once, one thread (and CUDA stream) each.
+
+    When one fails, the others stop at their next history record and its error is raised.
+    """
+    stop = threading.Event()
+
+    def run(ensemble: Ensemble) -> GANEnsemble:
+        if device.type != "cuda":
+            return train(ensemble, stop)
+        with torch.cuda.stream(torch.cuda.Stream(device)):
+            member = train(ensemble, stop)
+            torch.cuda.current_stream().synchronize()
+        return member
+
+    with ThreadPoolExecutor(max_workers=len(ensembles)) as pool:
+        futures = [pool.submit(run, ensemble) for ensemble in ensembles]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # e.g. Ctrl-C while waiting
+            stop.set()
+            raise
+        if any(f.exception() is not None for f in done):
+            stop.set()
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:  # the first real failure, not the others' stops
+        raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
+    return [f.result() for f in futures]
 
 
 def _network_proba(net: GANEnsemble, full: np.ndarray) -> np.ndarray:

@@ -82,6 +82,13 @@ def _encode_all(models: list[GANEnsemble], x) -> list[tuple[np.ndarray, np.ndarr
     ]
 
 
+def _index_generator(source, seed: int) -> torch.Generator:
+    """The minibatch order's generator: on the GPU for data gathered there, else on the CPU."""
+    device = source.device
+    on_device = device.type == "cuda" and getattr(source, "gathers_on_device", False)
+    return torch.Generator(device=device if on_device else "cpu").manual_seed(seed)
+
+
 class GANEnsemble:
     """ClusterGAN (Mukherjee et al., AAAI 2019): a WGAN-GP with a one-hot + Gaussian prior and an encoder.
 
@@ -154,6 +161,13 @@ class GANEnsemble:
         2-core CPU, but compiling takes 10-20 s once per process and network shape, so it pays
         for runs of thousands of iterations; needs a working C++ compiler (inductor). The same
         numbers up to float rounding. Default ``False``.
+    cuda_graph
+        On a CUDA device, for the fully connected architectures without batch-norm: record
+        one whole generator iteration as a CUDA graph after three eager ones and replay it
+        (:class:`scgan_cluster.train.CapturedIteration`), so that the GPU no longer waits on
+        Python's launches of several hundred small kernels per iteration. The same kernels,
+        so the same numbers; needs a constant learning rate (``lr_final=None``). Default
+        ``False`` (``benchmarks/bench_gpu.py`` measures it); an error on other devices.
     n_pcs
         ``None`` (default, the paper): the networks see the preprocessed genes. An integer: they
         see the cells' ``n_pcs`` leading principal components instead, fitted on the training
@@ -205,6 +219,7 @@ class GANEnsemble:
         combine: Literal["consensus", "select"] = "consensus",
         precision: Literal["fp32", "bf16"] = "fp32",
         compile: bool = False,
+        cuda_graph: bool = False,
         n_pcs: int | None = None,
     ) -> None:
         check_n_clusters(n_clusters, np.iinfo(np.int64).max)
@@ -220,6 +235,9 @@ class GANEnsemble:
         if not isinstance(compile, bool):
             raise TypeError(f"compile must be True or False, got {compile!r}.")
         self.compile = compile
+        if not isinstance(cuda_graph, bool):
+            raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}.")
+        self.cuda_graph = cuda_graph
         if prior not in _PRIORS:
             raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}.")
         if combine not in _COMBINE:
@@ -359,6 +377,7 @@ class GANEnsemble:
             "combine": self.combine,
             "precision": self.precision,
             "compile": self.compile,
+            "cuda_graph": self.cuda_graph,
             "n_pcs": self.n_pcs,
         }
 
@@ -537,7 +556,7 @@ class GANEnsemble:
             source = as_source(x, self.device, self._sample_shape())
             self._live = {"x": x, "start": time.perf_counter()}
             noise_gen = torch.Generator(device=self.device).manual_seed(self.random_state + 1)
-            index_gen = torch.Generator().manual_seed(self.random_state + 2)
+            index_gen = _index_generator(source, self.random_state + 2)
             logger.info(
                 "training ClusterGAN (%s) on %d samples x %s, K=%d, %d iterations on %s",
                 self.architecture,
@@ -562,6 +581,7 @@ class GANEnsemble:
                 callback=self._recorded(callback),
                 precision=self.precision,
                 compile=self.compile,
+                cuda_graph=self.cuda_graph,
                 checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every,
             )
@@ -712,7 +732,7 @@ class GANEnsemble:
         source = as_source(x, self.device, self._sample_shape())
         seeds = [rep.random_state for rep in replicas]
         noise_gens = [torch.Generator(device=self.device).manual_seed(s + 1) for s in seeds]
-        index_gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
+        index_gens = [_index_generator(source, s + 2) for s in seeds]
         logger.info(
             "training %d ClusterGAN replicas together on %d cells x %d features, K=%d, %d iterations on %s",
             self.n_runs,
@@ -736,6 +756,7 @@ class GANEnsemble:
             callback=self._recorded(callback),
             precision=self.precision,
             compile=self.compile,
+            cuda_graph=self.cuda_graph,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
         )

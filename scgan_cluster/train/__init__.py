@@ -5,6 +5,7 @@ from ._config import TrainConfig
 from ._loop import (
     HISTORY_KEYS,
     BatchSource,
+    CapturedIteration,
     DrawStream,
     EpochSampler,
     encode,
@@ -26,6 +27,7 @@ __all__ = [
     "BackpropResult",
     "HISTORY_KEYS",
     "BatchSource",
+    "CapturedIteration",
     "DrawStream",
     "EpochSampler",
     "TrainConfig",

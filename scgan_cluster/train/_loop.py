@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from scgan_cluster.nn import MixedPrior
 
 from ._checkpoint import load_checkpoint, run_signature, save_checkpoint
 from ._config import PRIOR_FLOOR, PRIOR_MOMENTUM, PRIOR_SAMPLE, PRIOR_START, TrainConfig
-from ._steps import has_batch_norm, make_step
+from ._steps import FlatStep, TrainStep, has_batch_norm, make_step
 
 __all__ = [
     "PRIOR_FLOOR",
@@ -35,6 +36,8 @@ __all__ = [
     "DrawStream",
     "has_batch_norm",
     "run_seconds",
+    "CapturedIteration",
+    "check_cuda_graph",
 ]
 
 HISTORY_KEYS = (
@@ -85,7 +88,8 @@ class BatchSource(Protocol):
 class EpochSampler:
     """Minibatch indices without replacement within an epoch; a new permutation per epoch.
 
-    A final partial batch of an epoch is dropped, so every batch has ``batch_size`` rows.
+    A final partial batch of an epoch is dropped, so every batch has ``batch_size`` rows. The
+    indices are drawn on the generator's device (a CUDA generator keeps them on the GPU).
     """
 
     def __init__(self, n_obs: int, batch_size: int, generator: torch.Generator) -> None:
@@ -96,7 +100,7 @@ class EpochSampler:
         self.n_obs = n_obs
         self.batch_size = batch_size
         self.generator = generator
-        self._perm = torch.empty(0, dtype=torch.long)
+        self._perm = torch.empty(0, dtype=torch.long, device=generator.device)
         self._pos = 0
 
     def __iter__(self) -> Iterator[torch.Tensor]:
@@ -104,7 +108,9 @@ class EpochSampler:
 
     def __next__(self) -> torch.Tensor:
         if self._pos + self.batch_size > len(self._perm):
-            self._perm = torch.randperm(self.n_obs, generator=self.generator)
+            self._perm = torch.randperm(
+                self.n_obs, generator=self.generator, device=self.generator.device
+            )
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
@@ -176,7 +182,7 @@ class DrawStream:
         Returns
         -------
         idx
-            ``(n_iter, n_critic * batch)`` int64 row indices (CPU).
+            ``(n_iter, n_critic * batch)`` int64 row indices (on ``index_generator``'s device).
         z, zn, k
             ``(n_iter, n_critic + 1, batch, ...)`` latent codes, their continuous part, clusters.
         eps
@@ -227,7 +233,7 @@ def update_prior_weights(
     source
         The training data.
     generator
-        CPU random generator choosing the samples.
+        Random generator choosing the samples (the minibatch order's, on its device).
     n_runs
         R for an ensemble encoder, else ``None``.
     floor
@@ -235,7 +241,7 @@ def update_prior_weights(
         ``floor / (K (1 + floor))`` (``TrainConfig.prior_floor``).
     """
     m = min(PRIOR_SAMPLE, source.n_obs)
-    idx = torch.randperm(source.n_obs, generator=generator)[:m]
+    idx = torch.randperm(source.n_obs, generator=generator, device=generator.device)[:m]
     x = source.take(idx)
     if n_runs is not None:
         x = x.unsqueeze(0).expand(n_runs, *x.shape)
@@ -247,6 +253,94 @@ def update_prior_weights(
     k = weights.shape[-1]
     new = ((1.0 - PRIOR_MOMENTUM) * weights + PRIOR_MOMENTUM * p).clamp_min(floor / k)
     weights.copy_(new / new.sum(-1, keepdim=True))
+
+
+def check_cuda_graph(step: TrainStep, config: TrainConfig, device: torch.device) -> None:
+    """Raise a ``ValueError`` saying why ``cuda_graph=True`` cannot run with these settings.
+
+    Parameters
+    ----------
+    step
+        The step object the loop would use (:func:`~scgan_cluster.train._steps.make_step`).
+    config
+        The optimisation settings.
+    device
+        Where the networks train.
+    """
+    if device.type != "cuda":
+        raise ValueError(
+            f"cuda_graph=True needs a CUDA device, got {device.type!r}; use cuda_graph=False."
+        )
+    if not isinstance(step, FlatStep):
+        raise ValueError(
+            "cuda_graph=True needs the hand-written gradients on flat buffers: fully connected "
+            "networks without batch-norm (the 'mlp' architecture, e.g. with "
+            "architecture_options={'critic_batch_norm': False} for the paper's synthetic / "
+            "Pendigits networks) and gradients='auto'; use cuda_graph=False."
+        )
+    if config.lr_final is not None:
+        raise ValueError(
+            "cuda_graph=True needs a constant learning rate (the graph fixes it); "
+            "pass lr_final=None or cuda_graph=False."
+        )
+
+
+_CAPTURE_LOCK = threading.Lock()
+
+
+class CapturedIteration:
+    """A generator iteration recorded once as a CUDA graph, then replayed.
+
+    The first ``warmup`` calls run ``fn`` eagerly on a side stream (as torch's CUDA graph notes
+    advise, so that libraries finish their lazy set-up); the next call copies its inputs into
+    static buffers, captures ``fn`` on them and replays it; every later call copies its inputs
+    into those buffers and replays. ``fn`` must read and write only tensors whose storage
+    outlives the graph (the step's flat buffers, the loop's totals) and must not synchronise
+    with the host; every call is a real iteration, including the warm-up ones.
+
+    Parameters
+    ----------
+    fn
+        ``fn(*tensors)``, returning nothing.
+    warmup
+        Eager calls before the capture.
+    """
+
+    def __init__(self, fn: Callable[..., None], warmup: int = 3) -> None:
+        self.fn = fn
+        self.warmup = check_positive_int(warmup, "warmup")
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: list[torch.Tensor] = []
+
+    def __call__(self, *inputs: torch.Tensor) -> None:
+        self.calls += 1
+        if self.graph is not None:
+            for static, value in zip(self.static, inputs, strict=True):
+                static.copy_(value)
+        elif self.calls <= self.warmup:
+            side = torch.cuda.Stream(inputs[0].device)
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.fn(*inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            return
+        else:
+            self.static = [value.clone() for value in inputs]
+            graph = torch.cuda.CUDAGraph()
+            # one capture at a time, each on its own stream; thread_local: other threads (another
+            # ensemble training concurrently) go on using CUDA while this one captures
+            with (
+                _CAPTURE_LOCK,
+                torch.cuda.graph(
+                    graph,
+                    stream=torch.cuda.Stream(inputs[0].device),
+                    capture_error_mode="thread_local",
+                ),
+            ):
+                self.fn(*self.static)
+            self.graph = graph
+        self.graph.replay()
 
 
 def _diverged(first: int, last: int) -> str:
@@ -289,6 +383,7 @@ def train_clustergan(
     compile: bool = False,
     checkpoint: str | Path | None = None,
     checkpoint_every: int | None = None,
+    cuda_graph: bool = False,
 ) -> dict[str, list[float]] | list[dict[str, list[float]]]:
     """Train ClusterGAN with WGAN-GP (Algorithm 2 of the paper, ``n_critic`` critic steps per G/E step).
 
@@ -317,7 +412,9 @@ def train_clustergan(
         For an ensemble (modules with an ``n_runs`` attribute, see
         :func:`scgan_cluster.nn.stack_ensemble`): one generator per replica.
     index_generator
-        CPU random generator for the minibatch order (for an ensemble: one per replica).
+        Random generator for the minibatch order (for an ensemble: one per replica), on the
+        CPU, or on ``source.device`` for a source that gathers there (``gathers_on_device``),
+        so that the indices never pass through the host.
     progress
         Show a tqdm bar; ``None`` follows :attr:`scgan_cluster.settings.progress_bar`.
     callback
@@ -378,6 +475,15 @@ def train_clustergan(
     checkpoint_every
         Generator iterations between checkpoints, rounded up to whole blocks of ``block``;
         ``None``: ``max_iter // 20``.
+    cuda_graph
+        On a CUDA device with hand-written gradients on flat buffers (:class:`FlatStep`, the
+        fully connected networks): after a few eager iterations, capture one whole generator
+        iteration (the ``n_critic`` critic steps with their Adam updates, the G / E step with
+        its update, the running totals) as a CUDA graph and replay it for every later iteration
+        (:class:`CapturedIteration`), so that an iteration costs a few kernel launches from
+        Python instead of several hundred. The same kernels as the eager loop, so the same
+        numbers. Not with ``config.lr_final`` (the rate is fixed in the graph). Default
+        ``False``.
 
     Returns
     -------
@@ -407,6 +513,12 @@ def train_clustergan(
         precision=precision,
         compile=compile,
     )
+    if cuda_graph:
+        try:
+            check_cuda_graph(step, cfg, device)
+        except Exception:
+            step.close()
+            raise
     show = settings.progress_bar if progress is None else progress
     bar = tqdm(
         total=cfg.max_iter,
@@ -455,6 +567,22 @@ def train_clustergan(
         n_acc = 0
         batch, nc = cfg.batch_size, cfg.n_critic
         nl = len(lead)  # dimension of the batch axis
+
+        def iteration(real_all, z_t, zn_t, k_t, eps_t) -> None:
+            """The critic steps and the G / E step of one generator iteration, totals added."""
+            feat = real_all.shape[1:]
+            real_all = real_all.view(*lead, nc, batch, *feat)
+            if ensemble:  # replicas after the batches: (nc + 1, R, batch, ...)
+                z_t, zn_t, k_t, eps_t = (v.movedim(nl, 0) for v in (z_t, zn_t, k_t, eps_t))
+            eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
+            step.critic_steps(real_all, z_t[:nc], eps_t, acc_d)
+            # the reconstruction term's real batch: the last critic batch (float32)
+            real_r = real_all.select(nl, nc - 1) if cfg.beta_r > 0 else None
+            adv, zn_loss, zc_loss, rec = step.generator_step(z_t[nc], zn_t[nc], k_t[nc], real_r)
+            rec = no_recon if rec is None else rec
+            acc_g.add_(torch.stack([adv, zn_loss, zc_loss, rec]))
+
+        run_iteration = CapturedIteration(iteration) if cuda_graph else iteration
         _set_training(networks, True)
         start = time.perf_counter()
         it = 0
@@ -529,19 +657,7 @@ def train_clustergan(
                 it += 1
                 # one gather of all n_critic real batches of this iteration
                 real_all = source.take(idx_b[t].reshape(-1))
-                feat = real_all.shape[1:]
-                real_all = real_all.view(*lead, nc, batch, *feat)
-                z_t = z_b[t].movedim(nl, 0) if ensemble else z_b[t]  # (nc + 1, *lead, batch, zdim)
-                eps_t = eps_b[t].movedim(nl, 0) if ensemble else eps_b[t]
-                eps_t = eps_t.reshape(*eps_t.shape, *([1] * len(feat)))
-                zn_t = zn_b[t].movedim(nl, 0) if ensemble else zn_b[t]
-                k_t = k_b[t].movedim(nl, 0) if ensemble else k_b[t]
-                step.critic_steps(real_all, z_t[:nc], eps_t, acc_d)
-                # the reconstruction term's real batch: the last critic batch (float32)
-                real_r = real_all.select(nl, nc - 1) if cfg.beta_r > 0 else None
-                adv, zn_loss, zc_loss, rec = step.generator_step(z_t[nc], zn_t[nc], k_t[nc], real_r)
-                rec = no_recon if rec is None else rec
-                acc_g += torch.stack([adv, zn_loss, zc_loss, rec])
+                run_iteration(real_all, z_b[t], zn_b[t], k_b[t], eps_b[t])
                 n_acc += 1
                 if it % cfg.log_every == 0 or it == cfg.max_iter:
                     means = torch.cat([acc_d / nc, acc_g]) / n_acc  # (7, *lead)

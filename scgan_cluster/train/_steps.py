@@ -506,14 +506,16 @@ class FlatStep(TrainStep):
         # eager: the gradients are written into preallocated flat buffers; compiled: returned
         self._out_d = {} if compile else {"out": torch.empty_like(self.flat_d.data)}
         self._out_ge = {} if compile else {"out": torch.empty_like(self.flat_ge.data)}
-        self._d_cast = steps.cast(self.flat_d.data)  # D in the compute dtype (None: no conversion)
-        self._ge_cast: torch.Tensor | None = None
-        self._ge_cast_current = False  # whether _ge_cast is the conversion of G / E's values
+        # the buffers in the compute dtype (None: no conversion), each converted in place, so
+        # that a captured iteration (the loop's ``graph``) reads and writes the same storage
+        self._d_cast = steps.cast(self.flat_d.data)
+        self._ge_cast = steps.cast(self.flat_ge.data)
+        self._ge_cast_current = False  # whether _ge_cast holds G / E's current values
 
     def _ge_cast_now(self) -> torch.Tensor | None:
         """G / E's buffer in the compute dtype, converted once while its values are unchanged."""
         if not self._ge_cast_current:
-            self._ge_cast = self.steps.cast(self.flat_ge.data)
+            _recast(self._ge_cast, self.flat_ge.data)
             self._ge_cast_current = True
         return self._ge_cast
 
@@ -538,7 +540,7 @@ class FlatStep(TrainStep):
                 **self._out_d,
             )
             flat_d.step(grad)
-            self._d_cast = steps.cast(flat_d.data)
+            _recast(self._d_cast, flat_d.data)
             totals += torch.stack([loss, wdist, gp])
 
     def generator_step(
@@ -585,8 +587,14 @@ class FlatStep(TrainStep):
         """See :meth:`TrainStep.load_state_dict`; the weights' low-precision copies are redone."""
         self.flat_d.load_state_dict(state["d"])
         self.flat_ge.load_state_dict(state["ge"])
-        self._d_cast = self.steps.cast(self.flat_d.data)
+        _recast(self._d_cast, self.flat_d.data)
         self._ge_cast_current = False
+
+
+def _recast(cast: torch.Tensor | None, flat: torch.Tensor) -> None:
+    """Refresh ``cast``, a low-precision copy of ``flat``, in place (nothing when ``None``)."""
+    if cast is not None:
+        cast.copy_(flat)
 
 
 def _all_in_chains(generator: nn.Module, encoder: nn.Module, critic: nn.Module) -> bool:
