@@ -232,12 +232,10 @@ class GANEnsemble:
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}.")
         self.precision = precision
-        if not isinstance(compile, bool):
-            raise TypeError(f"compile must be True or False, got {compile!r}.")
-        self.compile = compile
-        if not isinstance(cuda_graph, bool):
-            raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}.")
-        self.cuda_graph = cuda_graph
+        for name, flag in (("compile", compile), ("cuda_graph", cuda_graph)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}.")
+        self.compile, self.cuda_graph = compile, cuda_graph
         if prior not in _PRIORS:
             raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}.")
         if combine not in _COMBINE:

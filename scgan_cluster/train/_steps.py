@@ -507,7 +507,7 @@ class FlatStep(TrainStep):
         self._out_d = {} if compile else {"out": torch.empty_like(self.flat_d.data)}
         self._out_ge = {} if compile else {"out": torch.empty_like(self.flat_ge.data)}
         # the buffers in the compute dtype (None: no conversion), each converted in place, so
-        # that a captured iteration (the loop's ``graph``) reads and writes the same storage
+        # that a captured iteration (the loop's ``cuda_graph``) reads and writes the same storage
         self._d_cast = steps.cast(self.flat_d.data)
         self._ge_cast = steps.cast(self.flat_ge.data)
         self._ge_cast_current = False  # whether _ge_cast holds G / E's current values
