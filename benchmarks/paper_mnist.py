@@ -28,7 +28,18 @@ Only the MNIST test set (10,000 images) is staged, so everything runs on it: the
     python benchmarks/paper_mnist.py                  # CPU budget (labelled in the outputs)
     python benchmarks/paper_mnist.py --paper          # 100,000 iterations, 5,000 bp steps
 
-Writes ``results/paper_mnist.json`` and ``results/paper_mnist.md``.
+Writes ``results/paper_mnist.json`` and ``results/paper_mnist.md`` (``--tag T``:
+``results/paper_mnist_T.*``, figures included, beside the others).
+
+``--checkpoint-dir DIR`` keeps each K's training state in DIR, so that a stopped run continues.
+The K = 10 model's file is the one that ``paper_table1.py --datasets mnist --runs 1`` writes with
+the same folder and budget: after that run, Section 2.6 and the figures read its finished model
+instead of training it again (the signature stored in the file refuses a different setting)::
+
+    python benchmarks/paper_table1.py --datasets mnist --methods ClusterGAN --runs 1 \
+        --max-iter 8000 --curve-every 800 --merge --tag 8k --checkpoint-dir checkpoints
+    python benchmarks/paper_mnist.py --max-iter 8000 --ks 10 --bp-steps 1000 --tag 8k \
+        --checkpoint-dir checkpoints
 """
 
 from __future__ import annotations
@@ -43,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _baselines import fit_clustergan
+from _baselines import clustergan_checkpoint, fit_clustergan
 from _data import load
 from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, score, write_json
 from torch import nn
@@ -153,13 +164,14 @@ def decode_accuracies(
 
 
 # ----------------------------------------------------------------------------- figures
-def figures(model, out: Path, *, seed: int) -> list[str]:
-    """Samples per mode (rows = zc) and interpolations between modes, by ``scgan_cluster.pl``."""
+def figures(model, out: Path, *, seed: int, stem: str = "paper_mnist") -> list[str]:
+    """Samples per mode (rows = zc) and interpolations between modes, by ``scgan_cluster.pl``,
+    into ``<stem>_samples_per_cluster.png`` and ``<stem>_interpolation.png``."""
     import matplotlib as mpl
 
     mpl.use("Agg")
     k = model.n_clusters
-    paths = [out / "paper_mnist_samples_per_cluster.png", out / "paper_mnist_interpolation.png"]
+    paths = [out / f"{stem}_samples_per_cluster.png", out / f"{stem}_interpolation.png"]
     scg.pl.cluster_samples(model, n_samples=10, random_state=seed, save=paths[0], show=False)
     scg.pl.interpolation(
         model,
@@ -189,19 +201,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--merge", action="store_true", help="keep other K's rows of an existing results file"
     )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="keep each K's training state here (the K = 10 file is paper_table1.py's of the "
+        "same folder, dataset and budget with --runs 1); a rerun continues from it",
+    )
+    parser.add_argument(
+        "--tag", default=None, help="write results/paper_mnist_<tag>.* instead of paper_mnist.*"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    stem = "paper_mnist" if args.tag is None else f"paper_mnist_{args.tag}"
     scg.settings.progress_bar = False
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     max_iter = args.max_iter or (100_000 if args.paper else 100)
     bp_steps = args.bp_steps or (5000 if args.paper else 100)
     bp_points = args.bp_points if args.bp_points is not None else (None if args.paper else 100)
-    command = "python benchmarks/paper_mnist.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    given, rest = [], list(argv if argv is not None else sys.argv[1:])
+    while rest:  # the checkpoint folder as the docstring names it, not this machine's path
+        a = rest.pop(0)
+        if a == "--checkpoint-dir":
+            rest.pop(0)
+        if a.startswith("--checkpoint-dir"):
+            a = "--checkpoint-dir=checkpoints"
+        given.append(a)
+    command = "python benchmarks/paper_mnist.py " + shlex.join(given)
     data = load("mnist", args.data_dir)
     if args.subsample is not None and args.subsample < len(data.x):
         keep = np.sort(np.random.RandomState(0).choice(len(data.x), args.subsample, replace=False))
@@ -228,7 +257,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table3, models = [], {}
     for k in [int(v) for v in args.ks.split(",")]:
         data.n_clusters = k
-        model = fit_clustergan(data, x_tr, max_iter=max_iter, seed=0)
+        checkpoint = None
+        if args.checkpoint_dir is not None:
+            # K = 10 is the dataset's own K: the file paper_table1.py writes for its single run
+            name = data.name if k == 10 else f"{data.name}_k{k}"
+            checkpoint = clustergan_checkpoint(args.checkpoint_dir, name, len(x_tr), max_iter, 0, 0)
+        model = fit_clustergan(data, x_tr, max_iter=max_iter, seed=0, checkpoint=checkpoint)
         m = score(y_te, model.predict(x_te))
         table3.append(
             {
@@ -299,14 +333,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"  classifier test acc {clf_acc:.3f}; mode acc {mode_acc:.3f}; "
             f"Algorithm 1: {via_bp}; encoder: {via_enc}"
         )
-        result["figures"] = figures(model, args.out, seed=3)
+        result["figures"] = figures(model, args.out, seed=3, stem=stem)
     result["total_seconds"] = round(time.perf_counter() - start, 1)
-    path = args.out / "paper_mnist.json"
+    path = args.out / f"{stem}.json"
     if args.merge and path.exists():
         result = _merge(json.loads(path.read_text()), result)
     write_json(path, result)
-    (args.out / "paper_mnist.md").write_text(markdown(result) + "\n")
-    print(f"wrote {args.out / 'paper_mnist.md'}")
+    (args.out / f"{stem}.md").write_text(markdown(result) + "\n")
+    print(f"wrote {args.out / f'{stem}.md'}")
     return result
 
 

@@ -394,6 +394,47 @@ def test_paper_mnist_end_to_end(tmp_path):
     assert json.loads((tmp_path / "paper_mnist.json").read_text())["max_iter"] == 2
 
 
+def test_paper_mnist_reads_the_table1_model_from_its_checkpoint(tmp_path):
+    """With paper_table1.py's checkpoint folder, Section 2.6 scores the Table 1 run's finished
+    K = 10 model (its file is neither retrained nor rewritten); other K get files of their own;
+    --tag names the outputs; the recorded command names no local folder."""
+    from _helpers import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"the MNIST test images are not staged under {SHARED_DATA / 'mnist'}")
+    import paper_mnist
+    import paper_table1
+
+    folder, out = tmp_path / "ckpt", tmp_path / "out"
+    common = ["--subsample", "300", "--max-iter", "3", "--data-dir", str(SHARED_DATA)]
+    (table1,) = paper_table1.main(
+        [*common, "--datasets", "mnist", "--methods", "ClusterGAN", "--runs", "1"]
+        + ["--out", str(out), "--checkpoint-dir", str(folder)]
+    )
+    n_train = len(paper_split(300, seed=0)["train"])
+    k10 = folder / f"clustergan_mnist_n{n_train}_3it_seed0.pt"
+    before = (k10.stat().st_mtime_ns, k10.read_bytes())
+    res = paper_mnist.main(
+        [*common, "--ks", "9,10", "--bp-steps", "2", "--bp-points", "6", "--per-mode", "10"]
+        + ["--classifier-epochs", "1", "--tag", "t", "--out", str(out)]
+        + ["--checkpoint-dir", str(folder)]
+    )
+    assert (k10.stat().st_mtime_ns, k10.read_bytes()) == before
+    assert (folder / f"clustergan_mnist_k9_n{n_train}_3it_seed0.pt").exists()
+    (row,) = table1["methods"]
+    ten = next(t for t in res["table3"] if t["K"] == 10)
+    for key in ("purity", "nmi", "ari"):  # the same model scores the same test part
+        assert ten[key] == pytest.approx(row["runs"][0]["test"][key])
+    assert sorted(p.name for p in out.glob("paper_mnist*")) == [
+        "paper_mnist_t.json",
+        "paper_mnist_t.md",
+        "paper_mnist_t_interpolation.png",
+        "paper_mnist_t_samples_per_cluster.png",
+    ]
+    assert res["command"].endswith("--checkpoint-dir=checkpoints")
+    assert str(folder) not in res["command"]
+
+
 def test_bench_ensemble_times_each_product_shape_alone_and_batched():
     import bench_ensemble
 
