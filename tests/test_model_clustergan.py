@@ -288,6 +288,14 @@ def test_concurrent_ensembles_give_the_sequential_fit():
     one_by_one = scg.ClusterGAN(3, concurrent=False, **kw).fit(a)
     together = scg.ClusterGAN(3, concurrent=True, **kw).fit(a)
     np.testing.assert_array_equal(together.labels_runs_, one_by_one.labels_runs_)
+    # overlapping clocks: the longest ensemble's training, within the wall time of them all
+    trained = [m.train_seconds_ for m in together.members_]
+    assert together.train_seconds_ == max(trained)
+    assert max(trained) <= together.fit_seconds_["ensembles together"]
+    assert one_by_one.train_seconds_ == pytest.approx(
+        sum(m.train_seconds_ for m in one_by_one.members_)
+    )
+    assert "ensembles together" not in one_by_one.fit_seconds_
     np.testing.assert_array_equal(together.labels_, one_by_one.labels_)
     for r1, r2 in zip(together.replicas, one_by_one.replicas, strict=True):
         for t1, t2 in zip(
