@@ -342,8 +342,12 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             f"{res['description']}. Split train / val / test = {sizes['train']} / {sizes['val']} / "
             f"{sizes['test']} (seed {res['split_seed']}). Budget: {res['budget_label']}. "
-            f"Machine: {res['machine']['cpu']} ({res['machine']['torch_threads']} torch threads), "
-            f"torch {res['machine']['torch']}. Command: `{res['command']}`.",
+            "Machine: "
+            + "; ".join(
+                f"{m['cpu']} ({m['torch_threads']} torch threads), torch {m['torch']}"
+                for m in res.get("machines", [res["machine"]])
+            )
+            + f". Command: `{res['command']}`.",
             "",
             "| method | kind | runs | iters | purity best | ACC best | NMI best | ARI best "
             "| purity mean +- sd | NMI mean +- sd | ARI mean +- sd | paper ACC (purity) / NMI / ARI "
@@ -398,10 +402,14 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     order = list(METHOD_KIND)
     rows.sort(key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
     commands = old.get("commands", [old["command"]]) + [new["command"]]
+    # every merged run's machine (its torch threads included), each once, in the order they ran
+    machines = [*old.get("machines", [old["machine"]])]
+    machines += [new["machine"]] if new["machine"] not in machines else []
     return {
         **new,
         "methods": rows,
         "commands": commands,
+        "machines": machines,
         "command": " ; ".join(commands),
         "total_seconds": round(old["total_seconds"] + new["total_seconds"], 1),
     }

@@ -257,6 +257,29 @@ def test_harness_trains_clustergan_runs_as_one_ensemble(tmp_path):
     ]
 
 
+def test_harness_merge_keeps_every_run_s_rows_commands_and_machines(tmp_path):
+    import paper_table1
+
+    argv = ["--datasets", "synthetic", "--subsample", "300", "--runs", "1"]
+    argv += ["--data-dir", str(tmp_path), "--out", str(tmp_path)]
+    threads = torch.get_num_threads()
+    try:  # --threads sets the process's torch threads: give the other tests theirs back
+        paper_table1.main([*argv, "--methods", "KMeans", "--threads", "1"])
+        (merged,) = paper_table1.main([*argv, "--methods", "PCA+GMM", "--threads", "2", "--merge"])
+    finally:
+        torch.set_num_threads(threads)
+    assert [m["method"] for m in merged["methods"]] == ["KMeans", "PCA+GMM"]
+    assert len(merged["commands"]) == 2
+    assert [m["torch_threads"] for m in merged["machines"]] == [1, 2]
+    saved = json.loads((tmp_path / "paper_table1_synthetic.json").read_text())
+    assert saved["machines"] == merged["machines"]
+    report = (tmp_path / "paper_table1.md").read_text()
+    assert "(1 torch threads)" in report
+    assert "(2 torch threads)" in report
+    with pytest.raises(ValueError, match="different budgets"):
+        paper_table1.main([*argv, "--methods", "NMF", "--max-iter", "7", "--merge"])
+
+
 def test_harness_architecture_option_replaces_the_papers_network_option(tmp_path):
     import paper_table1
     from _baselines import architecture_options
