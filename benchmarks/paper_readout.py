@@ -17,7 +17,9 @@ finished checkpoint gives the finished model):
 
 writes ``benchmarks/results/paper_readout_<dataset>.json`` (and prints the table); with
 ``--architecture-option KEY=VALUE`` (as given to ``paper_table1.py``) it reads the ensemble
-trained with those network options, into ``paper_readout_<dataset>_<KEY>-<VALUE>.json``.
+trained with those network options, into ``paper_readout_<dataset>_<KEY>-<VALUE>.json``; with
+``--separate`` the runs that ``paper_table1.py`` trained one at a time (without ``--ensemble``),
+into ``paper_readout_<dataset>_separate.json``.
 """
 
 from __future__ import annotations
@@ -46,34 +48,41 @@ def readout(
     data_dir: Path,
     checkpoint_dir: Path | None,
     options: dict | None = None,
+    *,
+    separate: bool = False,
 ):
     """Per replica: the three readouts' test scores, the zc occupancy and how far the generated
     samples lie from the training points; and the test points' own distance to them.
 
     ``options``: network options that replace the dataset's, as ``paper_table1.py
-    --architecture-option``.
+    --architecture-option``. ``separate``: the runs were trained one at a time (``paper_table1.py``
+    without ``--ensemble``), seed r's run from its own checkpoint, instead of as one ensemble.
     """
     data = _data.load(dataset, data_dir)
     split = paper_split(len(data.x), seed=0)
     n = len(split["train"])
-    checkpoint = (
-        None
-        if checkpoint_dir is None
-        else clustergan_checkpoint(checkpoint_dir, data.name, n, max_iter, runs, 0, options)
-    )
-    model = fit_clustergan(
-        with_options(data, options),
-        data.x[split["train"]],
-        max_iter=max_iter,
-        seed=0,
-        n_runs=runs,
-        checkpoint=checkpoint,
-    )
+
+    def trained(seed: int, n_rep: int):
+        checkpoint = (
+            None
+            if checkpoint_dir is None
+            else clustergan_checkpoint(checkpoint_dir, data.name, n, max_iter, n_rep, seed, options)
+        )
+        return fit_clustergan(
+            with_options(data, options),
+            data.x[split["train"]],
+            max_iter=max_iter,
+            seed=seed,
+            checkpoint=checkpoint,
+            **({"n_runs": n_rep} if n_rep else {}),
+        )
+
+    models = [trained(r, 0) for r in range(runs)] if separate else trained(0, runs).replicas
     x, truth = data.x[split["test"]], data.y[split["test"]]
     train = data.x[split["train"]].reshape(n, -1)
     nearest = NearestNeighbors(n_neighbors=1).fit(train)
     rows = []
-    for r, rep in enumerate(model.replicas):
+    for r, rep in enumerate(models):
         zn, proba = rep._encode(x)
         code = proba.argmax(axis=1)
         zn_only = KMeans(data.n_clusters, n_init=10, random_state=r).fit_predict(zn)
@@ -109,6 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="KEY=VALUE",
         help="as paper_table1.py's: read the ensemble trained with these network options",
     )
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="the runs were trained one at a time (paper_table1.py without --ensemble)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     try:
@@ -116,7 +130,13 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as e:
         parser.error(str(e))
     rows, real = readout(
-        args.dataset, args.max_iter, args.runs, args.data_dir, args.checkpoint_dir, options
+        args.dataset,
+        args.max_iter,
+        args.runs,
+        args.data_dir,
+        args.checkpoint_dir,
+        options,
+        separate=args.separate,
     )
     print(
         "replica | KMeans (zn, zc) | argmax zc | KMeans zn | zc occupancy (test points) "
@@ -135,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         "script": "benchmarks/paper_readout.py",
         "command": f"python benchmarks/paper_readout.py --dataset {args.dataset} "
         f"--max-iter {args.max_iter} --runs {args.runs}"
+        + (" --separate" if args.separate else "")
         + (" --checkpoint-dir checkpoints" if args.checkpoint_dir is not None else "")
         + "".join(f" --architecture-option {pair}" for pair in args.architecture_option),
         "architecture_options": options,
@@ -144,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
         "replicas": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"paper_readout_{args.dataset}{options_suffix(options)}.json", result)
+    name = f"paper_readout_{args.dataset}{options_suffix(options)}"
+    write_json(args.out / f"{name}{'_separate' if args.separate else ''}.json", result)
     return result
 
 

@@ -565,6 +565,29 @@ def test_paper_readout_scores_three_readouts_per_replica(tmp_path):
     assert nobn["replicas"] != rows  # other networks, other readouts
 
 
+def test_paper_readout_reads_runs_trained_one_at_a_time(tmp_path):
+    """--separate reads each seed's own checkpoint of a paper_table1.py run without --ensemble:
+    the finished model, not trained again, whose KMeans readout is the table's."""
+    import paper_readout
+    import paper_table1
+
+    folder = tmp_path / "ckpt"
+    common = ["--max-iter", "4", "--runs", "2", "--out", str(tmp_path)]
+    common += ["--data-dir", str(tmp_path), "--checkpoint-dir", str(folder)]
+    (table1,) = paper_table1.main([*common, "--datasets", "synthetic", "--methods", "ClusterGAN"])
+    files = sorted(folder.iterdir())
+    assert [p.name for p in files] == [f"clustergan_synthetic_n7510_4it_seed{s}.pt" for s in (0, 1)]
+    stamps = [p.stat().st_mtime_ns for p in files]
+    result = paper_readout.main([*common, "--dataset", "synthetic", "--separate"])
+    assert [p.stat().st_mtime_ns for p in sorted(folder.iterdir())] == stamps
+    (row,) = table1["methods"]
+    for run, replica in zip(row["runs"], result["replicas"], strict=True):
+        for key in ("purity", "nmi", "ari"):
+            assert replica["kmeans_zn_zc"][key] == pytest.approx(run["test"][key], abs=1e-4)
+    assert " --separate --checkpoint-dir checkpoints" in result["command"]
+    assert (tmp_path / "paper_readout_synthetic_separate.json").exists()
+
+
 def test_stopping_rules_read_only_the_records():
     """Each label-free rule stops at the first reading that meets it, and at the cap otherwise."""
     from stopping_curve import rule_stop
