@@ -7,10 +7,11 @@
 #
 # prepare downloads the wheels of the packages such a machine lacks (anndata, scanpy and what they
 # need beyond NumPy, SciPy, pandas, scikit-learn, numba, h5py, matplotlib, which it has) for
-# CPython 3.12 into .gpu_kit/whl, and copies the staged sorted-PBMC matrix into .gpu_kit/data
-# (.gpu_kit/ is git-ignored; about 25 MB in all). run installs the wheels into a folder of its own,
+# CPython 3.12 into .gpu_kit/whl, and copies the staged sorted-PBMC matrix and the MNIST test
+# images into .gpu_kit/data (.gpu_kit/ is git-ignored; about 33 MB in all). run installs the wheels into a folder of its own,
 # records the card, torch and CUDA versions, then runs, each under a time limit and with its log
-# in OUT_DIR: the GPU tests (tests/test_gpu.py), benchmarks/bench_gpu.py (the default fit eager,
+# in OUT_DIR: the GPU tests (tests/test_gpu.py, and the MNIST study's run on CUDA in
+# tests/test_benchmarks.py), benchmarks/bench_gpu.py (the default fit eager,
 # captured as a CUDA graph, and captured with concurrent ensembles, plus a profile) and the
 # default's end-to-end timing on sorted PBMC 8 (benchmarks/bench_default.py). About 9 minutes
 # at most.
@@ -32,6 +33,8 @@ prepare() {
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 -d "$KIT/whl" "${WHEELS[@]}" || return 1
     cp -r --no-preserve=mode "$data/zheng2017_pbmc_facs_fasttopics" "$KIT/data/" || return 1
+    mkdir -p "$KIT/data/mnist"
+    cp --no-preserve=mode "$data"/mnist/t10k-*-idx[13]-ubyte.gz "$KIT/data/mnist/" || return 1
     du -sh "$KIT"
 }
 
@@ -46,7 +49,8 @@ run() {
         python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, \
 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
     } 2>&1 | tee "$out/machine.txt"
-    timeout 180 python3 -m pytest -m gpu tests/test_gpu.py -q -p no:cacheprovider 2>&1 |
+    timeout 180 python3 -m pytest -m gpu tests/test_gpu.py tests/test_benchmarks.py -q \
+        -p no:cacheprovider 2>&1 |
         tee "$out/gpu_tests.log"
     timeout 200 python3 benchmarks/bench_gpu.py --data-dir "$KIT/data" --device cuda \
         --out "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.log"

@@ -27,6 +27,7 @@ Only the MNIST test set (10,000 images) is staged, so everything runs on it: the
 
     python benchmarks/paper_mnist.py                  # CPU budget (labelled in the outputs)
     python benchmarks/paper_mnist.py --paper          # 100,000 iterations, 5,000 bp steps
+    python benchmarks/paper_mnist.py --paper --device cuda --checkpoint-dir checkpoints
 
 Writes ``results/paper_mnist.json`` and ``results/paper_mnist.md`` (``--tag T``:
 ``results/paper_mnist_T.*``, figures included, beside the others).
@@ -120,10 +121,19 @@ def classify(clf: nn.Module, x: torch.Tensor | np.ndarray, chunk: int = 1024) ->
 
 
 # ----------------------------------------------------------------------------- Section 5
+def _device(model) -> torch.device:
+    """The device the model's generator is on."""
+    return next(model.generator.parameters()).device
+
+
 @torch.no_grad()
 def _generate(model, z: torch.Tensor) -> torch.Tensor:
+    """Generator output for latents ``z`` (on any device), in chunks, on the CPU."""
     model.generator.eval()
-    return torch.cat([model.generator(z[i : i + 1024]) for i in range(0, len(z), 1024)]).cpu()
+    dev = _device(model)
+    return torch.cat(
+        [model.generator(z[i : i + 1024].to(dev)) for i in range(0, len(z), 1024)]
+    ).cpu()
 
 
 def mode_accuracy(
@@ -133,7 +143,9 @@ def mode_accuracy(
     k = model.n_clusters
     modes = torch.arange(k).repeat_interleave(per_mode)
     z, _, _ = model.prior.sample(
-        len(modes), generator=torch.Generator().manual_seed(seed), cluster=modes
+        len(modes),
+        generator=torch.Generator(device=_device(model)).manual_seed(seed),
+        cluster=modes,
     )
     pred = classify(clf, _generate(model, z))
     counts = np.zeros((k, 10), dtype=np.int64)
@@ -186,6 +198,14 @@ def figures(model, out: Path, *, seed: int, stem: str = "paper_mnist") -> list[s
     return [str(p.relative_to(out)) for p in paths]
 
 
+def _hardware(r: dict[str, Any]) -> str:
+    """The CPU, and the card with its CUDA version where the models trained on one."""
+    m = r["machine"]
+    if r.get("device", "cpu") != "cpu" and m.get("cuda"):
+        return f"{m['cuda']} (CUDA {m['cuda_version']}), {m['cpu']}"
+    return m["cpu"]
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -198,6 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--subsample", type=int, default=None, help="use n random images (tests)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--device", default="cpu", help="train and decode here (cpu, cuda); the classifier: CPU"
+    )
     parser.add_argument(
         "--merge", action="store_true", help="keep other K's rows of an existing results file"
     )
@@ -249,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "split_sizes": {k: len(v) for k, v in split.items()},
         "max_iter": max_iter,
         "budget_label": label,
+        "device": args.device,
         "machine": machine(),
         "command": command,
     }
@@ -262,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # K = 10 is the dataset's own K: the file paper_table1.py writes for its single run
             name = data.name if k == 10 else f"{data.name}_k{k}"
             checkpoint = clustergan_checkpoint(args.checkpoint_dir, name, len(x_tr), max_iter, 0, 0)
-        model = fit_clustergan(data, x_tr, max_iter=max_iter, seed=0, checkpoint=checkpoint)
+        model = fit_clustergan(
+            data, x_tr, max_iter=max_iter, seed=0, device=args.device, checkpoint=checkpoint
+        )
         m = score(y_te, model.predict(x_te))
         table3.append(
             {
@@ -289,18 +315,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if bp_points is not None and bp_points < len(pos):
             pos = np.sort(np.random.RandomState(0).choice(len(pos), bp_points, replace=False))
         t0 = time.perf_counter()
+        dev = _device(model)
         bp = backprop_decode(
             model.generator,
-            torch.from_numpy(x_te[pos]),
+            torch.from_numpy(x_te[pos]).to(dev),
             10,
             n_latent=model.n_latent,
             sigma=model.sigma,
             n_steps=bp_steps,
-            noise_generator=torch.Generator().manual_seed(2),
+            noise_generator=torch.Generator(device=dev).manual_seed(2),
         )
         bp_seconds = time.perf_counter() - t0
         via_bp = decode_accuracies(
-            model, clf, x_te[pos], y_te[pos], mapping, bp.k.numpy(), bp.zn.numpy()
+            model, clf, x_te[pos], y_te[pos], mapping, bp.k.cpu().numpy(), bp.zn.cpu().numpy()
         )
         full = model.get_latent_representation(x_te, representation="full")
         via_enc = decode_accuracies(
@@ -368,7 +395,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Data: {r['data']}; split train / val / test = {r['split_sizes']['train']} / "
         f"{r['split_sizes']['val']} / {r['split_sizes']['test']} (seed 0). Budget: {r['budget_label']}. "
-        f"Machine: {r['machine']['cpu']}, torch {r['machine']['torch']}. Command: `{r['command']}`.",
+        f"Machine: {_hardware(r)}, torch {r['machine']['torch']}. Command: `{r['command']}`.",
         "",
         "## Table 3: robustness to K (test part; the paper's ACC is purity)",
         "",

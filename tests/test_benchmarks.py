@@ -373,7 +373,20 @@ def test_network_methods_take_images_through_the_conv_registry_entry(tiny_images
     assert set(np.unique(result.test_labels)) <= {0, 1}
 
 
-def test_paper_mnist_end_to_end(tmp_path):
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+            ],
+        ),
+    ],
+)
+def test_paper_mnist_end_to_end(tmp_path, device):
     from _helpers import SHARED_DATA
 
     if not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
@@ -395,12 +408,15 @@ def test_paper_mnist_end_to_end(tmp_path):
         "10",
         "--classifier-epochs",
         "1",
+        "--device",
+        device,
         "--data-dir",
         str(SHARED_DATA),
         "--out",
         str(tmp_path),
     ]
     res = paper_mnist.main(argv)
+    assert res["device"] == device
     assert [t["K"] for t in res["table3"]] == [9, 10]
     assert res["table3"][1]["paper_acc"] == 0.95
     for t in res["table3"]:
