@@ -373,6 +373,29 @@ def test_network_methods_take_images_through_the_conv_registry_entry(tiny_images
     assert set(np.unique(result.test_labels)) <= {0, 1}
 
 
+def _image_table_as_ensembles(data, split, device: str) -> None:
+    """The GAN methods of the image rows as the GPU command runs them (``--ensemble``): two
+    replicas of the conv networks per method, on ``device``; every run labels its test points."""
+    budget = Budget(
+        **{**TINY.to_dict(), "max_iter": 2, "bp_steps": 2, "bp_max_points": 4, "device": device}
+    )
+    budget.ensemble_runs, budget.curve_every = 2, 1
+    methods = make_methods(budget)
+    for name in ("ClusterGAN", "InfoGAN", "GAN with bp", "GAN with Disc. phi"):
+        for seed in (0, 1):
+            result = methods[name](data, split, 2, seed)
+            n_test = len(split["test"]) if result.test_index is None else len(result.test_index)
+            labels = np.asarray(result.test_labels)
+            assert labels.shape == (n_test,)
+            assert set(np.unique(labels)) <= {0, 1}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_image_table_trains_conv_ensembles_on_cuda(tiny_images):
+    _image_table_as_ensembles(*tiny_images, "cuda")
+
+
 @pytest.mark.parametrize(
     "device",
     [
