@@ -174,6 +174,14 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def hardware(info: dict[str, Any], device: str = "cpu") -> str:
+    """The processor of a :func:`machine` record, led by the card and its CUDA version where the
+    run's ``device`` was a GPU."""
+    if device != "cpu" and info.get("cuda"):
+        return f"{info['cuda']} (CUDA {info['cuda_version']}), {info['cpu']}"
+    return info["cpu"]
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

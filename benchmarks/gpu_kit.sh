@@ -8,13 +8,13 @@
 # prepare downloads the wheels of the packages such a machine lacks (anndata, scanpy and what they
 # need beyond NumPy, SciPy, pandas, scikit-learn, numba, h5py, matplotlib, which it has) for
 # CPython 3.12 into .gpu_kit/whl, and copies the staged sorted-PBMC matrix and the MNIST test
-# images into .gpu_kit/data (.gpu_kit/ is git-ignored; about 33 MB in all). run installs the wheels into a folder of its own,
-# records the card, torch and CUDA versions, then runs, each under a time limit and with its log
-# in OUT_DIR: the GPU tests (tests/test_gpu.py, and in tests/test_benchmarks.py the MNIST
-# study and the image table's conv ensembles on CUDA), benchmarks/bench_gpu.py (the default fit eager,
-# captured as a CUDA graph, and captured with concurrent ensembles, plus a profile) and the
-# default's end-to-end timing on sorted PBMC 8 (benchmarks/bench_default.py). About 9 minutes
-# at most.
+# images into .gpu_kit/data (.gpu_kit/ is git-ignored; about 33 MB in all). run installs the
+# wheels into a folder of its own, records the card, torch and CUDA versions, then runs, each
+# under a time limit and with its log in OUT_DIR: the GPU tests (tests/test_gpu.py, and in
+# tests/test_benchmarks.py the MNIST study and the image table's conv ensembles on CUDA),
+# benchmarks/bench_gpu.py (the default fit eager, captured as a CUDA graph, and captured with
+# concurrent ensembles, plus a profile) and the default's end-to-end timing on sorted PBMC 8
+# (benchmarks/bench_default.py). About 9 minutes at most.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KIT=.gpu_kit

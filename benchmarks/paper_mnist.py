@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from _baselines import clustergan_checkpoint, fit_clustergan
 from _data import load
-from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, score, write_json
+from _protocol import DEFAULT_DATA, RESULTS, hardware, machine, paper_split, score, write_json
 from torch import nn
 
 import scgan_cluster as scg
@@ -121,18 +121,12 @@ def classify(clf: nn.Module, x: torch.Tensor | np.ndarray, chunk: int = 1024) ->
 
 
 # ----------------------------------------------------------------------------- Section 5
-def _device(model) -> torch.device:
-    """The device the model's generator is on."""
-    return next(model.generator.parameters()).device
-
-
 @torch.no_grad()
 def _generate(model, z: torch.Tensor) -> torch.Tensor:
     """Generator output for latents ``z`` (on any device), in chunks, on the CPU."""
     model.generator.eval()
-    dev = _device(model)
     return torch.cat(
-        [model.generator(z[i : i + 1024].to(dev)) for i in range(0, len(z), 1024)]
+        [model.generator(z[i : i + 1024].to(model.device)) for i in range(0, len(z), 1024)]
     ).cpu()
 
 
@@ -144,7 +138,7 @@ def mode_accuracy(
     modes = torch.arange(k).repeat_interleave(per_mode)
     z, _, _ = model.prior.sample(
         len(modes),
-        generator=torch.Generator(device=_device(model)).manual_seed(seed),
+        generator=torch.Generator(device=model.device).manual_seed(seed),
         cluster=modes,
     )
     pred = classify(clf, _generate(model, z))
@@ -196,14 +190,6 @@ def figures(model, out: Path, *, seed: int, stem: str = "paper_mnist") -> list[s
     for p in paths:
         print(f"wrote {p}")
     return [str(p.relative_to(out)) for p in paths]
-
-
-def _hardware(r: dict[str, Any]) -> str:
-    """The CPU, and the card with its CUDA version where the models trained on one."""
-    m = r["machine"]
-    if r.get("device", "cpu") != "cpu" and m.get("cuda"):
-        return f"{m['cuda']} (CUDA {m['cuda_version']}), {m['cpu']}"
-    return m["cpu"]
 
 
 # ----------------------------------------------------------------------------- main
@@ -315,15 +301,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if bp_points is not None and bp_points < len(pos):
             pos = np.sort(np.random.RandomState(0).choice(len(pos), bp_points, replace=False))
         t0 = time.perf_counter()
-        dev = _device(model)
         bp = backprop_decode(
             model.generator,
-            torch.from_numpy(x_te[pos]).to(dev),
+            torch.from_numpy(x_te[pos]).to(model.device),
             10,
             n_latent=model.n_latent,
             sigma=model.sigma,
             n_steps=bp_steps,
-            noise_generator=torch.Generator(device=dev).manual_seed(2),
+            noise_generator=torch.Generator(device=model.device).manual_seed(2),
         )
         bp_seconds = time.perf_counter() - t0
         via_bp = decode_accuracies(
@@ -395,7 +380,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Data: {r['data']}; split train / val / test = {r['split_sizes']['train']} / "
         f"{r['split_sizes']['val']} / {r['split_sizes']['test']} (seed 0). Budget: {r['budget_label']}. "
-        f"Machine: {_hardware(r)}, torch {r['machine']['torch']}. Command: `{r['command']}`.",
+        f"Machine: {hardware(r['machine'], r.get('device', 'cpu'))}, torch {r['machine']['torch']}. Command: `{r['command']}`.",
         "",
         "## Table 3: robustness to K (test part; the paper's ACC is purity)",
         "",

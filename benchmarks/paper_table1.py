@@ -55,7 +55,15 @@ from _baselines import (
     train_vae,
 )
 from _data import DATASETS, load
-from _protocol import DEFAULT_DATA, RESULTS, machine, paper_split, run_method, write_json
+from _protocol import (
+    DEFAULT_DATA,
+    RESULTS,
+    hardware,
+    machine,
+    paper_split,
+    run_method,
+    write_json,
+)
 
 import scgan_cluster as scg
 from scgan_cluster.nn._registry import check_options
@@ -344,7 +352,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"{sizes['test']} (seed {res['split_seed']}). Budget: {res['budget_label']}. "
             "Machine: "
             + "; ".join(
-                f"{m['cpu']} ({m['torch_threads']} torch threads), torch {m['torch']}"
+                f"{hardware(m, res['budget'].get('device', 'cpu'))} ({m['torch_threads']} torch "
+                f"threads), torch {m['torch']}"
                 for m in res.get("machines", [res["machine"]])
             )
             + f". Command: `{res['command']}`.",

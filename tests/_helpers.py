@@ -7,11 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 from anndata import AnnData
 from scipy import sparse
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SCGAN_DATA_DIR", REPO.parent / "shared" / "data"))
+# the marks of a test that needs CUDA: selected by ``-m gpu``, skipped where there is none
+ON_CUDA = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 def make_counts(

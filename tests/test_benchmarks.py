@@ -16,6 +16,7 @@ from _baselines import (
     train_gans,
     with_options,
 )
+from _helpers import ON_CUDA
 from _protocol import paper_split, run_method
 
 import scgan_cluster as scg
@@ -373,9 +374,11 @@ def test_network_methods_take_images_through_the_conv_registry_entry(tiny_images
     assert set(np.unique(result.test_labels)) <= {0, 1}
 
 
-def _image_table_as_ensembles(data, split, device: str) -> None:
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=ON_CUDA)])
+def test_image_table_trains_conv_ensembles_on_cuda(tiny_images, device):
     """The GAN methods of the image rows as the GPU command runs them (``--ensemble``): two
-    replicas of the conv networks per method, on ``device``; every run labels its test points."""
+    replicas of the conv networks per method, on CUDA; every run labels its test points."""
+    data, split = tiny_images
     budget = Budget(
         **{**TINY.to_dict(), "max_iter": 2, "bp_steps": 2, "bp_max_points": 4, "device": device}
     )
@@ -390,25 +393,7 @@ def _image_table_as_ensembles(data, split, device: str) -> None:
             assert set(np.unique(labels)) <= {0, 1}
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_image_table_trains_conv_ensembles_on_cuda(tiny_images):
-    _image_table_as_ensembles(*tiny_images, "cuda")
-
-
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=[
-                pytest.mark.gpu,
-                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-            ],
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=ON_CUDA)])
 def test_paper_mnist_end_to_end(tmp_path, device):
     from _helpers import SHARED_DATA
 

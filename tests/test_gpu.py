@@ -3,14 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from _helpers import make_counts
+from _helpers import ON_CUDA, make_counts
 
 import scgan_cluster as scg
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
+pytestmark = ON_CUDA
 
 
 def test_auto_picks_cuda_and_training_runs_there():
