@@ -52,6 +52,8 @@ def describe(recipe: Recipe, ensemble: Ensemble) -> str:
     lr = recipe.lr if ensemble.lr is None else ensemble.lr
     if lr is not None:
         parts.append(f"lr {lr:g}")
+    if ensemble.n_runs is not None:
+        parts.append(f"{ensemble.n_runs} replicas")
     if ensemble.max_iter is not None:
         parts.append(f"{ensemble.max_iter:,} iterations")
     elif recipe.max_iter_per_cluster:
@@ -99,7 +101,7 @@ def _pooled_labels(variant: str) -> dict[str, str]:
     replicas = f"all {recipe.n_replicas} replicas of {' and '.join(each)}"
     labels = {
         "_consensus": f"{what}: the ensemble whose replicas agree more, {' or '.join(each)}, "
-        f"consensus of its {recipe.n_runs}",
+        f"consensus of its {' or '.join(sorted({str(recipe.replicas_of(e)) for e in recipe.ensembles}))}",
         "_pooled": f"{what}: {replicas} in one vote, each weighted by its agreement with the "
         'others (pool="vote")',
         "_linkage": f"{what}: {replicas} pooled by average linkage of their agreement-weighted "
@@ -205,6 +207,11 @@ CANDIDATES = {
         "`fast_mixed_r3`",
         '**`fast_mixed_r3`** (`"lognorm_fast"` with three ensembles of 3 replicas: the genes at lr '
         "5e-4 and at 2e-3, the components; decision 0047)",
+    ),
+    "clustergan_fast_g3_p15_linkage": (
+        "`fast_g3_p15`",
+        "**`fast_g3_p15`** (`fast_genes_lr5e4` with 3 replicas of the genes and 15 of the "
+        "components; decision 0054)",
     ),
 }
 # the default's ensembles with the genes at 4,000 iterations for every K

@@ -83,6 +83,8 @@ class Ensemble:
         Generator iterations of this ensemble.
     n_critic
         Critic steps per generator iteration of this ensemble.
+    n_runs
+        Replicas of this ensemble.
     """
 
     name: str
@@ -90,6 +92,7 @@ class Ensemble:
     lr: float | None = None
     max_iter: int | None = None
     n_critic: int | None = None
+    n_runs: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -102,6 +105,8 @@ class Ensemble:
             _check_int(self.max_iter, "max_iter", minimum=1)
         if self.n_critic is not None:
             _check_int(self.n_critic, "n_critic", minimum=1)
+        if self.n_runs is not None:
+            _check_int(self.n_runs, "n_runs", minimum=1)
 
 
 ENSEMBLES: dict[str, Ensemble] = {
@@ -133,7 +138,8 @@ class Recipe:
         Generator iterations: ``max(max_iter, max_iter_per_cluster * n_clusters)`` (see
         :meth:`budget`), unless an ensemble fixes its own.
     n_runs
-        Replicas per ensemble (replica r of every ensemble has seed ``random_state + r``).
+        Replicas per ensemble, unless an ensemble fixes its own (replica r of every ensemble
+        has seed ``random_state + r``).
     prior
         ``"uniform"`` (the paper's zc prior) or ``"learned"`` (the mode proportions are
         re-estimated from the encoder along training, floored at ``prior_floor / K``).
@@ -277,7 +283,14 @@ class Recipe:
     @property
     def n_replicas(self) -> int:
         """Replicas over all ensembles."""
-        return self.n_runs * len(self.ensembles)
+        return sum(self.replicas_of(e) for e in self.ensembles)
+
+    def replicas_of(self, ensemble: Ensemble) -> int:
+        """Replicas of ``ensemble`` (one of :attr:`ensembles`).
+
+        Its own ``n_runs``, else the recipe's.
+        """
+        return int(self.n_runs if ensemble.n_runs is None else ensemble.n_runs)
 
     def budget(self, n_clusters: int, ensemble: Ensemble | None = None) -> int:
         """Generator iterations of ``ensemble`` (default: the recipe's own) for K clusters.
@@ -319,7 +332,7 @@ class Recipe:
             "batch_size": self.batch_size,
             "max_iter": self.budget(n_clusters, ensemble),
             "assign": self.assign,
-            "n_runs": self.n_runs,
+            "n_runs": self.replicas_of(ensemble),
             "prior": self.prior,
             "prior_floor": float(self.prior_floor),
             "prior_update_every": int(self.prior_update_every),
@@ -414,7 +427,7 @@ def resolve(flavor: str = "lognorm", **overrides: Any) -> Recipe:
     """A recipe of :data:`RECIPES` with the settings a user passed.
 
     A ``max_iter`` passed applies to every ensemble (and drops the per-cluster growth), and so
-    do a ``lr`` and a ``n_critic``; ``ensembles`` takes names of :data:`ENSEMBLES` or
+    do a ``lr``, a ``n_critic`` and a ``n_runs``; ``ensembles`` takes names of :data:`ENSEMBLES` or
     :class:`Ensemble` objects.
 
     Parameters
@@ -443,11 +456,10 @@ def resolve(flavor: str = "lognorm", **overrides: Any) -> Recipe:
     if "max_iter" in overrides:
         overrides.setdefault("max_iter_per_cluster", 0)
         ensembles = tuple(dataclasses.replace(e, max_iter=None) for e in ensembles)
-    for name in ("lr", "n_critic"):
+    for name in ("lr", "n_critic", "n_runs"):
         if name in overrides:
             ensembles = tuple(dataclasses.replace(e, **{name: None}) for e in ensembles)
-    if ensembles != recipe.ensembles:
-        overrides["ensembles"] = ensembles
+    overrides["ensembles"] = ensembles  # a passed list too loses what a passed setting overrides
     return dataclasses.replace(recipe, **overrides)
 
 

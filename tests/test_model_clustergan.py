@@ -206,6 +206,25 @@ def test_paper_recipe_is_one_network_with_the_same_interface(tmp_path):
     assert back.generate(3).shape == (3, 30)
 
 
+def test_ensembles_of_different_sizes_pool_every_replica_and_reload(tmp_path):
+    a = make_counts()
+    ensembles = [
+        scg.recipes.Ensemble("genes", n_runs=2),
+        scg.recipes.Ensemble("pcs", n_pcs=5, n_runs=3),
+    ]
+    model = scg.ClusterGAN(3, ensembles=ensembles, **FAST).fit(a)
+    assert [len(m.replicas) for m in model.members_] == [2, 3]
+    assert model.labels_runs_.shape == (a.n_obs, 5)
+    assert model.weights_.shape == (5,)
+    # replica r of each ensemble has seed random_state + r
+    seeds = [rep.random_state for m in model.members_ for rep in m.replicas]
+    assert seeds == [0, 1, 0, 1, 2]
+    model.save(tmp_path / "m")
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert [e.n_runs for e in loaded.recipe_.ensembles] == [2, 3]
+    np.testing.assert_array_equal(loaded.predict(a), model.labels_)
+
+
 def test_vote_pool_and_argmax_assign():
     a = make_counts()
     model = scg.ClusterGAN(3, n_runs=2, pool="vote", assign="argmax", **FAST).fit(a)

@@ -3,6 +3,7 @@ harness (benchmarks/scrna.py), its result files and their readouts and summaries
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -979,3 +980,62 @@ def test_the_fast_candidate_trains_the_default():
         for a, b in zip(fast.ensembles, c2.ensembles, strict=True):
             assert fast.ensemble_settings(a, k) == c2.ensemble_settings(b, k)
     assert scrna.CLUSTERGAN_VARIANTS["auto"] == RECIPES["lognorm"]
+
+
+def test_scrna_allocation_draws_replicas_across_fits_and_scores_no_test_cells(tmp_path, capsys):
+    import scrna_allocation
+
+    # two fits of one dataset (a folder), each two ensembles of three replicas, one of them noise
+    rng = np.random.default_rng(0)
+    (tmp_path / "toy").mkdir()
+    for seed in (0, 1):
+        _write_dump(tmp_path / "toy" / f"fit_{seed}.npz", rng)
+    data = scrna_allocation.load_replicas(sorted((tmp_path / "toy").glob("*.npz")))["toy"]
+    assert [e["train"].shape for e in data["ensembles"]] == [(30, 6), (30, 6)]  # 2 fits x 3
+    assert data["k"] == 3
+    assert data["fits"] == 2
+    # replicas 0 and 1 of every fit find the groups: drawing only from them scores 1
+    clean = {
+        **data,
+        "ensembles": [{s: e[s][:, [0, 1, 3, 4]] for s in e} for e in data["ensembles"]],
+    }
+    rows = scrna_allocation.draw_scores(clean, (2, 3), draws=3)
+    assert rows.shape == (3, 4)
+    np.testing.assert_allclose(rows, 1.0)
+    # drawn from the noise replicas alone (replica 2 of every fit), the pool finds no groups
+    noise = {**data, "ensembles": [{s: e[s][:, [2, 5]] for s in e} for e in data["ensembles"]]}
+    assert scrna_allocation.draw_scores(noise, (1, 1), draws=2).max() < 0.5
+    with pytest.raises(ValueError, match="more replicas than the dumps hold"):
+        scrna_allocation.draw_scores(data, (7, 1), draws=1)
+    # the command line: allocations parsed, test cells never scored or written
+    out = tmp_path / "alloc.json"
+    scrna_allocation.main(
+        [
+            *map(str, sorted((tmp_path / "toy").glob("*.npz"))),
+            "--allocations",
+            "2+2",
+            "0+4",
+            "--draws",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    written = json.loads(out.read_text())
+    assert set(written["allocations"]) == {"2+2", "0+4"}
+    assert set(written["allocations"]["0+4"]["toy"]) == {
+        "train_nmi",
+        "train_ari",
+        "val_nmi",
+        "val_ari",
+        "mean",
+        "sd_of_draws",
+    }
+    printed = [
+        line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote")
+    ]
+    assert printed
+    assert not any("test" in line for line in printed)
+    for bad in ("3", "a+b", "1+0", "-1+4"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            scrna_allocation.parse_allocation(bad)

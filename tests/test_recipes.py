@@ -74,6 +74,27 @@ def test_a_passed_max_iter_lr_or_n_critic_applies_to_every_ensemble():
         Ensemble("x", n_critic=0)
 
 
+def test_an_ensemble_can_set_its_own_replicas_and_a_passed_n_runs_sets_every_ensembles():
+    recipe = dataclasses.replace(
+        RECIPES["lognorm_fast"],
+        ensembles=(Ensemble("genes", n_runs=3), Ensemble("pcs", n_pcs=50)),
+    )
+    assert [recipe.replicas_of(e) for e in recipe.ensembles] == [3, 5]  # the recipe's 5
+    assert recipe.n_replicas == 8
+    assert [recipe.ensemble_settings(e, 8)["n_runs"] for e in recipe.ensembles] == [3, 5]
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    # a recipe written before ensembles had n_runs reads back with the recipe's
+    old = recipe.to_dict()
+    for e in old["ensembles"]:
+        del e["n_runs"]
+    assert Recipe.from_dict(old).n_replicas == 10
+    # passed to a fit, n_runs applies to every ensemble
+    passed = resolve("lognorm_fast", n_runs=2, ensembles=list(recipe.ensembles))
+    assert [passed.replicas_of(e) for e in passed.ensembles] == [2, 2]
+    with pytest.raises(ValueError, match="n_runs must be an integer >= 1"):
+        Ensemble("x", n_runs=0)
+
+
 def test_a_final_learning_rate_applies_to_every_ensemble_from_its_own_rate():
     recipe = resolve("lognorm", lr_final=5e-5)
     rates = [

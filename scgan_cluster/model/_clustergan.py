@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import threading
 import time
@@ -805,7 +806,9 @@ def _check_key(key: object) -> None:
 
 
 def _json(value: Any) -> Any:
-    """``value`` with tuples as lists (for JSON)."""
+    """``value`` with tuples as lists and ensembles as dicts (for JSON)."""
+    if isinstance(value, Ensemble):
+        return dataclasses.asdict(value)
     if isinstance(value, dict):
         return {k: _json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
