@@ -225,6 +225,18 @@ def test_ensembles_of_different_sizes_pool_every_replica_and_reload(tmp_path):
     np.testing.assert_array_equal(loaded.predict(a), model.labels_)
 
 
+def test_a_model_loads_with_the_recipe_it_was_saved_with(fitted, tmp_path, monkeypatch):
+    model, a = fitted
+    model.save(tmp_path / "m")
+    # a later version whose default recipe is another one
+    changed = {**scg.recipes.RECIPES, "lognorm": scg.recipes.RECIPES["lognorm_fast"]}
+    monkeypatch.setattr(scg.recipes, "RECIPES", changed)
+    loaded = scg.ClusterGAN.load(tmp_path / "m")
+    assert loaded.recipe == model.recipe
+    assert loaded.recipe_ == model.recipe_
+    np.testing.assert_array_equal(loaded.predict(a), model.labels_)
+
+
 def test_vote_pool_and_argmax_assign():
     a = make_counts()
     model = scg.ClusterGAN(3, n_runs=2, pool="vote", assign="argmax", **FAST).fit(a)

@@ -691,6 +691,8 @@ class ClusterGAN:
             device=device,
             **overrides,
         )
+        # the recipe as saved, whatever its flavor's name stands for in this version
+        model.recipe = Recipe.from_dict(config["recipe"])
         model.recipe_ = Recipe.from_dict(config["recipe_fitted"])
         model.members_ = [
             GANEnsemble._from_state(c, s, var_names, device)
