@@ -22,7 +22,7 @@ iteration), so runs on noisy or different machines compare. ``--demo`` also time
 demo (``scgan-cluster demo``) as a fresh process, start to exit.
 
     python benchmarks/bench_default.py --data-dir ../shared/data --datasets zheng2017_sorted8 \
-        --flavor lognorm_fast --reference lognorm
+        --flavor lognorm --reference lognorm_long --demo
 
 writes ``benchmarks/results/bench_default.json`` and ``bench_default.md``.
 """

@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--flavor",
         choices=tuple(RECIPES),
         default="lognorm",
-        help="the recipe: lognorm (two pooled ensembles; the default), lognorm_fast (the same, "
-        "six times faster, less accurate) or paper (the paper's one network)",
+        help="the recipe: lognorm (two pooled ensembles; the default), lognorm_long (the previous "
+        "default, six times slower), lognorm_fast (lognorm_long trained shorter) or paper (the "
+        "paper's one network)",
     )
     cluster.add_argument(
         "--max-iter",

@@ -97,7 +97,10 @@ def run_demo(
             **metrics.cluster_metrics(truth, adata.obs["clustergan"]),
             "seconds": t_gan,
             "max_iter": int(adata.uns["clustergan"]["params"]["max_iter"]),
-            "n_runs": int(adata.uns["clustergan"]["params"]["n_runs"]),
+            # each ensemble's replicas (the default: 3 on the genes, 15 on the components)
+            "replicas": {
+                name: len(m["agreement"]) for name, m in adata.uns["clustergan"]["members"].items()
+            },
             "random_state": random_state,
             # each ensemble's replica agreement (mean ARI between its replicas; no labels)
             "agreement": {

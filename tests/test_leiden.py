@@ -70,7 +70,7 @@ def test_demo_runs_end_to_end_and_records_the_ensembles(tmp_path, capsys):
     results = run_demo(tmp_path, max_iter=10)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["clustergan"]["max_iter"] == 10
-    assert saved["clustergan"]["n_runs"] == 5
+    assert saved["clustergan"]["replicas"] == {"genes": 3, "pcs": 15}
     agreement = saved["clustergan"]["agreement"]
     assert list(agreement) == ["genes", "pcs"]
     assert all(-1.0 <= a <= 1.0 for a in agreement.values())

@@ -23,10 +23,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def _small(recipe, **fields):
-    """``recipe`` at a test's budget: 4 iterations for every ensemble, 2 replicas, 20 genes,
-    principal components of 5 (``fields`` override)."""
+    """``recipe`` at a test's budget: 4 iterations for every ensemble, 2 replicas of each, 20
+    genes, principal components of 5 (``fields`` override)."""
     ensembles = tuple(
-        replace(e, max_iter=None, n_pcs=None if e.n_pcs is None else 5) for e in recipe.ensembles
+        replace(e, max_iter=None, n_runs=None, n_pcs=None if e.n_pcs is None else 5)
+        for e in recipe.ensembles
     )
     settings = {"max_iter": 4, "max_iter_per_cluster": 0, "n_runs": 2, "n_top_genes": 20}
     return replace(recipe, **{**settings, "ensembles": ensembles, **fields})
@@ -247,8 +248,10 @@ def test_scrna_summary_verdict(tmp_path):
             # the PC ensemble's replicas agree less: the genes ensemble is the kept one
             entry(pcs, 0.9, 0.9) | {"selection": [fit(0, [0.3, 0.3])]},
             consensus(pcs, 0, 0.95, 0.95),
-            # the default: both ensembles' replicas pooled (direct runs only)
-            entry(scrna_summary.DEFAULT, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
+            # the previous default: both ensembles' replicas pooled (direct runs only)
+            entry(scrna_summary.PREVIOUS, 0.77, 0.62, n_runs=1) | {"runs": [run(0, 0.77, 0.62)]},
+            # the default (measured under its variant's name)
+            entry(scrna_summary.DEFAULT, 0.80, 0.61, n_runs=1) | {"runs": [run(0, 0.80, 0.61)]},
             # "lognorm_fast"
             entry(scrna_summary.FAST, 0.78, 0.61, n_runs=1) | {"runs": [run(0, 0.78, 0.61)]},
         ],
@@ -269,7 +272,7 @@ def test_scrna_summary_verdict(tmp_path):
             # the recipe at 720 genes: listed, not the verdict's
             entry("clustergan_lognorm_learned_recon1_consensus", 0.90, 0.90, n_runs=1),
             # two fits: the verdict shows their sd
-            entry(scrna_summary.DEFAULT, 0.72, 0.58, n_runs=2)
+            entry(scrna_summary.PREVIOUS, 0.72, 0.58, n_runs=2)
             | {"runs": [run(0, 0.71, 0.56), run(5, 0.73, 0.60)]},
             # "lognorm_fast": one direct fit, one under the candidate's name (same networks)
             entry(scrna_summary.FAST, 0.70, 0.50, n_runs=1) | {"runs": [run(0, 0.70, 0.50)]},
@@ -288,7 +291,12 @@ def test_scrna_summary_verdict(tmp_path):
         for line in text.splitlines()
         if line.startswith("| 10x PBMC 4k") or line.startswith("| worm")
     ]
-    # the verdict is the default's row (with its number of fits): 0.77 >= 0.75 (leiden) and
+    # the verdict is the default's row, beside the previous default: 0.80 >= 0.75 (leiden) and
+    # 0.61 >= 0.60 (PCs + KMeans); ARI 0.61 >= 0.62 - 0.02: within one sd of the previous default
+    assert rows[0].startswith("| 10x PBMC 4k | 1 | 0.800 / 0.610 | 0.770 / 0.620 |")
+    assert rows[0].endswith("| +0.050 / +0.010 | yes | yes |")
+    rows = rows[1:]
+    # then the previous default's row (with its number of fits): 0.77 >= 0.75 (leiden) and
     # 0.62 >= 0.60 (PCs + KMeans)
     assert rows[0].startswith("| 10x PBMC 4k | 1 | 0.770 / 0.620 |")
     assert rows[0].endswith("| +0.020 / +0.020 | yes |")
@@ -305,10 +313,11 @@ def test_scrna_summary_verdict(tmp_path):
     # ARI 0.57 < 0.60; 0.57 >= 0.58 - 0.02: within one sd of the default
     assert rows[3].endswith("| +0.020 / -0.030 | no | yes |")
     assert not any(line.startswith("| mouse bladder |") for line in text.splitlines())
-    # the default recipe pools by linkage: its row is the linkage entry
-    assert scrna_summary.DEFAULT == "clustergan_auto_linkage"
-    pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT]
-    assert pooled_label.startswith("**default**")
+    # the previous default pools by linkage: its row is the linkage entry
+    assert scrna_summary.PREVIOUS == "clustergan_auto_linkage"
+    pooled_label = scrna_summary.CLUSTERGAN[scrna_summary.PREVIOUS]
+    assert pooled_label.startswith("**previous default**")
+    assert scrna_summary.CLUSTERGAN[scrna_summary.DEFAULT].startswith("**default**")
     assert f"| {pooled_label} | 1 | 0.77 | 0.62 |" in text
     assert scrna_summary.CLUSTERGAN[scrna_summary.FAST].startswith('"lognorm_fast"')
     # the kept ensemble's consensus is listed beside it
@@ -371,7 +380,8 @@ def test_scrna_variants_are_the_shipped_recipes():
     import scrna_summary
 
     variants = scrna.CLUSTERGAN_VARIANTS
-    default = RECIPES["lognorm"]
+    # the stored "default" / "auto" fits are the previous default's, kept as "lognorm_long"
+    default = RECIPES["lognorm_long"]
     assert variants["default"] == variants["auto"] == default
     assert variants["fast"] == RECIPES["lognorm_fast"]
     assert variants["auto_r10"] == replace(default, n_runs=10)
@@ -380,6 +390,8 @@ def test_scrna_variants_are_the_shipped_recipes():
     # the summary assembles the default's consensus from its two ensembles run alone
     for name, ensemble in ((scrna_summary.GENES_PERK, genes), (scrna_summary.PCS, pcs)):
         assert variants[name.removeprefix("clustergan_")] == replace(default, ensembles=(ensemble,))
+    # and the default's own fits ran as "fast_g3_p15"
+    assert replace(variants["fast_g3_p15"], name="lognorm") == RECIPES["lognorm"]
     assert variants["paper"] == replace(RECIPES["paper"], max_iter=4000, n_runs=5)
 
 
@@ -440,6 +452,15 @@ def test_build_model_refuses_a_recipe_settings_cannot_express():
     # a recipe-wide lr passed as a setting replaces the ensembles' own (resolve)
     with pytest.raises(ValueError, match="not Recipe"):
         scrna.build_model(replace(recipe, lr=1e-3), 3, 0, "cpu", 60)
+    # so does a recipe-wide n_runs the ensembles' own replicas
+    own = replace(
+        recipe,
+        n_runs=RECIPES["lognorm"].n_runs,
+        ensembles=tuple(replace(e, n_runs=2) for e in recipe.ensembles),
+    )
+    assert scrna.build_model(own, 3, 0, "cpu", 60).recipe == own
+    with pytest.raises(ValueError, match="not Recipe"):
+        scrna.build_model(replace(own, n_runs=3), 3, 0, "cpu", 60)
 
 
 def test_scrna_variant_fixes_its_own_budget(monkeypatch):
@@ -979,7 +1000,7 @@ def test_the_fast_candidate_trains_the_default():
     for k in (3, 8, 16):
         for a, b in zip(fast.ensembles, c2.ensembles, strict=True):
             assert fast.ensemble_settings(a, k) == c2.ensemble_settings(b, k)
-    assert scrna.CLUSTERGAN_VARIANTS["auto"] == RECIPES["lognorm"]
+    assert scrna.CLUSTERGAN_VARIANTS["auto"] == RECIPES["lognorm_long"]
 
 
 def test_scrna_allocation_draws_replicas_across_fits_and_scores_no_test_cells(tmp_path, capsys):

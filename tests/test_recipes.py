@@ -25,8 +25,34 @@ def test_the_default_and_the_paper_recipe():
     assert paper.n_latent is None
 
 
-def test_the_fast_recipe_is_the_default_trained_shorter():
-    fast, default = RECIPES["lognorm_fast"], RECIPES["lognorm"]
+def test_the_default_spends_the_fast_budget_on_replicas_of_the_components():
+    default = RECIPES["lognorm"]
+    genes, pcs = default.ensembles
+    assert [default.replicas_of(e) for e in default.ensembles] == [3, 15]
+    assert default.n_replicas == 18
+    for k in (3, 16):
+        g, p = (default.ensemble_settings(e, k) for e in default.ensembles)
+        assert (g["lr"], g["max_iter"], g["n_critic"], g["n_pcs"], g["n_runs"]) == (
+            5e-4,
+            1000,
+            2,
+            None,
+            3,
+        )
+        assert (p["lr"], p["max_iter"], p["n_critic"], p["n_pcs"], p["n_runs"]) == (
+            2e-3,
+            1000,
+            2,
+            50,
+            15,
+        )
+    # the rest of the previous default ("lognorm_long", kept reachable) is unchanged
+    same = ("preprocessing", "n_top_genes", "prior", "prior_floor", "beta_r", "pool", "assign")
+    assert all(getattr(default, f) == getattr(RECIPES["lognorm_long"], f) for f in same)
+
+
+def test_the_fast_recipe_is_the_previous_default_trained_shorter():
+    fast, default = RECIPES["lognorm_fast"], RECIPES["lognorm_long"]
     assert (fast.lr, fast.n_critic, fast.max_iter, fast.max_iter_per_cluster) == (2e-3, 2, 1000, 0)
     assert [e.name for e in fast.ensembles] == ["genes", "pcs"]
     same = ("preprocessing", "n_top_genes", "n_runs", "prior", "beta_r", "pool", "assign")
@@ -42,11 +68,12 @@ def test_the_fast_recipe_is_the_default_trained_shorter():
 @pytest.mark.parametrize(
     ("flavor", "k", "ensemble", "expected"),
     [
-        ("lognorm", 3, "genes", 4000),
-        ("lognorm", 8, "genes", 4000),
-        ("lognorm", 10, "genes", 5000),
-        ("lognorm", 16, "genes", 8000),
-        ("lognorm", 16, "pcs", 2000),
+        ("lognorm_long", 3, "genes", 4000),
+        ("lognorm_long", 8, "genes", 4000),
+        ("lognorm_long", 10, "genes", 5000),
+        ("lognorm_long", 16, "genes", 8000),
+        ("lognorm_long", 16, "pcs", 2000),
+        ("lognorm", 16, "genes", 1000),
         ("lognorm_fast", 16, "genes", 1000),
         ("paper", 16, "genes", 8000),
     ],
@@ -62,7 +89,7 @@ def test_a_passed_max_iter_lr_or_n_critic_applies_to_every_ensemble():
         settings = recipe.ensemble_settings(e, 16)
         assert (settings["lr"], settings["n_critic"]) == (1e-3, 3)
     # unchanged otherwise: the components keep their own lr and budget
-    default = RECIPES["lognorm"]
+    default = RECIPES["lognorm_long"]
     pcs = default.ensemble_settings(ENSEMBLES["pcs"], 3)
     assert (pcs["lr"], pcs["max_iter"], pcs["n_pcs"], pcs["n_critic"]) == (2e-3, 2000, 50, None)
     genes = default.ensemble_settings(ENSEMBLES["genes"], 3)
@@ -100,7 +127,7 @@ def test_a_final_learning_rate_applies_to_every_ensemble_from_its_own_rate():
     rates = [
         (s["lr"], s["lr_final"]) for s in (recipe.ensemble_settings(e, 8) for e in recipe.ensembles)
     ]
-    assert rates == [(None, 5e-5), (2e-3, 5e-5)]  # the genes start at the paper's rate
+    assert rates == [(5e-4, 5e-5), (2e-3, 5e-5)]  # each ensemble from its own rate
     assert RECIPES["lognorm"].ensemble_settings(ENSEMBLES["genes"], 8)["lr_final"] is None
     with pytest.raises(ValueError, match="lr_final must be a finite number > 0"):
         resolve("lognorm", lr_final=0.0)
@@ -148,7 +175,7 @@ def test_recipes_are_frozen_and_a_variant_is_a_replaced_field():
         dataclasses.replace(RECIPES["lognorm"], pool="mean")
 
 
-@pytest.mark.parametrize("name", ["lognorm", "lognorm_fast", "paper"])
+@pytest.mark.parametrize("name", ["lognorm", "lognorm_long", "lognorm_fast", "paper"])
 def test_to_dict_from_dict_roundtrip(name):
     recipe = resolve(name, betas=(0.4, 0.8), architecture_options={"hidden": (64, 64)})
     back = Recipe.from_dict(recipe.to_dict())

@@ -32,22 +32,23 @@ def test_writes_results_like_leiden(counts):
     np.testing.assert_allclose(
         counts.obs["clustergan_confidence"], proba[rows, labels.astype(int)], rtol=1e-6
     )
-    # the default: 2 ensembles x 5 replicas
-    assert counts.obsm["clustergan_runs"].shape == (counts.n_obs, 10)
+    # the default: 3 replicas on the genes, 15 on the principal components
+    assert counts.obsm["clustergan_runs"].shape == (counts.n_obs, 18)
     uns = counts.uns["clustergan"]
     p = uns["params"]
     assert (p["n_clusters"], p["random_state"], p["flavor"]) == (3, 0, "lognorm")
-    assert (p["prior"], p["n_runs"], p["beta_r"], p["pool"]) == ("learned", 5, 1.0, "linkage")
+    assert (p["prior"], p["beta_r"], p["pool"]) == ("learned", 1.0, "linkage")
     assert p["architecture"] == "mlp"
     assert (p["device"], p["scale"] > 0) == ("cpu", True)
     assert set(p["ensembles"]) == {"genes", "pcs"}
+    assert (p["ensembles"]["genes"]["n_runs"], p["ensembles"]["pcs"]["n_runs"]) == (3, 15)
     members = uns["members"]
     assert list(members) == ["genes", "pcs"]
-    assert list(members["genes"]["runs_columns"]) == [0, 1, 2, 3, 4]
-    assert list(members["pcs"]["runs_columns"]) == [5, 6, 7, 8, 9]
-    assert list(members["pcs"]["random_state"]) == [0, 1, 2, 3, 4]
+    assert list(members["genes"]["runs_columns"]) == [0, 1, 2]
+    assert list(members["pcs"]["runs_columns"]) == list(range(3, 18))
+    assert list(members["pcs"]["random_state"]) == list(range(15))
     assert members["pcs"]["n_inputs"] == 30  # 50 components capped at the 30 genes
-    assert set(members["genes"]["history"]) == {str(r) for r in range(5)}
+    assert set(members["genes"]["history"]) == {str(r) for r in range(3)}
     assert uns["train_seconds"] == pytest.approx(
         members["genes"]["train_seconds"] + members["pcs"]["train_seconds"]
     )

@@ -39,8 +39,8 @@ class ClusterGAN:
     """ClusterGAN (Mukherjee et al., AAAI 2019) on single cells: one fitted, reusable model.
 
     A recipe (:mod:`scgan_cluster.recipes`) says what is trained: ``"lognorm"`` (default)
-    trains two ensembles of 5 replicas (genes, and 50 principal components) and pools their
-    labels by co-association linkage; ``"paper"`` trains the paper's one network. Whatever the
+    trains two ensembles (3 replicas on the genes, 15 on 50 principal components) and pools
+    their labels by co-association linkage; ``"paper"`` trains the paper's one network. Whatever the
     recipe, the fitted model gives one clustering: :attr:`labels_`, :meth:`predict` (the rule
     that labelled the training cells, so ``predict`` on them gives ``labels_``),
     :meth:`predict_proba` (column k is cluster k, argmax is the label),
@@ -53,20 +53,20 @@ class ClusterGAN:
     n_clusters
         K, the number of clusters.
     flavor
-        The recipe (:data:`scgan_cluster.recipes.RECIPES`): ``"lognorm"``, ``"lognorm_fast"``
-        (the same, six times faster, less accurate) or ``"paper"``.
+        The recipe (:data:`scgan_cluster.recipes.RECIPES`): ``"lognorm"``, ``"lognorm_long"``
+        (the previous default, six times slower), ``"lognorm_fast"`` or ``"paper"``.
         Images (an AnnData with ``uns["image_shape"]``, or a 4-D batch) always take the paper's
         recipe with its conv networks.
     max_iter
-        Generator iterations of every ensemble. ``None``: the recipe's (``"lognorm"``:
-        ``max(4000, 500 K)`` for the genes, 2,000 for the components; ``"lognorm_fast"``:
-        1,000; ``"paper"``: 8,000).
+        Generator iterations of every ensemble. ``None``: the recipe's (``"lognorm"`` and
+        ``"lognorm_fast"``: 1,000; ``"lognorm_long"``: ``max(4000, 500 K)`` for the genes,
+        2,000 for the components; ``"paper"``: 8,000).
     {doc_random_state}
     {doc_device}
     **model_args
         Any other field of :class:`scgan_cluster.recipes.Recipe`: network and optimiser
         settings (``lr``, ``n_latent``, ``batch_size``, ``n_critic``, ``beta_r``, ``prior``,
-        ...), ``n_runs`` (replicas per ensemble), ``ensembles`` (names of
+        ...), ``n_runs`` (replicas of every ensemble), ``ensembles`` (names of
         :data:`scgan_cluster.recipes.ENSEMBLES`), ``pool``, ``n_top_genes``, ...
 
     Examples

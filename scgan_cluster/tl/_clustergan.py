@@ -39,15 +39,16 @@ def clustergan(
     :meth:`~scgan_cluster.ClusterGAN.predict` on new cells).
 
     ``"lognorm"`` (default): library-size normalisation, 2,000 highly variable genes, a learned
-    prior and a reconstruction term; two ensembles of 5 replicas (the genes for
-    ``max(4000, 500 K)`` iterations, 50 principal components at lr 2e-3 for 2,000) whose labels
-    are pooled by co-association linkage cut at K. About 11 minutes on 2 CPU cores up to
-    8 clusters. ``"lognorm_fast"``: the same with both ensembles at lr 2e-3 with 2 critic
-    steps for 1,000 iterations, about a sixth of the time and less accurate
-    (``benchmarks/bench_default.py``). ``"paper"``: the paper's preprocessing (top 720 genes by
-    variance, ``log2(1 + C) / max``), uniform prior and one network, 8,000 iterations (the
-    paper: 100,000). See :data:`scgan_cluster.recipes.RECIPES`; the benchmark behind the
-    default is in the README.
+    prior and a reconstruction term; two ensembles trained for 1,000 iterations with 2 critic
+    steps, 3 replicas of the genes (lr 5e-4) and 15 of the cells' 50 principal components
+    (lr 2e-3), whose labels are pooled by co-association linkage cut at K. About 2 minutes on
+    2 CPU cores (``benchmarks/bench_default.py``). ``"lognorm_long"``: the previous default,
+    about six times slower (two ensembles of 5 replicas, the genes for ``max(4000, 500 K)``
+    iterations at lr 1e-4 with 5 critic steps). ``"lognorm_fast"``: ``"lognorm_long"`` trained
+    for 1,000 iterations at lr 2e-3 with 2 critic steps. ``"paper"``: the paper's preprocessing
+    (top 720 genes by variance, ``log2(1 + C) / max``), uniform prior and one network, 8,000
+    iterations (the paper: 100,000). See :data:`scgan_cluster.recipes.RECIPES`; the benchmark
+    behind the default is in the README.
 
     Parameters
     ----------
@@ -55,8 +56,9 @@ def clustergan(
     n_clusters
         K, the number of clusters.
     flavor
-        The recipe: ``"lognorm"``, ``"lognorm_fast"`` or ``"paper"``. Data prepared by
-        :func:`scgan_cluster.pp.preprocess` must have been prepared with the recipe's flavor.
+        The recipe: ``"lognorm"``, ``"lognorm_long"``, ``"lognorm_fast"`` or ``"paper"``. Data
+        prepared by :func:`scgan_cluster.pp.preprocess` must have been prepared with the
+        recipe's flavor.
     max_iter
         Generator iterations of every ensemble (``None``: the recipe's).
     {doc_layer}
@@ -71,8 +73,8 @@ def clustergan(
     {doc_copy}
     **model_args
         Network, optimiser and ensemble settings: any field of
-        :class:`scgan_cluster.recipes.Recipe`, e.g. ``lr``, ``n_runs`` (replicas per ensemble),
-        ``n_latent``, ``beta_r``, ``prior``, ``ensembles``, ``pool``, ``n_top_genes``.
+        :class:`scgan_cluster.recipes.Recipe`, e.g. ``lr``, ``n_runs`` (replicas of every
+        ensemble), ``n_latent``, ``beta_r``, ``prior``, ``ensembles``, ``pool``, ``n_top_genes``.
 
     Returns
     -------
