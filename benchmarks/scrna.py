@@ -534,8 +534,9 @@ def clustergan_replicas(
     for label-free readouts scored afterwards (``benchmarks/scrna_readout.py``).
     """
     recipe = CLUSTERGAN_VARIANTS[variant]
-    n_rep = max(recipe.replicas_of(ens) for ens in recipe.ensembles)
-    if min(recipe.replicas_of(ens) for ens in recipe.ensembles) < 2:
+    per_ensemble = [recipe.replicas_of(ens) for ens in recipe.ensembles]
+    n_rep = max(per_ensemble)
+    if min(per_ensemble) < 2:
         raise ValueError(f"{variant!r}: the replicas are compared, so n_runs must be >= 2")
     data = {s: adata[split[s]].copy() for s in SPLITS}
     truths = {s: truth[split[s]] for s in SPLITS}

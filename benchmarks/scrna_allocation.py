@@ -7,7 +7,7 @@ every fit is one draw of the same training with its own seed. So the dumps of F 
 (``scrna.py --dump``) hold F * R replicas of each ensemble, and a recipe with ``g`` genes
 replicas and ``p`` component replicas can be read out of them without training: draw ``g`` of
 the genes replicas and ``p`` of the component replicas (without replacement, across fits), pool
-them by the recipe's linkage (:class:`scgan_cluster.model.Pool`, agreement-weighted, as a fit
+them by the recipe's linkage (``scrna_readout.readout_pool``: agreement-weighted, as a fit
 pools its own), and score the pooled labels. Each allocation is drawn ``--draws`` times per
 dataset.
 
@@ -27,12 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from _protocol import score, write_json
-
-from scgan_cluster.model import Pool, replica_weights
-from scgan_cluster.recipes import RECIPES
+from scrna_readout import SPLITS, readout_pool
 
 SCORED = ("train", "val")
-SPLITS = ("train", "val", "test")
 NUMBERS = ("train_nmi", "train_ari", "val_nmi", "val_ari")
 
 
@@ -89,21 +86,17 @@ def draw_scores(data: dict, allocation: tuple[int, int], draws: int) -> np.ndarr
     for d in range(draws):
         rng = np.random.default_rng(d)
         picks = [rng.choice(h, n, replace=False) for n, h in zip(allocation, have, strict=True)]
-        labels = {
-            s: np.concatenate(
-                [e[s][:, pick] for e, pick in zip(data["ensembles"], picks, strict=True)], axis=1
-            ).astype(np.int64)
+        fit = {
+            s: {
+                "labels": np.concatenate(
+                    [e[s][:, pick] for e, pick in zip(data["ensembles"], picks, strict=True)],
+                    axis=1,
+                )
+            }
             for s in SPLITS
         }
-        pool = Pool.fit(
-            labels["train"],
-            data["k"],
-            replica_weights(labels["train"])[1],
-            method="linkage",
-            max_cells=RECIPES["lognorm"].pool_max_cells,
-            random_state=d,
-        )
-        scored = {s: score(data["truth"][s], pool.predict(labels[s])) for s in SCORED}
+        labels = readout_pool(fit, data["k"], "linkage", d)  # the recipe's pool, as a fit's
+        scored = {s: score(data["truth"][s], labels[s]) for s in SCORED}
         rows.append([scored[s][m] for s in SCORED for m in ("nmi", "ari")])
     return np.asarray(rows)
 

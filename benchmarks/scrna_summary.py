@@ -224,7 +224,7 @@ _R5, _R10 = PREVIOUS_RECIPE.n_runs, CLUSTERGAN_VARIANTS["auto_r10"].n_runs
 
 
 def genes_budget(n_clusters: int) -> int:
-    """The default recipe's iterations of its genes ensemble for K clusters."""
+    """The previous default's iterations of its genes ensemble for K clusters."""
     return PREVIOUS_RECIPE.budget(int(n_clusters), _PREVIOUS_GENES)
 
 
